@@ -1,0 +1,402 @@
+/*
+ * gocc.h - the one public header of libgocc: Go's concurrency model for C11.
+ *
+ * Tasks (goroutines) on cached OS threads, channels with direct handoff,
+ * select, context cancellation trees and one shared timer thread. Every
+ * blocking call takes a context and is woken by its cancellation directly.
+ *
+ * Conventions (shared/API.md is the contract):
+ *  - Functions that can fail return int: 0 or a NEGATIVE errno (GOCC_E*).
+ *  - Constructors return a pointer, or NULL with errno set (ENOMEM, EINVAL).
+ *  - Misuse that Go answers with a panic returns an error and changes nothing.
+ *  - Times are int64_t nanoseconds on the monotonic clock.
+ *  - Reference-counted objects (channels, contexts) start with one reference
+ *    owned by the creator.
+ *
+ * Link with `pkg-config --libs gocc` (or `-lgocc -pthread`).
+ */
+#ifndef GOCC_H
+#define GOCC_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks a public symbol: exported from the shared library, hidden otherwise. */
+#if defined(_WIN32)
+#define GOCC_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define GOCC_API __attribute__((visibility("default")))
+#else
+#define GOCC_API
+#endif
+
+/** @name Version */
+/** @{ */
+#define GOCC_VERSION_MAJOR 0
+#define GOCC_VERSION_MINOR 1
+#define GOCC_VERSION_PATCH 0
+/** The library's version as "MAJOR.MINOR.PATCH" (that of the linked library). */
+GOCC_API const char *gocc_version(void);
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Conventions: error codes, time */
+/** @{ */
+
+#define GOCC_OK 0                  /**< success */
+#define GOCC_ECLOSED (-EPIPE)      /**< channel closed / send on closed channel */
+#define GOCC_ECANCELED (-ECANCELED) /**< context canceled */
+#define GOCC_EDEADLINE (-ETIMEDOUT) /**< context deadline exceeded */
+#define GOCC_EAGAIN (-EAGAIN)      /**< would block / queue full / no thread */
+#define GOCC_ENOMEM (-ENOMEM)      /**< out of memory */
+#define GOCC_EINVAL (-EINVAL)      /**< invalid argument or misuse */
+#define GOCC_ESHUTDOWN (-ESHUTDOWN) /**< the pool is shut down */
+
+#define GOCC_NANOSECOND 1LL             /**< one nanosecond */
+#define GOCC_MICROSECOND 1000LL         /**< one microsecond in ns */
+#define GOCC_MILLISECOND 1000000LL      /**< one millisecond in ns */
+#define GOCC_SECOND 1000000000LL        /**< one second in ns */
+
+/**
+ * Text for an error code, in Go's wording ("context canceled", ...).
+ * @param err a GOCC_E* code (or any negative errno).
+ * @return a static string; never NULL. Unknown codes use strerror(-err).
+ */
+GOCC_API const char *gocc_strerror(int err);
+
+/** Nanoseconds on the monotonic clock (CLOCK_MONOTONIC). */
+GOCC_API int64_t gocc_now(void);
+
+/** @} */
+
+typedef struct gocc_ctx gocc_ctx_t;
+typedef struct gocc_chan gocc_chan_t;
+
+/**
+ * A task function: context first, as Go's rule says. A non-zero return is
+ * the task's error (ignored by gocc_go; groups collect it).
+ */
+typedef int (*gocc_fn)(gocc_ctx_t *ctx, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/** @name Tasks (goroutines) */
+/** @{ */
+
+/**
+ * Run fn(ctx, arg) concurrently on a runtime-managed OS thread.
+ *
+ * An idle cached thread takes the task if there is one (no pthread_create);
+ * otherwise a new thread is made. The task holds a reference to @p ctx
+ * (NULL means background) until fn returns. The task is counted in
+ * gocc_tasks_live() before this call returns.
+ *
+ * @return 0; GOCC_EINVAL if fn is NULL; GOCC_ENOMEM; GOCC_EAGAIN when no
+ *         thread can be made (the configured maximum, or the OS refused).
+ */
+GOCC_API int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg);
+
+/**
+ * Number of tasks started by any part of the library whose function has not
+ * returned yet. Exact. A drop is release/acquire ordered: a caller that sees
+ * it also sees every write the finished task made.
+ */
+GOCC_API size_t gocc_tasks_live(void);
+
+/** Runtime settings; a zero field means "keep the current value". */
+typedef struct gocc_runtime_config {
+    /** Stack size of task threads made from now on (bytes; default 256 KiB,
+     *  more under sanitizers; raised to PTHREAD_STACK_MIN if smaller). */
+    size_t stack_size;
+    /** How long a cached thread waits for a task before it exits (ns;
+     *  default 10 s). */
+    int64_t idle_timeout_ns;
+    /** Most task threads at once (default 0 = no limit but the OS's);
+     *  gocc_go returns GOCC_EAGAIN beyond it. */
+    size_t max_threads;
+} gocc_runtime_config_t;
+
+/**
+ * Change runtime settings. May be called at any time; a new stack size
+ * applies to threads made afterwards, a new idle timeout to threads that go
+ * idle afterwards.
+ * @return 0, or GOCC_EINVAL for a NULL @p cfg or a negative timeout.
+ */
+GOCC_API int gocc_runtime_configure(const gocc_runtime_config_t *cfg);
+
+/** Current runtime settings (defaults filled in) into @p out. */
+GOCC_API void gocc_runtime_config_get(gocc_runtime_config_t *out);
+
+/** Number of task threads that exist now (running a task or idle). */
+GOCC_API size_t gocc_runtime_threads(void);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Channels */
+/** @{ */
+
+/**
+ * Make a channel of @p capacity elements of @p elem_size bytes each.
+ * Capacity 0 is unbuffered (a send completes when a receiver takes the
+ * value); elem_size 0 makes a signal channel (elem/out may be NULL).
+ * @return the channel with one reference owned by the caller, or NULL with
+ *         errno ENOMEM (or EINVAL when elem_size * capacity overflows).
+ */
+GOCC_API gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity);
+
+/** Add a reference. @return @p ch (NULL stays NULL). */
+GOCC_API gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch);
+
+/**
+ * Drop a reference; the last one frees the channel and any values still
+ * buffered. Releasing does not close: a thread blocked on the channel must
+ * hold its own reference. NULL does nothing.
+ */
+GOCC_API void gocc_chan_release(gocc_chan_t *ch);
+
+/**
+ * Send a copy of *elem (elem_size bytes). Blocks until a receiver takes it
+ * or a buffer slot is free, FIFO among blocked senders.
+ * @param ch  the channel; NULL is Go's nil channel: blocks until @p ctx is
+ *            done (GOCC_EINVAL at once when ctx can never be done).
+ * @param ctx cancellation; NULL = block until done.
+ * @return 0; GOCC_ECLOSED (closed before or while blocked: the value was
+ *         not delivered); the context's error (the send had no effect).
+ */
+GOCC_API int gocc_chan_send(gocc_chan_t *ch, const void *elem, gocc_ctx_t *ctx);
+
+/**
+ * Receive the oldest value into @p out (NULL discards it). After close,
+ * buffered values still drain; then GOCC_ECLOSED with @p out zero-filled.
+ * @return 0; GOCC_ECLOSED; the context's error (nothing was taken).
+ *         A NULL channel behaves as in gocc_chan_send.
+ */
+GOCC_API int gocc_chan_recv(gocc_chan_t *ch, void *out, gocc_ctx_t *ctx);
+
+/** gocc_chan_send without blocking: GOCC_EAGAIN where it would block
+ *  (always for a NULL channel). Fails without taking the lock when the
+ *  answer is plain. */
+GOCC_API int gocc_chan_try_send(gocc_chan_t *ch, const void *elem);
+
+/** gocc_chan_recv without blocking: GOCC_EAGAIN where it would block. */
+GOCC_API int gocc_chan_try_recv(gocc_chan_t *ch, void *out);
+
+/**
+ * Close: blocked receivers get GOCC_ECLOSED (after the buffer drains),
+ * blocked senders GOCC_ECLOSED with their value not delivered.
+ * @return 0; GOCC_ECLOSED if already closed; GOCC_EINVAL for NULL.
+ */
+GOCC_API int gocc_chan_close(gocc_chan_t *ch);
+
+/** Number of buffered values (0 for NULL). A snapshot. */
+GOCC_API size_t gocc_chan_len(gocc_chan_t *ch);
+
+/** Capacity given at creation (0 for NULL). */
+GOCC_API size_t gocc_chan_cap(gocc_chan_t *ch);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Select */
+/** @{ */
+
+enum { GOCC_RECV = 1, GOCC_SEND = 2 };
+
+/** One case of a select. */
+typedef struct gocc_case {
+    gocc_chan_t *ch; /**< NULL: this case is never ready (nil channel) */
+    int dir;         /**< GOCC_RECV or GOCC_SEND */
+    void *elem;      /**< SEND: value to send; RECV: where to store, may be NULL */
+    bool ok;         /**< out: true if the op completed with a value, false if
+                          it completed because ch is closed */
+} gocc_case_t;
+
+/**
+ * Wait until one case can proceed and do exactly that one operation.
+ *
+ * Ready cases are chosen uniformly at random. A closed channel makes its
+ * case ready: RECV gets ok=false and a zero-filled elem; SEND is chosen with
+ * ok=false and nothing sent. Send and receive cases on the same channel
+ * are allowed. Channels are locked in address order (no deadlock between
+ * selects) and the context's cancellation wakes the select directly.
+ *
+ * @return the index of the case that proceeded; the context's error;
+ *         GOCC_EINVAL for a bad case (dir, NULL cases with n > 0), or when
+ *         nothing can ever proceed (n == 0 or only nil cases) and ctx can
+ *         never be done; GOCC_ENOMEM when n is large and memory ran out.
+ */
+GOCC_API int gocc_select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx);
+
+/** Go's select with a default branch: the index of a ready case, else
+ *  GOCC_EAGAIN. */
+GOCC_API int gocc_select_try(gocc_case_t *cases, size_t n);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Contexts */
+/** @{ */
+
+/** The root context: never done; retain/release are no-ops. */
+GOCC_API gocc_ctx_t *gocc_ctx_background(void);
+
+/**
+ * A child of @p parent (NULL = background) that is done when cancelled or
+ * when the parent is done. Retains the parent. A child of a done parent is
+ * born done. Owner pattern: create, use, gocc_ctx_cancel, gocc_ctx_release.
+ * @return the context (one reference), or NULL with errno ENOMEM.
+ */
+GOCC_API gocc_ctx_t *gocc_ctx_with_cancel(gocc_ctx_t *parent);
+
+/** with_deadline(parent, gocc_now() + timeout_ns). */
+GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_ns);
+
+/**
+ * A cancellable child that becomes done with GOCC_EDEADLINE at
+ * @p deadline_ns (monotonic), or earlier when the parent's deadline is
+ * earlier. A deadline in the past is done at once. Driven by the runtime's
+ * one timer thread.
+ * @return the context, or NULL with errno ENOMEM / EAGAIN (no timer thread).
+ */
+GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline_ns);
+
+/**
+ * A child carrying @p key -> @p value (keys compare by pointer). Done when
+ * the parent is; cannot be cancelled itself. The value is borrowed: it must
+ * outlive the context.
+ */
+GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
+
+/** A child with the parent's values that is never done. */
+GOCC_API gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent);
+
+/**
+ * Cancel @p ctx and every descendant with GOCC_ECANCELED. Idempotent, any
+ * thread, also from a task waiting on ctx. Does nothing for background,
+ * value and without_cancel contexts, and for NULL.
+ */
+GOCC_API void gocc_ctx_cancel(gocc_ctx_t *ctx);
+
+/** As gocc_ctx_cancel, recording @p cause (0 = no cause) for gocc_ctx_cause
+ *  on ctx and its descendants. */
+GOCC_API void gocc_ctx_cancel_cause(gocc_ctx_t *ctx, int cause);
+
+/** 0 while not done, else GOCC_ECANCELED or GOCC_EDEADLINE. One atomic
+ *  load. NULL is background (0). */
+GOCC_API int gocc_ctx_err(gocc_ctx_t *ctx);
+
+/** The cause given to the cancellation that made ctx done, else err. */
+GOCC_API int gocc_ctx_cause(gocc_ctx_t *ctx);
+
+/**
+ * A channel closed when ctx is done (made on first call), borrowed: valid
+ * while the caller holds ctx. NULL when ctx can never be done (background,
+ * without_cancel and their value children), or with errno ENOMEM.
+ */
+GOCC_API gocc_chan_t *gocc_ctx_done(gocc_ctx_t *ctx);
+
+/** True, with *deadline_ns set (may be NULL), if ctx has a deadline. */
+GOCC_API bool gocc_ctx_deadline(gocc_ctx_t *ctx, int64_t *deadline_ns);
+
+/** The value for @p key on ctx or its nearest ancestor, else NULL. */
+GOCC_API void *gocc_ctx_value(gocc_ctx_t *ctx, const void *key);
+
+/** Add a reference. @return ctx. */
+GOCC_API gocc_ctx_t *gocc_ctx_retain(gocc_ctx_t *ctx);
+
+/** Drop a reference (does NOT cancel). The memory goes with the last
+ *  reference; children and tasks hold their own. NULL does nothing. */
+GOCC_API void gocc_ctx_release(gocc_ctx_t *ctx);
+
+typedef struct gocc_after_func gocc_after_func_t;
+
+/**
+ * Run fn(arg) in its own task once ctx is done (Go 1.21 context.AfterFunc);
+ * at once if it is already done. A pending function holds a reference to
+ * the context it waits on. If no task can be started, fn runs on the thread
+ * that cancelled.
+ * @param stop_handle out, may be NULL: a handle owned by the context, valid
+ *        while the caller holds its reference to ctx.
+ * @return 0, GOCC_EINVAL (NULL ctx or fn), GOCC_ENOMEM.
+ */
+GOCC_API int gocc_ctx_after_func(gocc_ctx_t *ctx, void (*fn)(void *), void *arg,
+                                 gocc_after_func_t **stop_handle);
+
+/** Stop a pending after_func: true if this call stopped it from running
+ *  (the first stop before it started); false afterwards or for NULL. */
+GOCC_API bool gocc_ctx_after_func_stop(gocc_after_func_t *h);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Timers and tickers (Go 1.23 semantics) */
+/** @{ */
+
+typedef struct gocc_timer gocc_timer_t;
+typedef struct gocc_ticker gocc_ticker_t;
+
+/**
+ * A timer that delivers one int64_t (the fire time, gocc_now() clock) on its
+ * channel after @p d_ns (<= 0: at once). All timers share one timer thread.
+ * @return the timer, or NULL with errno ENOMEM / EAGAIN.
+ */
+GOCC_API gocc_timer_t *gocc_timer_new(int64_t d_ns);
+
+/** The timer's channel (capacity 1), borrowed: valid until gocc_timer_free
+ *  unless retained. */
+GOCC_API gocc_chan_t *gocc_timer_chan(gocc_timer_t *t);
+
+/**
+ * Stop the timer. A fire whose value was not received yet is discarded:
+ * after stop returns no stale value can be received.
+ * @return true if it stopped a pending fire (armed or sent-but-unreceived);
+ *         false if the value was received, the timer was already stopped, or t is NULL.
+ */
+GOCC_API bool gocc_timer_stop(gocc_timer_t *t);
+
+/** Stop, then arm to fire after @p d_ns. @return what stop would have
+ *  returned. */
+GOCC_API bool gocc_timer_reset(gocc_timer_t *t, int64_t d_ns);
+
+/** Stop and free. The channel lives on while retained elsewhere. */
+GOCC_API void gocc_timer_free(gocc_timer_t *t);
+
+/**
+ * A ticker: its channel (capacity 1) receives the tick time every
+ * @p period_ns; ticks are dropped for a slow receiver.
+ * @return the ticker, or NULL with errno EINVAL (period <= 0), ENOMEM, EAGAIN.
+ */
+GOCC_API gocc_ticker_t *gocc_ticker_new(int64_t period_ns);
+
+/** The ticker's channel, borrowed like gocc_timer_chan. */
+GOCC_API gocc_chan_t *gocc_ticker_chan(gocc_ticker_t *t);
+
+/** Change the period (and restart it); discards a pending tick.
+ *  @return 0 or GOCC_EINVAL (NULL, period <= 0). */
+GOCC_API int gocc_ticker_reset(gocc_ticker_t *t, int64_t period_ns);
+
+/** Stop ticking; discards a pending tick. Reset starts it again. */
+GOCC_API void gocc_ticker_stop(gocc_ticker_t *t);
+
+/** Stop and free. */
+GOCC_API void gocc_ticker_free(gocc_ticker_t *t);
+
+/**
+ * Sleep @p d_ns (<= 0 returns at once), woken early by ctx's cancellation.
+ * @return 0, the context's error, or GOCC_ENOMEM / GOCC_EAGAIN.
+ */
+GOCC_API int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx);
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOCC_H */

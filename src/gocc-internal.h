@@ -1,0 +1,238 @@
+/*
+ * gocc-internal.h - what the modules of libgocc share and nothing else.
+ *
+ * The one parking primitive (gocc__waiter, park.c), the per-case wait record
+ * every channel queue holds (gocc__sudog), the timer thread's entries
+ * (timer.c), the channel internals select needs (chan.c), the context hooks
+ * blocking calls use (ctx.c) and the task runtime's bookkeeping (runtime.c).
+ *
+ * Global lock order (never acquire against it):
+ *   ctx->mu (parent before child)  ->  channel locks (address order, select)
+ *   ->  timer heap lock  ->  runtime (thread cache) lock.
+ * A waiter is woken only after every channel lock is dropped.
+ */
+#ifndef GOCC_INTERNAL_H
+#define GOCC_INTERNAL_H
+
+#include "gocc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GOCC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define gocc__container_of(p, type, member) \
+    ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+#if defined(__GNUC__)
+#define GOCC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GOCC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define GOCC_LIKELY(x) (x)
+#define GOCC_UNLIKELY(x) (x)
+#endif
+
+/* Sanitizer detection (gcc defines __SANITIZE_*, clang has __has_feature). */
+#if defined(__SANITIZE_THREAD__)
+#define GOCC_TSAN 1
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define GOCC_ASAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GOCC_TSAN 1
+#endif
+#if __has_feature(address_sanitizer)
+#define GOCC_ASAN 1
+#endif
+#endif
+
+/* ---- memory: every allocation of the library goes through these ---- */
+
+void *gocc__malloc(size_t n);
+void *gocc__calloc(size_t nmemb, size_t n);
+void *gocc__realloc(void *p, size_t n);
+void gocc__free(void *p);
+
+/* Aborts: only for the impossible (a pthread call failing on a valid object). */
+void gocc__mutex_init(pthread_mutex_t *mu);
+static inline void gocc__lock(pthread_mutex_t *mu) {
+    if (GOCC_UNLIKELY(pthread_mutex_lock(mu) != 0)) abort();
+}
+static inline void gocc__unlock(pthread_mutex_t *mu) {
+    if (GOCC_UNLIKELY(pthread_mutex_unlock(mu) != 0)) abort();
+}
+
+/* Per-thread pseudo-random numbers (xorshift), for select's poll order. */
+uint32_t gocc__rand(void);
+
+/* ---- parking (park.c) ----
+ *
+ * Every thread has one waiter record. A blocking operation arms it, enqueues
+ * one sudog per channel it waits on, drops the channel locks and parks. A
+ * waker that finds a sudog in a queue first CLAIMS the waiter (an atomic
+ * 0 -> 1 on w->claim); only the winner of that claim completes the operation,
+ * records itself in w->winner, and after dropping its locks calls
+ * gocc__wake(w). A claim that fails means the waiter was already taken by
+ * another case (or its context, or its timeout): the waker unlinks that
+ * stale sudog and looks at the next one.
+ *
+ * Contract (as in Go's sema.go): every park is paired with exactly one wake,
+ * and a wake that comes before the park is not lost.
+ */
+typedef struct gocc__sudog gocc__sudog;
+
+/* Why a waiter is blocked (for the dump; written when it parks). */
+enum gocc__wait_reason {
+    GOCC_WAIT_NONE = 0,
+    GOCC_WAIT_CHAN_RECV,
+    GOCC_WAIT_CHAN_SEND,
+    GOCC_WAIT_SELECT,
+    GOCC_WAIT_SELECT_NO_CASES,
+    GOCC_WAIT_SLEEP,
+    GOCC_WAIT_IDLE, /* a cached thread waiting for a task */
+};
+
+typedef struct gocc__waiter {
+    _Atomic uint32_t state;   /* GOCC__PARK_*: the futex word */
+    _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
+    gocc__sudog *winner;      /* written by the claimer before the wake */
+#if !defined(__linux__)
+    pthread_mutex_t mu;       /* condvar fallback */
+    pthread_cond_t cv;
+#endif
+    int reason;               /* enum gocc__wait_reason, for the dump */
+    int64_t since;            /* when it parked */
+} gocc__waiter;
+
+/* Marker winner: the waiter's timeout fired (gocc__timed_wait). */
+#define GOCC__WINNER_TIMEOUT ((gocc__sudog *)(uintptr_t)1)
+
+/* The calling thread's waiter (made on first use; lives as long as the
+ * thread). gocc__self_try returns NULL if that first allocation fails;
+ * gocc__self is for threads known to have one already. */
+gocc__waiter *gocc__self_try(void);
+gocc__waiter *gocc__self(void);
+
+/* Arm for a new wait: claim = 0, state = waiting. Call before enqueueing. */
+void gocc__waiter_arm(gocc__waiter *w);
+
+/* Try to take the waiter: true for exactly one caller per armed wait. */
+static inline bool gocc__waiter_claim(gocc__waiter *w) {
+    int expect = 0;
+    return atomic_compare_exchange_strong_explicit(&w->claim, &expect, 1,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+
+/* Block until woken. Spins briefly first (a wake often comes within a few
+ * microseconds on another core), then sleeps on the futex / condvar. */
+void gocc__park(gocc__waiter *w);
+
+/* Like gocc__park, giving up at @p deadline (monotonic ns). Returns true
+ * if woken, false on timeout (the caller must then settle the race with a
+ * possible waker itself, under its own lock). */
+bool gocc__park_until(gocc__waiter *w, int64_t deadline);
+
+/* Wake a claimed waiter. Call with no channel lock held. */
+void gocc__wake(gocc__waiter *w);
+
+/* ---- channels (chan.c) ---- */
+
+/* One wait record: a waiter blocked on one case of one channel. Lives on
+ * the blocked thread's stack; linked into ch->sendq or ch->recvq. */
+struct gocc__sudog {
+    gocc__waiter *w;
+    gocc_chan_t *ch;
+    gocc__sudog *prev, *next; /* queue links, under ch->mu */
+    gocc__sudog *wake_next;   /* close's list of waiters to wake */
+    void *elem;               /* send: source; recv: destination (may be NULL) */
+    int case_index;           /* index in the select's cases */
+    bool queued;              /* in a queue (under ch->mu) */
+    bool ok;                  /* set by the claimer: completed with a value */
+};
+
+typedef struct gocc__waitq {
+    _Atomic(gocc__sudog *) first; /* atomic only for the lock-free peek */
+    gocc__sudog *last;
+} gocc__waitq;
+
+struct gocc_chan {
+    pthread_mutex_t mu;
+    _Atomic size_t refs;
+    size_t elem_size;
+    size_t cap;
+    _Atomic size_t count;   /* values in buf; written under mu */
+    size_t recvx, sendx;    /* ring indices, under mu */
+    _Atomic bool closed;    /* written under mu */
+    gocc__waitq recvq;      /* blocked receivers, FIFO */
+    gocc__waitq sendq;      /* blocked senders, FIFO */
+    unsigned char *buf;     /* cap * elem_size bytes, follows the struct */
+};
+
+/* Poll one case with ch->mu held. On success fills s->ok and returns true;
+ * any waiter to wake is added to *wake (woken by the caller after unlock). */
+bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
+                            gocc__waiter **wake);
+void gocc__waitq_push(gocc__waitq *q, gocc__sudog *s);
+void gocc__waitq_remove(gocc__waitq *q, gocc__sudog *s);
+
+/* ---- select (select.c) ---- */
+
+/* The engine behind send, recv, select and sleep: poll the cases in random
+ * order; if none is ready and @p block, wait on all of them plus ctx's done
+ * channel plus, when @p deadline >= 0, a timeout at that monotonic time.
+ * Returns the case index, GOCC_EAGAIN (not blocking, or the deadline
+ * passed), the context's error, GOCC_EINVAL or GOCC_ENOMEM. */
+int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
+                 int64_t deadline, int reason);
+
+/* ---- contexts (ctx.c) ---- */
+
+/* The done channel to wait on (lazily made), or NULL for a context that can
+ * never be done. *err gets GOCC_ENOMEM when it could not be made. */
+gocc_chan_t *gocc__ctx_done_chan(gocc_ctx_t *ctx, int *err);
+
+/* ---- timers (timer.c) ----
+ *
+ * One timer thread runs every timer's callback, in deadline order, with the
+ * heap lock dropped. An entry is owned by its embedder; gocc__timer_del_sync
+ * guarantees the callback is not running when it returns, so a stack entry
+ * may then go out of scope.
+ */
+typedef struct gocc__timer_entry {
+    int64_t when;                           /* under the heap lock */
+    int64_t period;                         /* > 0: re-armed after each fire */
+    uint64_t seq;                           /* ties broken by insertion order */
+    size_t heap_index;                      /* SIZE_MAX when not in the heap */
+    void (*fn)(struct gocc__timer_entry *e, int64_t now);
+    void *arg;
+    bool firing;                            /* callback running */
+} gocc__timer_entry;
+
+void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int64_t),
+                      void *arg);
+/* Reserve (or give back) room for one entry in the heap, and make sure the
+ * timer thread runs, so that gocc__timer_add cannot fail afterwards.
+ * Returns 0, GOCC_ENOMEM or GOCC_EAGAIN. */
+int gocc__timer_reserve(void);
+void gocc__timer_unreserve(void);
+/* Arm (or re-arm) at @p when, repeating every @p period ns if > 0. The
+ * entry must hold a reservation. */
+void gocc__timer_add(gocc__timer_entry *e, int64_t when, int64_t period);
+/* Disarm: true if it was armed and is now removed (its callback will not
+ * run). False if it was not armed or is firing right now. */
+bool gocc__timer_del(gocc__timer_entry *e);
+/* As gocc__timer_del, and when the callback is running on another thread,
+ * wait for it to return first. */
+bool gocc__timer_del_sync(gocc__timer_entry *e);
+
+/* ---- runtime (runtime.c) ---- */
+
+/* Count/uncount a task (every part of the library that starts one). */
+void gocc__tasks_inc(void);
+void gocc__tasks_dec(void);
+
+#endif /* GOCC_INTERNAL_H */

@@ -1,0 +1,224 @@
+/*
+ * park.c - the one parking primitive every blocking call goes through.
+ *
+ * Each thread owns one gocc__waiter (thread-local, made on first use). A
+ * blocked thread sleeps on its own futex word (Linux) or its own
+ * mutex+condvar (elsewhere), so a wake touches exactly the thread it is for:
+ * no broadcast, no thundering herd.
+ *
+ * Contract (Go's sema.go): every park is paired with exactly one wake, and a
+ * wake that arrives before the park is not lost. The pairing comes from the
+ * claim: a waker wakes a waiter only after winning gocc__waiter_claim, which
+ * succeeds once per armed wait.
+ *
+ * The futex word moves WAITING -> SLEEPING (by the parker, when it gives up
+ * spinning) and {WAITING,SLEEPING} -> WOKEN (by the waker). The waker issues
+ * FUTEX_WAKE only when it saw SLEEPING. A stray FUTEX_WAKE reaching a later
+ * wait is harmless: the parker re-checks the word in a loop.
+ *
+ * Also here: the allocation wrappers every module uses, and the per-thread
+ * xorshift generator select draws its poll order from.
+ */
+#include "gocc-internal.h"
+
+#include <time.h>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+enum { GOCC__PARK_WAITING = 0, GOCC__PARK_SLEEPING = 1, GOCC__PARK_WOKEN = 2 };
+
+/* Spin iterations before sleeping. A handoff between two running threads
+ * lands in well under this; on an idle partner it costs ~1-2 us. */
+#define GOCC__SPIN 200
+
+/* ---- allocation ---- */
+
+void *gocc__malloc(size_t n) { return malloc(n ? n : 1); }
+void *gocc__calloc(size_t nmemb, size_t n) { return calloc(nmemb ? nmemb : 1, n ? n : 1); }
+void *gocc__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+void gocc__free(void *p) { free(p); }
+
+void gocc__mutex_init(pthread_mutex_t *mu) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+#if defined(PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP) && !defined(GOCC_TSAN)
+    /* glibc's adaptive mutex spins briefly before sleeping: channel critical
+     * sections are a few dozen instructions, so a contended lock is usually
+     * free again within the spin. (GNU extension, guarded.) */
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    if (pthread_mutex_init(mu, &attr) != 0) abort();
+    pthread_mutexattr_destroy(&attr);
+}
+
+/* ---- per-thread state ---- */
+
+static _Thread_local gocc__waiter *self_waiter;
+static _Thread_local uint32_t rand_state;
+static pthread_key_t waiter_key;
+static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
+
+static void waiter_destroy(void *p) {
+    gocc__waiter *w = p;
+#if !defined(__linux__)
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+#endif
+    gocc__free(w);
+}
+
+static void waiter_key_make(void) {
+    if (pthread_key_create(&waiter_key, waiter_destroy) != 0) abort();
+}
+
+/* Made once per thread, freed by the key's destructor when the thread
+ * exits. gocc__self_try returns NULL when that first allocation fails, so
+ * blocking calls can answer GOCC_ENOMEM instead. */
+gocc__waiter *gocc__self_try(void) {
+    gocc__waiter *w = self_waiter;
+    if (GOCC_LIKELY(w != NULL)) return w;
+    pthread_once(&waiter_key_once, waiter_key_make);
+    w = gocc__calloc(1, sizeof *w);
+    if (w == NULL) return NULL;
+#if !defined(__linux__)
+    gocc__mutex_init(&w->mu);
+    pthread_cond_init(&w->cv, NULL);
+#endif
+    atomic_init(&w->state, GOCC__PARK_WAITING);
+    atomic_init(&w->claim, 1);
+    pthread_setspecific(waiter_key, w);
+    self_waiter = w;
+    return w;
+}
+
+gocc__waiter *gocc__self(void) {
+    gocc__waiter *w = gocc__self_try();
+    if (w == NULL) abort(); /* only callers that allocated it before */
+    return w;
+}
+
+uint32_t gocc__rand(void) {
+    uint32_t x = rand_state;
+    if (GOCC_UNLIKELY(x == 0)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&rand_state ^ 0x9e3779b9u;
+        if (x == 0) x = 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    rand_state = x;
+    return x;
+}
+
+/* ---- park / wake ---- */
+
+void gocc__waiter_arm(gocc__waiter *w) {
+    atomic_store_explicit(&w->state, GOCC__PARK_WAITING, memory_order_relaxed);
+    w->winner = NULL;
+    /* Release: a claimer that wins sees the armed state above. */
+    atomic_store_explicit(&w->claim, 0, memory_order_release);
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#if defined(__linux__)
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
+}
+static void futex_wake(_Atomic uint32_t *addr) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+#endif
+
+#if defined(__linux__)
+static bool spin_for_wake(gocc__waiter *w) {
+    for (int i = 0; i < GOCC__SPIN; i++) {
+        if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN)
+            return true;
+        cpu_relax();
+    }
+    return false;
+}
+#endif
+
+/* deadline < 0: no deadline. */
+static bool park_impl(gocc__waiter *w, int64_t deadline) {
+#if defined(__linux__)
+    if (spin_for_wake(w)) return true;
+    uint32_t expect = GOCC__PARK_WAITING;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &expect, GOCC__PARK_SLEEPING,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return true; /* only a waker changes WAITING: it is WOKEN */
+    for (;;) {
+        if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN)
+            return true;
+        if (deadline < 0) {
+            futex_wait(&w->state, GOCC__PARK_SLEEPING, NULL);
+        } else {
+            int64_t left = deadline - gocc_now();
+            if (left <= 0) {
+                /* Back to WAITING unless a wake got in first. */
+                expect = GOCC__PARK_SLEEPING;
+                if (atomic_compare_exchange_strong_explicit(
+                        &w->state, &expect, GOCC__PARK_WAITING, memory_order_acq_rel,
+                        memory_order_acquire))
+                    return false;
+                return true;
+            }
+            struct timespec rel = {(time_t)(left / GOCC_SECOND), (long)(left % GOCC_SECOND)};
+            futex_wait(&w->state, GOCC__PARK_SLEEPING, &rel);
+        }
+    }
+#else
+    gocc__lock(&w->mu);
+    while (atomic_load_explicit(&w->state, memory_order_acquire) != GOCC__PARK_WOKEN) {
+        if (deadline < 0) {
+            pthread_cond_wait(&w->cv, &w->mu);
+        } else {
+            if (gocc_now() >= deadline) {
+                gocc__unlock(&w->mu);
+                return false;
+            }
+            /* The fallback condvar uses CLOCK_REALTIME; convert the span. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t t = (int64_t)ts.tv_sec * GOCC_SECOND + ts.tv_nsec + (deadline - gocc_now());
+            ts.tv_sec = (time_t)(t / GOCC_SECOND);
+            ts.tv_nsec = (long)(t % GOCC_SECOND);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        }
+    }
+    gocc__unlock(&w->mu);
+    return true;
+#endif
+}
+
+void gocc__park(gocc__waiter *w) { (void)park_impl(w, -1); }
+
+bool gocc__park_until(gocc__waiter *w, int64_t deadline) {
+    return park_impl(w, deadline < 0 ? 0 : deadline);
+}
+
+void gocc__wake(gocc__waiter *w) {
+#if defined(__linux__)
+    uint32_t old = atomic_exchange_explicit(&w->state, GOCC__PARK_WOKEN, memory_order_acq_rel);
+    if (old == GOCC__PARK_SLEEPING) futex_wake(&w->state);
+#else
+    gocc__lock(&w->mu);
+    atomic_store_explicit(&w->state, GOCC__PARK_WOKEN, memory_order_release);
+    pthread_cond_signal(&w->cv);
+    gocc__unlock(&w->mu);
+#endif
+}

@@ -1,0 +1,259 @@
+/*
+ * runtime.c - tasks (goroutines) on cached OS threads, and the small
+ * process-wide facts every module needs (error texts, the clock, version).
+ *
+ * A task is a function run on a runtime thread. Threads are cached: one
+ * that finishes its task puts itself on the idle list and parks on its own
+ * waiter; gocc_go hands the next task to the most recently idled thread (a
+ * warm stack) and wakes exactly that thread. Only when no thread is idle is
+ * one created. An idle thread that gets no task for idle_timeout removes
+ * itself from the list and exits; the oldest idle threads time out first.
+ *
+ * Invariants:
+ *  - tasks_live counts tasks whose fn has not returned. It goes up before
+ *    gocc_go hands the task over and down (release) only after fn returned
+ *    and the thread is back on the idle list ("thread reuse" in API.md).
+ *  - A worker is on the idle list iff wk->idle; only a thread holding rt.mu
+ *    takes it off, so exactly one party decides its fate: gocc_go (assign
+ *    and wake) or the worker itself (time out and exit).
+ *
+ * Lock order: rt.mu is a leaf. Nothing else is locked while holding it.
+ *
+ * Threads are detached and block every signal (a good guest in someone
+ * else's process: signals go to the application's own threads). A process
+ * may exit at any moment; idle threads just vanish with it.
+ */
+#include "gocc-internal.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+
+#if defined(GOCC_ASAN) || defined(GOCC_TSAN)
+#define GOCC__DEFAULT_STACK (1024u * 1024u) /* sanitizers need room */
+#else
+#define GOCC__DEFAULT_STACK (256u * 1024u)
+#endif
+#define GOCC__DEFAULT_IDLE (10 * GOCC_SECOND)
+
+typedef struct worker {
+    struct worker *prev, *next; /* idle list, under rt.mu */
+    bool idle;                  /* on the idle list, under rt.mu */
+    gocc__waiter *w;            /* the thread's waiter, NULL if it has none */
+    /* The task to run: written by gocc_go before the wake (or before
+     * pthread_create), read by the worker after it. */
+    gocc_fn fn;
+    gocc_ctx_t *ctx;
+    void *arg;
+} worker;
+
+static struct {
+    pthread_mutex_t mu;
+    worker *idle_head; /* most recently idle first */
+    worker *idle_tail;
+    size_t nthreads;   /* task threads that exist */
+    size_t nidle;
+    size_t stack_size;
+    int64_t idle_timeout;
+    size_t max_threads;
+} rt = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .stack_size = GOCC__DEFAULT_STACK,
+    .idle_timeout = GOCC__DEFAULT_IDLE,
+};
+
+static _Atomic size_t tasks_live;
+
+void gocc__tasks_inc(void) { atomic_fetch_add_explicit(&tasks_live, 1, memory_order_relaxed); }
+void gocc__tasks_dec(void) { atomic_fetch_sub_explicit(&tasks_live, 1, memory_order_release); }
+size_t gocc_tasks_live(void) { return atomic_load_explicit(&tasks_live, memory_order_acquire); }
+
+/* ---- the idle list (caller holds rt.mu) ---- */
+
+static void idle_push(worker *wk) {
+    wk->prev = NULL;
+    wk->next = rt.idle_head;
+    if (rt.idle_head) rt.idle_head->prev = wk;
+    else rt.idle_tail = wk;
+    rt.idle_head = wk;
+    wk->idle = true;
+    rt.nidle++;
+}
+
+static void idle_remove(worker *wk) {
+    if (wk->prev) wk->prev->next = wk->next;
+    else rt.idle_head = wk->next;
+    if (wk->next) wk->next->prev = wk->prev;
+    else rt.idle_tail = wk->prev;
+    wk->prev = wk->next = NULL;
+    wk->idle = false;
+    rt.nidle--;
+}
+
+/* ---- worker threads ---- */
+
+static void run_task(worker *wk) {
+    gocc_fn fn = wk->fn;
+    gocc_ctx_t *ctx = wk->ctx;
+    (void)fn(ctx, wk->arg);
+    gocc_ctx_release(ctx);
+    wk->fn = NULL;
+    wk->ctx = NULL;
+    wk->arg = NULL;
+}
+
+static void *worker_main(void *p) {
+    worker *wk = p;
+    wk->w = gocc__self_try();
+    for (;;) {
+        run_task(wk);
+
+        gocc__lock(&rt.mu);
+        if (wk->w == NULL) { /* cannot park: do not cache this thread */
+            rt.nthreads--;
+            gocc__unlock(&rt.mu);
+            gocc__tasks_dec();
+            break;
+        }
+        gocc__waiter_arm(wk->w);
+        int64_t timeout = rt.idle_timeout;
+        idle_push(wk);
+        gocc__unlock(&rt.mu);
+        gocc__tasks_dec(); /* after the thread is reusable */
+
+        wk->w->reason = GOCC_WAIT_IDLE;
+        if (!gocc__park_until(wk->w, gocc_now() + timeout)) {
+            gocc__lock(&rt.mu);
+            if (wk->idle) { /* nobody took us: exit */
+                idle_remove(wk);
+                rt.nthreads--;
+                gocc__unlock(&rt.mu);
+                break;
+            }
+            gocc__unlock(&rt.mu);
+            gocc__park(wk->w); /* gocc_go took us; its wake is coming */
+        }
+        wk->w->reason = GOCC_WAIT_NONE;
+    }
+    gocc__free(wk);
+    return NULL;
+}
+
+static int spawn_thread(worker *wk) {
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return GOCC_ENOMEM;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    gocc__lock(&rt.mu);
+    size_t stack = rt.stack_size;
+    gocc__unlock(&rt.mu);
+    if (stack < (size_t)PTHREAD_STACK_MIN) stack = (size_t)PTHREAD_STACK_MIN;
+    pthread_attr_setstacksize(&attr, stack);
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    int rc = pthread_create(&tid, &attr, worker_main, wk);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) return 0;
+    return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
+}
+
+int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
+    if (fn == NULL) return GOCC_EINVAL;
+    gocc__tasks_inc();
+    gocc_ctx_retain(ctx);
+
+    gocc__lock(&rt.mu);
+    worker *wk = rt.idle_head;
+    if (wk != NULL) {
+        idle_remove(wk);
+        wk->fn = fn;
+        wk->ctx = ctx;
+        wk->arg = arg;
+        gocc__unlock(&rt.mu);
+        gocc__wake(wk->w); /* exactly this thread */
+        return 0;
+    }
+    int rc = GOCC_EAGAIN;
+    if (rt.max_threads != 0 && rt.nthreads >= rt.max_threads) goto fail_locked;
+    rt.nthreads++;
+    gocc__unlock(&rt.mu);
+
+    rc = GOCC_ENOMEM;
+    wk = gocc__calloc(1, sizeof *wk);
+    if (wk != NULL) {
+        wk->fn = fn;
+        wk->ctx = ctx;
+        wk->arg = arg;
+        rc = spawn_thread(wk);
+        if (rc == 0) return 0;
+        gocc__free(wk);
+    }
+    gocc__lock(&rt.mu);
+    rt.nthreads--;
+fail_locked:
+    gocc__unlock(&rt.mu);
+    gocc_ctx_release(ctx);
+    gocc__tasks_dec();
+    return rc;
+}
+
+/* ---- configuration ---- */
+
+int gocc_runtime_configure(const gocc_runtime_config_t *cfg) {
+    if (cfg == NULL || cfg->idle_timeout_ns < 0) return GOCC_EINVAL;
+    gocc__lock(&rt.mu);
+    if (cfg->stack_size) rt.stack_size = cfg->stack_size;
+    if (cfg->idle_timeout_ns) rt.idle_timeout = cfg->idle_timeout_ns;
+    if (cfg->max_threads) rt.max_threads = cfg->max_threads;
+    gocc__unlock(&rt.mu);
+    return 0;
+}
+
+void gocc_runtime_config_get(gocc_runtime_config_t *out) {
+    if (out == NULL) return;
+    gocc__lock(&rt.mu);
+    out->stack_size = rt.stack_size;
+    out->idle_timeout_ns = rt.idle_timeout;
+    out->max_threads = rt.max_threads;
+    gocc__unlock(&rt.mu);
+}
+
+size_t gocc_runtime_threads(void) {
+    gocc__lock(&rt.mu);
+    size_t n = rt.nthreads;
+    gocc__unlock(&rt.mu);
+    return n;
+}
+
+/* ---- process-wide facts ---- */
+
+const char *gocc_version(void) { return "0.1.0"; }
+
+int64_t gocc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * GOCC_SECOND + ts.tv_nsec;
+}
+
+const char *gocc_strerror(int err) {
+    switch (err) {
+    case GOCC_OK: return "success";
+    case GOCC_ECLOSED: return "channel closed";
+    case GOCC_ECANCELED: return "context canceled";
+    case GOCC_EDEADLINE: return "context deadline exceeded";
+    case GOCC_EAGAIN: return "operation would block";
+    case GOCC_ENOMEM: return "out of memory";
+    case GOCC_EINVAL: return "invalid argument";
+    case GOCC_ESHUTDOWN: return "pool is shut down";
+    default: break;
+    }
+    if (err < 0 && err > INT_MIN) {
+        const char *s = strerror(-err);
+        if (s != NULL) return s;
+    }
+    return "unknown error";
+}
