@@ -18,11 +18,12 @@
  *    running with it, one while its deadline timer is armed, one per pending
  *    after_func. Memory goes with the last.
  *
- * Lock order: parent mu before child mu is never needed: cancel collects the
- * children under its own mu (retaining each, skipping those already being
- * freed), drops it, then cancels them one by one. ctx mu -> channel lock and
- * ctx mu -> timer lock are allowed; nothing takes a ctx mu while holding a
- * channel or timer lock.
+ * Lock order: parent mu before child mu (cancel walks the subtree holding
+ * each lock on the way down); a context's mu is never taken while one of
+ * its descendants' is held. ctx mu -> channel lock and ctx mu -> timer lock
+ * are allowed; nothing takes a ctx mu while holding a channel or timer lock.
+ * Nothing that may call back into user code (after_func starts, the last
+ * release of a context) runs under a ctx mu.
  *
  * Who wakes whom: cancel closes the done channel, which claims and wakes
  * every blocked call waiting on this context (their done-channel case).
@@ -59,7 +60,7 @@ struct gocc_ctx {
     gocc_ctx_t *sib_prev, *sib_next; /* links in link_parent's list */
     gocc_ctx_t *link_parent;       /* the source we registered with */
     bool linked;                   /* under link_parent->mu */
-    gocc_ctx_t *cancel_next;       /* cancel's local list */
+    gocc_ctx_t *cancel_next;       /* cancel_batch's list of refs to drop */
     bool has_deadline;
     int64_t deadline;
     gocc__timer_entry timer;
@@ -86,17 +87,6 @@ gocc_ctx_t *gocc_ctx_retain(gocc_ctx_t *ctx) {
     if (ctx != NULL && ctx->kind != CTX_BACKGROUND)
         atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
     return ctx;
-}
-
-/* Retain unless the last reference is already gone (the context is being
- * freed and waits for our lock to unlink itself). */
-static bool try_retain(gocc_ctx_t *c) {
-    size_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
-    while (r != 0)
-        if (atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1, memory_order_relaxed,
-                                                  memory_order_relaxed))
-            return true;
-    return false;
 }
 
 static void unlink_from_parent(gocc_ctx_t *c) {
@@ -211,8 +201,20 @@ static void after_func_start(gocc_after_func_t *af) {
     gocc_ctx_release(owner);
 }
 
-/* Caller holds a reference to c. */
-static void cancel(gocc_ctx_t *c, int err, int cause) {
+/* What a cancellation must do once every context lock is dropped: start
+ * the after_funcs it made due, drop the references its disarmed timers held
+ * (possibly the last ones: freeing takes the parent's lock). */
+typedef struct cancel_batch {
+    gocc_after_func_t *run;
+    gocc_ctx_t *unref;
+} cancel_batch;
+
+/* Mark c and its whole subtree done. Takes c->mu and holds it while the
+ * children are cancelled (parent before child, as Go does), so that when
+ * any cancel of c returns, every descendant is done, even if another thread
+ * got there first. A child met here is alive: if its last reference is gone
+ * it waits for our lock in unlink_from_parent before it frees anything. */
+static void cancel_tree(gocc_ctx_t *c, int err, int cause, cancel_batch *b) {
     gocc__lock(&c->mu);
     if (atomic_load_explicit(&c->err, memory_order_relaxed) != 0) {
         gocc__unlock(&c->mu);
@@ -221,40 +223,40 @@ static void cancel(gocc_ctx_t *c, int err, int cause) {
     atomic_store_explicit(&c->cause, cause, memory_order_relaxed);
     atomic_store_explicit(&c->err, err, memory_order_release);
     gocc_chan_t *done = atomic_load_explicit(&c->done, memory_order_relaxed);
-
-    gocc_ctx_t *kids = NULL;
+    if (done != NULL) gocc_chan_close(done); /* wakes every blocked call */
+    if (c->has_deadline && gocc__timer_del(&c->timer)) {
+        c->cancel_next = b->unref; /* the armed timer's reference */
+        b->unref = c;
+    }
     for (gocc_ctx_t *k = c->children; k != NULL; k = k->sib_next) {
         k->linked = false;
-        if (try_retain(k)) {
-            k->cancel_next = kids;
-            kids = k;
-        }
+        cancel_tree(k, err, cause, b);
     }
     c->children = NULL;
-
-    gocc_after_func_t *run = NULL;
     for (gocc_after_func_t *af = c->afs; af != NULL; af = af->owned_next) {
         if (af->state != AF_PENDING) continue;
         af->state = AF_STARTED;
-        af->run_next = run;
-        run = af;
+        af->run_next = b->run;
+        b->run = af;
     }
     gocc__unlock(&c->mu);
+}
 
-    if (done != NULL) gocc_chan_close(done);
-    if (c->has_deadline && gocc__timer_del(&c->timer)) gocc_ctx_release(c); /* the timer's ref */
-    while (kids != NULL) {
-        gocc_ctx_t *next = kids->cancel_next;
-        cancel(kids, err, cause);
-        gocc_ctx_release(kids);
-        kids = next;
-    }
-    while (run != NULL) {
-        gocc_after_func_t *next = run->run_next;
-        after_func_start(run);
-        run = next;
-    }
+/* Caller holds a reference to c and no context lock. */
+static void cancel(gocc_ctx_t *c, int err, int cause) {
+    cancel_batch b = {NULL, NULL};
+    cancel_tree(c, err, cause, &b);
     unlink_from_parent(c); /* a done context needs no parent to cancel it */
+    while (b.run != NULL) {
+        gocc_after_func_t *next = b.run->run_next;
+        after_func_start(b.run);
+        b.run = next;
+    }
+    while (b.unref != NULL) {
+        gocc_ctx_t *next = b.unref->cancel_next;
+        gocc_ctx_release(b.unref);
+        b.unref = next;
+    }
 }
 
 void gocc_ctx_cancel_cause(gocc_ctx_t *ctx, int cause) {

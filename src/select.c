@@ -162,9 +162,11 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
         return GOCC_EAGAIN;
     }
 
-    /* 2. Queue a sudog on every channel and park. */
+    /* 2. Queue a sudog on every channel and park. In poll order, so that
+     * among several cases on one channel the parked choice is random too. */
     gocc__waiter_arm(w);
-    for (size_t i = 0; i < total; i++) {
+    for (size_t k = 0; k < total; k++) {
+        size_t i = order[k];
         sg[i] = (gocc__sudog){.w = w, .ch = sc[i].ch, .elem = sc[i].elem, .case_index = (int)i};
         if (sc[i].ch == NULL) continue;
         gocc__waitq_push(sc[i].dir == GOCC_SEND ? &sc[i].ch->sendq : &sc[i].ch->recvq, &sg[i]);
@@ -200,13 +202,18 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
         }
         unlock_all(locks, nlocks);
     }
-    gocc__free(heap);
 
-    if (win == GOCC__WINNER_TIMEOUT) return GOCC_EAGAIN;
-    int i = win->case_index;
-    if ((size_t)i == n) return gocc_ctx_err(ctx);
-    cases[i].ok = win->ok;
-    return i;
+    int result; /* read win before its storage may be freed */
+    if (win == GOCC__WINNER_TIMEOUT) {
+        result = GOCC_EAGAIN;
+    } else if ((size_t)win->case_index == n) {
+        result = gocc_ctx_err(ctx);
+    } else {
+        result = win->case_index;
+        cases[result].ok = win->ok;
+    }
+    gocc__free(heap);
+    return result;
 }
 
 int gocc_select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx) {

@@ -1,0 +1,420 @@
+/*
+ * bench-chan.c - channel and select benchmarks for libgocc, each beside the
+ * same scenario on a hand-written mutex + two condvars channel
+ * (bench/baseline/basechan.c; scenarios named "baseline/...").
+ *
+ * Method, the same for every scenario: a scenario is a function run(n) that
+ * does n operations. n is calibrated (grown until one call takes at least
+ * min(150 ms, trial duration)), then scaled so one trial lasts about the
+ * trial duration; the best and the worst of the trials are reported in
+ * nanoseconds per operation. An operation is one value handed from a sender
+ * to a receiver (send + recv), or one round trip for pingpong.
+ *
+ * Producer and consumer threads are plain pthreads, so the numbers measure
+ * channels, not task start-up. Every scenario checks that no value was lost
+ * or duplicated (the sum of what was received); a mismatch or an error from
+ * a channel call makes the program exit 1.
+ *
+ * Usage: bench-chan [-d SECONDS] [-t TRIALS] [-f SUBSTRING] [-l]
+ * Output: CSV on stdout, header
+ *   name,unit,best_ns_op,worst_ns_op,threads,capacity
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <gocc.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "baseline/basechan.h"
+
+/* ------------------------------------------------------------------------ */
+/* Failure: any channel error or lost value ends the program with status 1. */
+
+static void die(const char *what, const char *scenario, int err) {
+    fprintf(stderr, "bench-chan: %s: %s (%d: %s)\n", scenario, what, err,
+            err < 0 ? gocc_strerror(err) : "-");
+    exit(1);
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The two channel implementations behind one table of operations. Both go
+ * through the same indirect call, so neither pays for it more. */
+
+typedef struct chanops {
+    const char *prefix; /* "" or "baseline/" */
+    void *(*make)(size_t capacity);
+    void (*destroy)(void *ch);
+    int (*send)(void *ch, const uint64_t *v);
+    int (*recv)(void *ch, uint64_t *v);
+} chanops_t;
+
+static void *g_make(size_t cap) { return gocc_chan_new(sizeof(uint64_t), cap); }
+static void g_destroy(void *ch) { gocc_chan_release(ch); }
+static int g_send(void *ch, const uint64_t *v) { return gocc_chan_send(ch, v, NULL); }
+static int g_recv(void *ch, uint64_t *v) { return gocc_chan_recv(ch, v, NULL); }
+
+static void *b_make(size_t cap) { return basechan_new(sizeof(uint64_t), cap); }
+static void b_destroy(void *ch) { basechan_free(ch); }
+static int b_send(void *ch, const uint64_t *v) { return basechan_send(ch, v); }
+static int b_recv(void *ch, uint64_t *v) { return basechan_recv(ch, v); }
+
+static const chanops_t GOCC_OPS = {"", g_make, g_destroy, g_send, g_recv};
+static const chanops_t BASE_OPS = {"baseline/", b_make, b_destroy, b_send, b_recv};
+
+/* ------------------------------------------------------------------------ */
+/* Scenarios. */
+
+typedef struct scenario scenario_t;
+struct scenario {
+    char name[64];
+    const char *unit;
+    const chanops_t *ops;
+    void (*run)(const scenario_t *s, uint64_t n);
+    int producers, consumers; /* threads = producers + consumers */
+    int threads;              /* as reported */
+    size_t capacity;
+};
+
+static void *make_chan(const scenario_t *s) {
+    void *ch = s->ops->make(s->capacity);
+    if (!ch) die("channel creation failed", s->name, -errno);
+    return ch;
+}
+
+static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name) {
+    int rc = pthread_create(t, NULL, fn, arg);
+    if (rc != 0) die("pthread_create failed", name, -rc);
+}
+
+static void join_thread(pthread_t t) { pthread_join(t, NULL); }
+
+/* sum of 0 .. n-1 */
+static uint64_t expected_sum(uint64_t n) { return n * (n - 1) / 2; }
+
+/* The part [lo, hi) of 0 .. n-1 that worker i of k handles. */
+static void share(uint64_t n, int i, int k, uint64_t *lo, uint64_t *hi) {
+    uint64_t per = n / (uint64_t)k, rem = n % (uint64_t)k;
+    *lo = (uint64_t)i * per + ((uint64_t)i < rem ? (uint64_t)i : rem);
+    *hi = *lo + per + ((uint64_t)i < rem ? 1 : 0);
+}
+
+/* chan/uncontended: one thread, send then recv, a buffered channel. */
+static void run_uncontended(const scenario_t *s, uint64_t n) {
+    void *ch = make_chan(s);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = i, got = 0;
+        int rc = s->ops->send(ch, &v);
+        if (rc) die("send", s->name, rc);
+        rc = s->ops->recv(ch, &got);
+        if (rc) die("recv", s->name, rc);
+        if (got != i) die("wrong value received", s->name, 0);
+    }
+    s->ops->destroy(ch);
+}
+
+/* chan/spsc, chan/mpmc: producers send disjoint ranges of 0 .. n-1,
+ * consumers receive their share of the count and add up what they got. */
+typedef struct pc_arg {
+    const scenario_t *s;
+    void *ch;
+    uint64_t lo, hi;  /* producer: values; consumer: hi - lo values to take */
+    uint64_t sum;     /* consumer: sum received */
+} pc_arg_t;
+
+static void *producer(void *p) {
+    pc_arg_t *a = p;
+    for (uint64_t v = a->lo; v < a->hi; v++) {
+        int rc = a->s->ops->send(a->ch, &v);
+        if (rc) die("send", a->s->name, rc);
+    }
+    return NULL;
+}
+
+static void *consumer(void *p) {
+    pc_arg_t *a = p;
+    uint64_t sum = 0;
+    for (uint64_t i = a->lo; i < a->hi; i++) {
+        uint64_t v;
+        int rc = a->s->ops->recv(a->ch, &v);
+        if (rc) die("recv", a->s->name, rc);
+        sum += v;
+    }
+    a->sum = sum;
+    return NULL;
+}
+
+#define MAX_SIDE 8
+
+static void run_prodcons(const scenario_t *s, uint64_t n) {
+    void *ch = make_chan(s);
+    pc_arg_t pa[MAX_SIDE], ca[MAX_SIDE];
+    pthread_t pt[MAX_SIDE], ct[MAX_SIDE];
+    for (int i = 0; i < s->consumers; i++) {
+        ca[i] = (pc_arg_t){.s = s, .ch = ch};
+        share(n, i, s->consumers, &ca[i].lo, &ca[i].hi);
+        start_thread(&ct[i], consumer, &ca[i], s->name);
+    }
+    for (int i = 0; i < s->producers; i++) {
+        pa[i] = (pc_arg_t){.s = s, .ch = ch};
+        share(n, i, s->producers, &pa[i].lo, &pa[i].hi);
+        start_thread(&pt[i], producer, &pa[i], s->name);
+    }
+    for (int i = 0; i < s->producers; i++) join_thread(pt[i]);
+    uint64_t sum = 0;
+    for (int i = 0; i < s->consumers; i++) {
+        join_thread(ct[i]);
+        sum += ca[i].sum;
+    }
+    if (sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
+    s->ops->destroy(ch);
+}
+
+/* chan/pingpong: two unbuffered channels; n round trips. */
+typedef struct pp_arg {
+    const scenario_t *s;
+    void *ping, *pong;
+    uint64_t n;
+} pp_arg_t;
+
+static void *ponger(void *p) {
+    pp_arg_t *a = p;
+    for (uint64_t i = 0; i < a->n; i++) {
+        uint64_t v;
+        int rc = a->s->ops->recv(a->ping, &v);
+        if (rc) die("recv", a->s->name, rc);
+        v++;
+        rc = a->s->ops->send(a->pong, &v);
+        if (rc) die("send", a->s->name, rc);
+    }
+    return NULL;
+}
+
+static void *pinger(void *p) {
+    pp_arg_t *a = p;
+    for (uint64_t i = 0; i < a->n; i++) {
+        uint64_t v = i;
+        int rc = a->s->ops->send(a->ping, &v);
+        if (rc) die("send", a->s->name, rc);
+        rc = a->s->ops->recv(a->pong, &v);
+        if (rc) die("recv", a->s->name, rc);
+        if (v != i + 1) die("wrong value received", a->s->name, 0);
+    }
+    return NULL;
+}
+
+static void run_pingpong(const scenario_t *s, uint64_t n) {
+    pp_arg_t a = {.s = s, .ping = make_chan(s), .pong = make_chan(s), .n = n};
+    pthread_t t1, t2;
+    start_thread(&t2, ponger, &a, s->name);
+    start_thread(&t1, pinger, &a, s->name);
+    join_thread(t1);
+    join_thread(t2);
+    s->ops->destroy(a.ping);
+    s->ops->destroy(a.pong);
+}
+
+/* select/2case: two producers, each on its own channel; one consumer
+ * selects over both until it has all n values. libgocc only. */
+typedef struct sel_arg {
+    const scenario_t *s;
+    gocc_chan_t *ch[2];
+    uint64_t n;
+    uint64_t sum;
+    uint64_t per_case[2];
+} sel_arg_t;
+
+static void *selector(void *p) {
+    sel_arg_t *a = p;
+    uint64_t v[2] = {0, 0}, sum = 0;
+    gocc_case_t cases[2] = {
+        {.ch = a->ch[0], .dir = GOCC_RECV, .elem = &v[0]},
+        {.ch = a->ch[1], .dir = GOCC_RECV, .elem = &v[1]},
+    };
+    for (uint64_t i = 0; i < a->n; i++) {
+        int idx = gocc_select(cases, 2, NULL);
+        if (idx < 0 || idx > 1) die("select", a->s->name, idx);
+        if (!cases[idx].ok) die("select: closed channel", a->s->name, 0);
+        sum += v[idx];
+        a->per_case[idx]++;
+    }
+    a->sum = sum;
+    return NULL;
+}
+
+static void run_select2(const scenario_t *s, uint64_t n) {
+    sel_arg_t a = {.s = s, .n = n};
+    pc_arg_t pa[2];
+    pthread_t pt[2], ct;
+    for (int i = 0; i < 2; i++) {
+        a.ch[i] = gocc_chan_new(sizeof(uint64_t), s->capacity);
+        if (!a.ch[i]) die("channel creation failed", s->name, -errno);
+    }
+    start_thread(&ct, selector, &a, s->name);
+    for (int i = 0; i < 2; i++) {
+        pa[i] = (pc_arg_t){.s = s, .ch = a.ch[i]};
+        share(n, i, 2, &pa[i].lo, &pa[i].hi);
+        start_thread(&pt[i], producer, &pa[i], s->name);
+    }
+    for (int i = 0; i < 2; i++) join_thread(pt[i]);
+    join_thread(ct);
+    if (a.sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
+    for (int i = 0; i < 2; i++) gocc_chan_release(a.ch[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The scenario list: every channel scenario for libgocc and the baseline,
+ * select for libgocc only. */
+
+#define MAX_SCENARIOS 32
+static scenario_t scenarios[MAX_SCENARIOS];
+static int nscenarios;
+
+static void add(const chanops_t *ops, const char *name, const char *unit,
+                void (*run)(const scenario_t *, uint64_t), int producers,
+                int consumers, size_t capacity) {
+    scenario_t *s = &scenarios[nscenarios++];
+    snprintf(s->name, sizeof s->name, "%s%s", ops->prefix, name);
+    s->unit = unit;
+    s->ops = ops;
+    s->run = run;
+    s->producers = producers;
+    s->consumers = consumers;
+    s->threads = run == run_uncontended ? 1 : producers + consumers;
+    s->capacity = capacity;
+}
+
+static void build_scenarios(void) {
+    const chanops_t *impls[] = {&GOCC_OPS, &BASE_OPS};
+    for (size_t i = 0; i < 2; i++) {
+        const chanops_t *o = impls[i];
+        add(o, "chan/uncontended", "ns/op", run_uncontended, 0, 0, 1024);
+        add(o, "chan/spsc/cap1", "ns/op", run_prodcons, 1, 1, 1);
+        add(o, "chan/spsc/cap1024", "ns/op", run_prodcons, 1, 1, 1024);
+        add(o, "chan/mpmc4x4/cap1", "ns/op", run_prodcons, 4, 4, 1);
+        add(o, "chan/mpmc4x4/cap1024", "ns/op", run_prodcons, 4, 4, 1024);
+        add(o, "chan/pingpong", "ns/roundtrip", run_pingpong, 1, 1, 0);
+        if (o == &GOCC_OPS) {
+            add(o, "select/2case/cap1", "ns/op", run_select2, 2, 1, 1);
+            add(o, "select/2case/cap1024", "ns/op", run_select2, 2, 1, 1024);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Measurement. */
+
+static double time_run(const scenario_t *s, uint64_t n) {
+    int64_t t0 = now_ns();
+    s->run(s, n);
+    return (double)(now_ns() - t0) / 1e9;
+}
+
+static void measure(const scenario_t *s, double duration, int trials) {
+    /* Calibrate: grow n until one call takes at least the target. */
+    double target = duration < 0.150 ? duration : 0.150;
+    uint64_t n = 16;
+    double t = time_run(s, n);
+    while (t < target) {
+        double want = t > 0 ? (double)n * target / t * 1.2 : (double)n * 100;
+        uint64_t next = want > (double)n * 100 ? n * 100 : (uint64_t)want;
+        if (next <= n) next = n + 1;
+        n = next;
+        t = time_run(s, n);
+    }
+    /* One trial lasts about `duration`. */
+    double scaled = (double)n * duration / t;
+    uint64_t tn = scaled < 1 ? 1 : (uint64_t)scaled;
+
+    double best = 0, worst = 0;
+    for (int i = 0; i < trials; i++) {
+        double ns = time_run(s, tn) * 1e9 / (double)tn;
+        if (i == 0 || ns < best) best = ns;
+        if (i == 0 || ns > worst) worst = ns;
+    }
+    printf("%s,%s,%.1f,%.1f,%d,%zu\n", s->name, s->unit, best, worst, s->threads,
+           s->capacity);
+    fflush(stdout);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bench-chan [-d SECONDS] [-t TRIALS] [-f SUBSTRING] [-l]\n"
+            "  -d SECONDS   duration of one trial (default 1.0)\n"
+            "  -t TRIALS    trials per scenario; best and worst reported (default 3)\n"
+            "  -f SUBSTRING run only scenarios whose name contains SUBSTRING\n"
+            "  -l           list the scenario names and exit\n"
+            "Output: CSV, name,unit,best_ns_op,worst_ns_op,threads,capacity\n");
+}
+
+int main(int argc, char **argv) {
+    double duration = 1.0;
+    int trials = 3;
+    const char *filter = NULL;
+    bool list = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "d:t:f:lh")) != -1) {
+        char *end = NULL;
+        switch (opt) {
+        case 'd':
+            duration = strtod(optarg, &end);
+            if (!end || *end || !(duration > 0)) {
+                fprintf(stderr, "bench-chan: -d wants a positive number of seconds\n");
+                return 2;
+            }
+            break;
+        case 't':
+            trials = (int)strtol(optarg, &end, 10);
+            if (!end || *end || trials < 1) {
+                fprintf(stderr, "bench-chan: -t wants a positive count\n");
+                return 2;
+            }
+            break;
+        case 'f': filter = optarg; break;
+        case 'l': list = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    build_scenarios();
+    int matches = 0;
+    for (int i = 0; i < nscenarios; i++)
+        if (!filter || strstr(scenarios[i].name, filter)) matches++;
+    if (matches == 0) {
+        fprintf(stderr, "bench-chan: no scenario matches \"%s\"\n", filter ? filter : "");
+        return 2;
+    }
+    if (!list) printf("name,unit,best_ns_op,worst_ns_op,threads,capacity\n");
+    for (int i = 0; i < nscenarios; i++) {
+        const scenario_t *s = &scenarios[i];
+        if (filter && !strstr(s->name, filter)) continue;
+        if (list)
+            printf("%s\n", s->name);
+        else
+            measure(s, duration, trials);
+    }
+    if (!list && gocc_tasks_live() != 0) {
+        fprintf(stderr, "bench-chan: %zu tasks still live\n", gocc_tasks_live());
+        return 1;
+    }
+    return 0;
+}

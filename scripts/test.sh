@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# scripts/test.sh - build libgocc three ways and run every test suite
+# (core, examples, bench) in each:
+#   build-ci/opt   optimised (-O2, debugoptimized)
+#   build-ci/tsan  ThreadSanitizer
+#   build-ci/asan  AddressSanitizer + UndefinedBehaviorSanitizer
+# All with -Dwerror=true. Installs missing build tools with apt-get when run
+# as root. Exit status 0 only when every build and every test passed.
+# The last line is "N passed, N failed" (tests over all builds; a build that
+# fails to configure or compile counts as one failure).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+
+gocc_need_deps
+
+builds=(opt tsan asan)
+declare -A opts=(
+    [opt]="-Dbuildtype=debugoptimized"
+    [tsan]="-Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false"
+    [asan]="-Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false"
+)
+
+total_pass=0
+total_fail=0
+summary=()
+
+# The count after "<label>:" in meson test's closing summary, 0 if absent.
+count() {
+    local n
+    n=$(grep -E "^$1:[[:space:]]+[0-9]+" "$2" | tail -n 1 | awk '{print $NF}' || true)
+    echo "${n:-0}"
+}
+
+for b in "${builds[@]}"; do
+    dir="build-ci/$b"
+    log="build-ci/$b.log"
+    mkdir -p build-ci
+    echo "=== $dir: configure, build, test ==="
+    start=$(date +%s)
+    status=ok
+    pass=0
+    fail=0
+    # shellcheck disable=SC2086
+    if ! gocc_setup "$dir" -Dwerror=true ${opts[$b]}; then
+        status="configure failed"
+    elif ! ninja -C "$dir"; then
+        status="build failed"
+    fi
+    if [ "$status" = ok ]; then
+        set +e
+        meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+        set -e
+        pass=$(( $(count Ok "$log") + $(count "Expected Fail" "$log") ))
+        fail=$(( $(count Fail "$log") + $(count "Unexpected Pass" "$log") + $(count Timeout "$log") ))
+        if [ "$rc" -ne 0 ]; then
+            status="tests failed"
+            # meson test died without a summary: still a failure.
+            [ "$fail" -eq 0 ] && fail=1
+        fi
+    else
+        fail=1
+    fi
+    secs=$(( $(date +%s) - start ))
+    line=$(printf '%-14s %-15s %3d passed, %3d failed  (%d s)' "$dir" "$status" "$pass" "$fail" "$secs")
+    echo "=== $line"
+    summary+=("$line")
+    total_pass=$((total_pass + pass))
+    total_fail=$((total_fail + fail))
+done
+
+echo
+echo "=== summary (tests over all builds) ==="
+for line in "${summary[@]}"; do echo "$line"; done
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

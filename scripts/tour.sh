@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# scripts/tour.sh - build libgocc (optimised, in build-tour) and run every
+# example program, showing what each prints. Installs missing build tools
+# with apt-get when run as root. Exit status 0 only when every example
+# passed (each checks its own result; each gets 60 s).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+
+gocc_need_deps
+
+dir=build-tour
+gocc_setup "$dir" -Dbuildtype=release -Dtests=false -Dbenchmarks=false -Dexamples=true
+ninja -C "$dir"
+
+mapfile -t programs < <(find "$dir/examples" -maxdepth 1 -type f -perm -u+x | sort)
+total=${#programs[@]}
+passed=0
+failed=()
+for exe in "${programs[@]}"; do
+    name=$(basename "$exe")
+    echo
+    echo "=== $name ==="
+    set +e
+    timeout 60 "$exe"
+    rc=$?
+    set -e
+    if [ "$rc" -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        [ "$rc" -eq 124 ] && echo "($name: timed out after 60 s)"
+        echo "=== $name FAILED (exit status $rc)"
+        failed+=("$name")
+    fi
+done
+
+echo
+if [ "${#failed[@]}" -gt 0 ]; then echo "failed: ${failed[*]}"; fi
+echo "tour: $passed of $total examples passed"
+[ "$total" -gt 0 ] && [ "$passed" -eq "$total" ]
