@@ -108,6 +108,9 @@ GOCC_API int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg);
  */
 GOCC_API size_t gocc_tasks_live(void);
 
+/** max_threads value that removes the limit on task threads. */
+#define GOCC_RUNTIME_UNLIMITED SIZE_MAX
+
 /** Runtime settings; a zero field means "keep the current value". */
 typedef struct gocc_runtime_config {
     /** Stack size of task threads made from now on (bytes; default 256 KiB,
@@ -116,8 +119,9 @@ typedef struct gocc_runtime_config {
     /** How long a cached thread waits for a task before it exits (ns;
      *  default 10 s). */
     int64_t idle_timeout_ns;
-    /** Most task threads at once (default 0 = no limit but the OS's);
-     *  gocc_go returns GOCC_EAGAIN beyond it. */
+    /** Most task threads at once; gocc_go returns GOCC_EAGAIN beyond it.
+     *  By default there is no limit but the OS's (reported as 0); pass
+     *  GOCC_RUNTIME_UNLIMITED to remove a limit set earlier. */
     size_t max_threads;
 } gocc_runtime_config_t;
 

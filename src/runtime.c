@@ -208,7 +208,8 @@ int gocc_runtime_configure(const gocc_runtime_config_t *cfg) {
     gocc__lock(&rt.mu);
     if (cfg->stack_size) rt.stack_size = cfg->stack_size;
     if (cfg->idle_timeout_ns) rt.idle_timeout = cfg->idle_timeout_ns;
-    if (cfg->max_threads) rt.max_threads = cfg->max_threads;
+    if (cfg->max_threads)
+        rt.max_threads = cfg->max_threads == GOCC_RUNTIME_UNLIMITED ? 0 : cfg->max_threads;
     gocc__unlock(&rt.mu);
     return 0;
 }

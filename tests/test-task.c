@@ -528,11 +528,13 @@ static void test_task_holds_ctx_ref(void **state) {
 /* ---- runtime settings ---- */
 
 static void restore_config(const gocc_runtime_config_t *old) {
-    gocc_runtime_config_t r = *old;
-    /* A zero field means "keep": an unlimited max_threads (0) cannot be
-     * written back as 0, so the largest value stands for "no limit". */
-    if (r.max_threads == 0) r.max_threads = SIZE_MAX;
+    gocc_runtime_config_t r = *old, back;
+    /* A zero field means "keep": "no limit" (reported as 0) is written back
+     * as GOCC_RUNTIME_UNLIMITED. */
+    if (r.max_threads == 0) r.max_threads = GOCC_RUNTIME_UNLIMITED;
     assert_int_equal(gocc_runtime_configure(&r), 0);
+    gocc_runtime_config_get(&back);
+    assert_int_equal(back.max_threads, old->max_threads);
 }
 
 static void test_runtime_config_basics(void **state) {
