@@ -399,6 +399,134 @@ GOCC_API int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx);
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Error groups (structured tasks; golang.org/x/sync/errgroup) */
+/** @{ */
+
+typedef struct gocc_group gocc_group_t;
+
+/**
+ * A group of tasks working on one job. Its context derives from @p parent
+ * (NULL = background) and is cancelled with the first task error as its
+ * cause, and when gocc_group_wait returns.
+ * @return the group, or NULL with errno ENOMEM.
+ */
+GOCC_API gocc_group_t *gocc_group_new(gocc_ctx_t *parent);
+
+/** The group's context, borrowed: valid until gocc_group_free. */
+GOCC_API gocc_ctx_t *gocc_group_ctx(gocc_group_t *g);
+
+/**
+ * Bound the number of tasks running at once (n < 0: no limit; 0 admits
+ * nothing). @return 0, or GOCC_EINVAL while tasks are active or for NULL.
+ */
+GOCC_API int gocc_group_set_limit(gocc_group_t *g, int n);
+
+/**
+ * Run fn(group_ctx, arg) as a task of the group, on a cached runtime thread.
+ * Blocks while the limit is reached, until a slot frees or the PARENT
+ * context is done. A non-zero return of fn is a task error: the first one
+ * cancels the group context (cause = that error) and is what wait returns.
+ * @return 0; the parent context's error (no task started); GOCC_EINVAL (NULL
+ *         g or fn, or limit 0 with a parent that can never be done);
+ *         GOCC_ENOMEM / GOCC_EAGAIN when no task could be started.
+ */
+GOCC_API int gocc_group_go(gocc_group_t *g, gocc_fn fn, void *arg);
+
+/** gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit. */
+GOCC_API int gocc_group_try_go(gocc_group_t *g, gocc_fn fn, void *arg);
+
+/**
+ * Wait for every task started so far, cancel the group context, and return
+ * the first non-zero task error of the group's whole life (0 if none). The
+ * group stays usable: later tasks run with the cancelled context.
+ */
+GOCC_API int gocc_group_wait(gocc_group_t *g);
+
+/** Wait for running tasks (if any), then free the group. NULL does nothing. */
+GOCC_API void gocc_group_free(gocc_group_t *g);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name WaitGroup and Once (value types: on the stack or static) */
+/** @{ */
+
+/**
+ * Go's sync.WaitGroup. Initialise with GOCC_WAITGROUP_INIT (or zero it).
+ * The fields are private: use the functions. Reusable once wait returned.
+ * A waitgroup on the stack may go out of scope as soon as wait returned 0:
+ * the last done stores the final state and touches nothing after it.
+ */
+typedef struct gocc_waitgroup {
+    uint64_t state_;  /**< private: counter << 1 | lock bit (atomic) */
+    void *waiters_;   /**< private: parked waiters */
+} gocc_waitgroup_t;
+#define GOCC_WAITGROUP_INIT {0, NULL}
+
+/** Add @p delta (may be negative) to the counter. @return 0, or GOCC_EINVAL
+ *  (NULL, or the counter would go negative: nothing changes). */
+GOCC_API int gocc_waitgroup_add(gocc_waitgroup_t *wg, int64_t delta);
+
+/** add(wg, -1). Misuse (counter already 0) is ignored. */
+GOCC_API void gocc_waitgroup_done(gocc_waitgroup_t *wg);
+
+/**
+ * Block until the counter is zero or @p ctx is done (a Go extension).
+ * @return 0, the context's error, GOCC_EINVAL (NULL), GOCC_ENOMEM.
+ */
+GOCC_API int gocc_waitgroup_wait(gocc_waitgroup_t *wg, gocc_ctx_t *ctx);
+
+/** Go's sync.Once / OnceValue. Initialise with GOCC_ONCE_INIT (or zero it). */
+typedef struct gocc_once {
+    uint32_t state_;  /**< private: new / running / done, lock bit (atomic) */
+    int result_;      /**< private: fn's result */
+    void *waiters_;   /**< private: callers waiting for the first */
+} gocc_once_t;
+#define GOCC_ONCE_INIT {0, 0, NULL}
+
+/**
+ * Run fn(arg) exactly once across all threads. Every call returns the first
+ * call's result; concurrent callers block until it is known. After that the
+ * fast path is one atomic load. fn must not call gocc_once_do on the same
+ * once (it would wait for itself, as in Go). @return fn's result, or
+ * GOCC_EINVAL for NULL o or fn.
+ */
+GOCC_API int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Weighted semaphore (golang.org/x/sync/semaphore) */
+/** @{ */
+
+typedef struct gocc_sem gocc_sem_t;
+
+/** A semaphore of total weight @p size (>= 0). @return it, or NULL with
+ *  errno EINVAL / ENOMEM. */
+GOCC_API gocc_sem_t *gocc_sem_new(int64_t size);
+
+/**
+ * Take weight @p n, waiting in strict FIFO order: a large request at the head
+ * is not overtaken by later small ones. A request larger than the size waits
+ * until ctx is done. A cancelled acquire leaves no weight taken and wakes
+ * whoever it held up. Weight 0 succeeds at once unless someone waits.
+ * @return 0; the context's error; GOCC_EINVAL (NULL, n < 0, or n > size with
+ *         a context that can never be done); GOCC_ENOMEM.
+ */
+GOCC_API int gocc_sem_acquire(gocc_sem_t *s, int64_t n, gocc_ctx_t *ctx);
+
+/** Take @p n without waiting; fails while anyone waits. */
+GOCC_API bool gocc_sem_try_acquire(gocc_sem_t *s, int64_t n);
+
+/** Give back @p n. @return 0, or GOCC_EINVAL (more than held, n < 0, NULL). */
+GOCC_API int gocc_sem_release(gocc_sem_t *s, int64_t n);
+
+/** Free (no thread may be waiting on it). NULL does nothing. */
+GOCC_API void gocc_sem_free(gocc_sem_t *s);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

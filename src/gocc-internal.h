@@ -92,6 +92,11 @@ enum gocc__wait_reason {
     GOCC_WAIT_SELECT,
     GOCC_WAIT_SELECT_NO_CASES,
     GOCC_WAIT_SLEEP,
+    GOCC_WAIT_SEM_ACQUIRE,
+    GOCC_WAIT_GROUP_GO,
+    GOCC_WAIT_GROUP_WAIT,
+    GOCC_WAIT_WAITGROUP,
+    GOCC_WAIT_ONCE,
     GOCC_WAIT_IDLE, /* a cached thread waiting for a task */
 };
 
@@ -107,8 +112,10 @@ typedef struct gocc__waiter {
     int64_t since;            /* when it parked */
 } gocc__waiter;
 
-/* Marker winner: the waiter's timeout fired (gocc__timed_wait). */
+/* Marker winners: the waiter's timeout fired (gocc__select with a
+ * deadline); a waker found it on a module's own wait list (gocc__wait_armed). */
 #define GOCC__WINNER_TIMEOUT ((gocc__sudog *)(uintptr_t)1)
+#define GOCC__WINNER_SIGNAL ((gocc__sudog *)(uintptr_t)2)
 
 /* The calling thread's waiter (made on first use; lives as long as the
  * thread). gocc__self_try returns NULL if that first allocation fails;
@@ -189,6 +196,90 @@ void gocc__waitq_remove(gocc__waitq *q, gocc__sudog *s);
 int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
                  int64_t deadline, int reason);
 
+/* Wait records on a module's own list (semaphore, group, waitgroup, once):
+ * the same claim protocol as channel sudogs. A waker, holding the module's
+ * lock, unlinks a record and claims its waiter; on success it completes the
+ * request for it and, after dropping the lock, calls gocc__signal. A failed
+ * claim means the waiter's context won: skip it. */
+typedef struct gocc__waitrec {
+    gocc__waiter *w;
+    struct gocc__waitrec *prev, *next; /* under the module's lock */
+    struct gocc__waitrec *wake_next;   /* the waker's list, outside the lock */
+    int64_t n;                         /* what it asks for (semaphore weight) */
+    bool queued;                       /* under the module's lock */
+} gocc__waitrec;
+
+/* Append r (tail may be NULL for a list kept by its head only: then r goes
+ * first). */
+static inline void gocc__waitrec_push(gocc__waitrec **head, gocc__waitrec **tail,
+                                      gocc__waitrec *r) {
+    r->queued = true;
+    if (tail == NULL) {
+        r->prev = NULL;
+        r->next = *head;
+        if (*head) (*head)->prev = r;
+        *head = r;
+        return;
+    }
+    r->next = NULL;
+    r->prev = *tail;
+    if (*tail) (*tail)->next = r;
+    else *head = r;
+    *tail = r;
+}
+
+static inline void gocc__waitrec_unlink(gocc__waitrec **head, gocc__waitrec **tail,
+                                        gocc__waitrec *r) {
+    if (r->prev) r->prev->next = r->next;
+    else *head = r->next;
+    if (r->next) r->next->prev = r->prev;
+    else if (tail) *tail = r->prev;
+    r->prev = r->next = NULL;
+    r->queued = false;
+}
+
+/* Unlink the whole list under the lock; claim each waiter; return those
+ * claimed, linked by wake_next, for gocc__signal_all after unlocking. */
+static inline gocc__waitrec *gocc__waitrec_take_all(gocc__waitrec **head, gocc__waitrec **tail) {
+    gocc__waitrec *wake = NULL, *r = *head;
+    while (r != NULL) {
+        gocc__waitrec *next = r->next;
+        r->prev = r->next = NULL;
+        r->queued = false;
+        if (gocc__waiter_claim(r->w)) {
+            r->wake_next = wake;
+            wake = r;
+        }
+        r = next;
+    }
+    *head = NULL;
+    if (tail) *tail = NULL;
+    return wake;
+}
+
+/* Wake a claimed waiter found on a module list (no lock held). */
+static inline void gocc__signal(gocc__waiter *w) {
+    w->winner = GOCC__WINNER_SIGNAL;
+    gocc__wake(w);
+}
+
+/* Wake every record of a wake list (reading each link before its wake: the
+ * record lives on the woken thread's stack). */
+static inline void gocc__signal_all(gocc__waitrec *r) {
+    while (r != NULL) {
+        gocc__waitrec *next = r->wake_next;
+        gocc__signal(r->w);
+        r = next;
+    }
+}
+
+/* Park an armed waiter that the caller has published on its own list, until
+ * a waker signals it or ctx is done (through @p done, from
+ * gocc__ctx_done_chan, NULL for none). Call with no lock held. Returns 0 when
+ * signalled, else the context's error; then the caller must unlink its
+ * record if it is still queued (under its lock). */
+int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int reason);
+
 /* ---- contexts (ctx.c) ---- */
 
 /* The done channel to wait on (lazily made), or NULL for a context that can
@@ -230,6 +321,11 @@ bool gocc__timer_del(gocc__timer_entry *e);
 bool gocc__timer_del_sync(gocc__timer_entry *e);
 
 /* ---- runtime (runtime.c) ---- */
+
+/* gocc_go, and when fn returns (before the task stops counting as live),
+ * on_exit(exit_arg, fn's result) on the same thread. */
+int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                void *exit_arg);
 
 /* Count/uncount a task (every part of the library that starts one). */
 void gocc__tasks_inc(void);

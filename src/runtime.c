@@ -46,6 +46,8 @@ typedef struct worker {
     gocc_fn fn;
     gocc_ctx_t *ctx;
     void *arg;
+    void (*on_exit)(void *, int);
+    void *exit_arg;
 } worker;
 
 static struct {
@@ -94,13 +96,15 @@ static void idle_remove(worker *wk) {
 /* ---- worker threads ---- */
 
 static void run_task(worker *wk) {
-    gocc_fn fn = wk->fn;
     gocc_ctx_t *ctx = wk->ctx;
-    (void)fn(ctx, wk->arg);
+    int rc = wk->fn(ctx, wk->arg);
+    if (wk->on_exit != NULL) wk->on_exit(wk->exit_arg, rc);
     gocc_ctx_release(ctx);
     wk->fn = NULL;
     wk->ctx = NULL;
     wk->arg = NULL;
+    wk->on_exit = NULL;
+    wk->exit_arg = NULL;
 }
 
 static void *worker_main(void *p) {
@@ -161,7 +165,21 @@ static int spawn_thread(worker *wk) {
     return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
 }
 
+static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
+                   void (*on_exit)(void *, int), void *exit_arg) {
+    wk->fn = fn;
+    wk->ctx = ctx;
+    wk->arg = arg;
+    wk->on_exit = on_exit;
+    wk->exit_arg = exit_arg;
+}
+
 int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
+    return gocc__go_ex(fn, ctx, arg, NULL, NULL);
+}
+
+int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                void *exit_arg) {
     if (fn == NULL) return GOCC_EINVAL;
     gocc__tasks_inc();
     gocc_ctx_retain(ctx);
@@ -170,9 +188,7 @@ int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
     worker *wk = rt.idle_head;
     if (wk != NULL) {
         idle_remove(wk);
-        wk->fn = fn;
-        wk->ctx = ctx;
-        wk->arg = arg;
+        assign(wk, fn, ctx, arg, on_exit, exit_arg);
         gocc__unlock(&rt.mu);
         gocc__wake(wk->w); /* exactly this thread */
         return 0;
@@ -185,9 +201,7 @@ int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
     rc = GOCC_ENOMEM;
     wk = gocc__calloc(1, sizeof *wk);
     if (wk != NULL) {
-        wk->fn = fn;
-        wk->ctx = ctx;
-        wk->arg = arg;
+        assign(wk, fn, ctx, arg, on_exit, exit_arg);
         rc = spawn_thread(wk);
         if (rc == 0) return 0;
         gocc__free(wk);

@@ -216,6 +216,32 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
     return result;
 }
 
+int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int reason) {
+    gocc__sudog s = {.w = w, .ch = done};
+    if (done != NULL) {
+        gocc__lock(&done->mu);
+        if (atomic_load_explicit(&done->closed, memory_order_relaxed)) {
+            gocc__unlock(&done->mu);
+            if (gocc__waiter_claim(w)) return gocc_ctx_err(ctx); /* nothing to wait for */
+            gocc__park(w); /* a waker claimed first: its wake is coming */
+            return 0;
+        }
+        gocc__waitq_push(&done->recvq, &s);
+        gocc__unlock(&done->mu);
+    }
+    w->reason = reason;
+    w->since = gocc_now();
+    gocc__park(w);
+    w->reason = GOCC_WAIT_NONE;
+    if (w->winner == &s) return gocc_ctx_err(ctx); /* the closer unlinked s */
+    if (done != NULL) {
+        gocc__lock(&done->mu);
+        if (s.queued) gocc__waitq_remove(&done->recvq, &s);
+        gocc__unlock(&done->mu);
+    }
+    return 0;
+}
+
 int gocc_select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx) {
     return gocc__select(cases, n, ctx, true, -1,
                         n == 0 ? GOCC_WAIT_SELECT_NO_CASES : GOCC_WAIT_SELECT);
