@@ -35,21 +35,10 @@
 #include <unistd.h>
 
 #include "baseline/basechan.h"
+#include "harness.h"
 
-/* ------------------------------------------------------------------------ */
-/* Failure: any channel error or lost value ends the program with status 1. */
-
-static void die(const char *what, const char *scenario, int err) {
-    fprintf(stderr, "bench-chan: %s: %s (%d: %s)\n", scenario, what, err,
-            err < 0 ? gocc_strerror(err) : "-");
-    exit(1);
-}
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+/* Any channel error or lost value ends the program with status 1. */
+#define die bench_die
 
 /* ------------------------------------------------------------------------ */
 /* The two channel implementations behind one table of operations. Both go
@@ -280,6 +269,11 @@ static void run_select2(const scenario_t *s, uint64_t n) {
 /* The scenario list: every channel scenario for libgocc and the baseline,
  * select for libgocc only. */
 
+static void run_scenario(const void *self, uint64_t n) {
+    const scenario_t *s = self;
+    s->run(s, n);
+}
+
 #define MAX_SCENARIOS 32
 static scenario_t scenarios[MAX_SCENARIOS];
 static int nscenarios;
@@ -315,106 +309,12 @@ static void build_scenarios(void) {
     }
 }
 
-/* ------------------------------------------------------------------------ */
-/* Measurement. */
-
-static double time_run(const scenario_t *s, uint64_t n) {
-    int64_t t0 = now_ns();
-    s->run(s, n);
-    return (double)(now_ns() - t0) / 1e9;
-}
-
-static void measure(const scenario_t *s, double duration, int trials) {
-    /* Calibrate: grow n until one call takes at least the target. */
-    double target = duration < 0.150 ? duration : 0.150;
-    uint64_t n = 16;
-    double t = time_run(s, n);
-    while (t < target) {
-        double want = t > 0 ? (double)n * target / t * 1.2 : (double)n * 100;
-        uint64_t next = want > (double)n * 100 ? n * 100 : (uint64_t)want;
-        if (next <= n) next = n + 1;
-        n = next;
-        t = time_run(s, n);
-    }
-    /* One trial lasts about `duration`. */
-    double scaled = (double)n * duration / t;
-    uint64_t tn = scaled < 1 ? 1 : (uint64_t)scaled;
-
-    double best = 0, worst = 0;
-    for (int i = 0; i < trials; i++) {
-        double ns = time_run(s, tn) * 1e9 / (double)tn;
-        if (i == 0 || ns < best) best = ns;
-        if (i == 0 || ns > worst) worst = ns;
-    }
-    printf("%s,%s,%.1f,%.1f,%d,%zu\n", s->name, s->unit, best, worst, s->threads,
-           s->capacity);
-    fflush(stdout);
-}
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench-chan [-d SECONDS] [-t TRIALS] [-f SUBSTRING] [-l]\n"
-            "  -d SECONDS   duration of one trial (default 1.0)\n"
-            "  -t TRIALS    trials per scenario; best and worst reported (default 3)\n"
-            "  -f SUBSTRING run only scenarios whose name contains SUBSTRING\n"
-            "  -l           list the scenario names and exit\n"
-            "Output: CSV, name,unit,best_ns_op,worst_ns_op,threads,capacity\n");
-}
-
 int main(int argc, char **argv) {
-    double duration = 1.0;
-    int trials = 3;
-    const char *filter = NULL;
-    bool list = false;
-    int opt;
-    while ((opt = getopt(argc, argv, "d:t:f:lh")) != -1) {
-        char *end = NULL;
-        switch (opt) {
-        case 'd':
-            duration = strtod(optarg, &end);
-            if (!end || *end || !(duration > 0)) {
-                fprintf(stderr, "bench-chan: -d wants a positive number of seconds\n");
-                return 2;
-            }
-            break;
-        case 't':
-            trials = (int)strtol(optarg, &end, 10);
-            if (!end || *end || trials < 1) {
-                fprintf(stderr, "bench-chan: -t wants a positive count\n");
-                return 2;
-            }
-            break;
-        case 'f': filter = optarg; break;
-        case 'l': list = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-
     build_scenarios();
-    int matches = 0;
-    for (int i = 0; i < nscenarios; i++)
-        if (!filter || strstr(scenarios[i].name, filter)) matches++;
-    if (matches == 0) {
-        fprintf(stderr, "bench-chan: no scenario matches \"%s\"\n", filter ? filter : "");
-        return 2;
-    }
-    if (!list) printf("name,unit,best_ns_op,worst_ns_op,threads,capacity\n");
+    bench_desc_t descs[MAX_SCENARIOS];
     for (int i = 0; i < nscenarios; i++) {
         const scenario_t *s = &scenarios[i];
-        if (filter && !strstr(s->name, filter)) continue;
-        if (list)
-            printf("%s\n", s->name);
-        else
-            measure(s, duration, trials);
+        descs[i] = (bench_desc_t){s->name, s->unit, s->threads, s->capacity, run_scenario, s};
     }
-    if (!list && gocc_tasks_live() != 0) {
-        fprintf(stderr, "bench-chan: %zu tasks still live\n", gocc_tasks_live());
-        return 1;
-    }
-    return 0;
+    return bench_main(argc, argv, "bench-chan", descs, nscenarios);
 }
