@@ -527,6 +527,124 @@ GOCC_API void gocc_sem_free(gocc_sem_t *s);
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Worker pool (bounded queue, backpressure, load shedding) */
+/** @{ */
+
+typedef struct gocc_workpool gocc_workpool_t;
+
+/**
+ * A snapshot of a pool's counters, all taken at one instant, so that
+ * submitted == completed + failed + queued + running + dropped.
+ */
+typedef struct gocc_workpool_stats {
+    uint64_t submitted; /**< accepted by submit/try_submit */
+    uint64_t rejected;  /**< shed by try_submit (queue full) */
+    uint64_t completed; /**< tasks that returned 0 */
+    uint64_t failed;    /**< tasks that returned non-zero */
+    size_t queued;      /**< accepted, not started (<= queue_cap) */
+    size_t running;     /**< started, not returned */
+    size_t workers;     /**< worker threads the pool has now (0 after shutdown) */
+    uint64_t dropped;   /**< accepted but never started: a forced shutdown (added) */
+} gocc_workpool_stats_t;
+
+/** Options for gocc_workpool_new_opts (an extension of API.md). */
+typedef struct gocc_workpool_options {
+    size_t min_workers;      /**< always kept (started at creation) */
+    size_t max_workers;      /**< grown to when the queue backs up (>= min, >= 1) */
+    size_t queue_cap;        /**< queue bound; 0: hand-off to an idle worker only */
+    int64_t idle_timeout_ns; /**< a worker above min exits after this idle (0: 1 s) */
+    /** Called on the worker's thread after a task returned err != 0 (may be NULL). */
+    void (*on_error)(void *ud, int err, gocc_fn fn, void *arg);
+    void *ud;                /**< passed to on_error */
+} gocc_workpool_options_t;
+
+/**
+ * A pool of @p workers threads (fixed size) running tasks from a queue of at
+ * most @p queue_cap entries. Tasks run as fn(pool_ctx, arg); the pool context
+ * derives from @p parent. Workers count in gocc_tasks_live only while they
+ * run a task. @return the pool, or NULL with errno EINVAL (workers == 0),
+ * ENOMEM or EAGAIN (no thread).
+ */
+GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
+
+/** An adaptive pool: min_workers always, up to max_workers while the queue
+ *  backs up; surplus workers exit after idle_timeout_ns. */
+GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *opts,
+                                                 gocc_ctx_t *parent);
+
+/**
+ * Queue fn(pool_ctx, arg). Blocks while the queue is full (backpressure)
+ * until accepted, @p ctx is done, or the pool shuts down. Safe to call from
+ * the pool's own tasks (shutdown wakes a blocked submitter).
+ * @return 0; the context's error (not accepted); GOCC_ESHUTDOWN;
+ *         GOCC_EINVAL (NULL p or fn); GOCC_ENOMEM.
+ */
+GOCC_API int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *ctx);
+
+/** Queue without blocking: GOCC_EAGAIN (counted in rejected) when full. */
+GOCC_API int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg);
+
+/**
+ * Stop accepting, run everything already queued, wait for every worker to
+ * exit. If @p ctx ends first (or is already done): cancel the pool context
+ * (running tasks see it), drop the tasks that never started (counted in
+ * dropped), wait for the workers anyway, and return the context's error.
+ * Idempotent; concurrent callers all wait. @return 0 or the context's error.
+ */
+GOCC_API int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx);
+
+/** Fill @p out with one consistent snapshot of the counters. */
+GOCC_API void gocc_workpool_stats(gocc_workpool_t *p, gocc_workpool_stats_t *out);
+
+/** Shut down (waiting, no deadline) if that was not done, then free. */
+GOCC_API void gocc_workpool_free(gocc_workpool_t *p);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Object pool (sync.Pool) */
+/** @{ */
+
+typedef struct gocc_pool gocc_pool_t;
+
+/** Most objects a pool keeps however many are put (the rest go to free_fn). */
+#define GOCC_POOL_MAX_KEPT 65536
+
+/**
+ * A pool of reusable objects. get returns a cached object, else
+ * new_fn(ud), else NULL. Each thread keeps a small private cache (a hot
+ * get/put pair on one thread takes no shared lock); surplus goes to a shared
+ * bounded depot and beyond that to free_fn(obj, ud). Objects unused for two
+ * trims are freed (trims run every few seconds on the timer thread, or by
+ * gocc_pool_trim). The pool is not a cache: any object may be dropped.
+ * @return the pool, or NULL with errno EINVAL (NULL free_fn) / ENOMEM.
+ */
+GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
+                                    void *ud);
+
+/** A cached object (the one this thread put last, if any), else new_fn(ud),
+ *  else NULL (also when new_fn is NULL). */
+GOCC_API void *gocc_pool_get(gocc_pool_t *p);
+
+/** Give @p obj back (NULL does nothing). */
+GOCC_API void gocc_pool_put(gocc_pool_t *p, void *obj);
+
+/** Free every cached object with free_fn, then the pool. No thread may use
+ *  the pool during or after the call. */
+GOCC_API void gocc_pool_free(gocc_pool_t *p);
+
+/** One trim cycle (Go's victim cache): objects not used since the last trim
+ *  are freed; the others become candidates for the next one. */
+GOCC_API void gocc_pool_trim(gocc_pool_t *p);
+
+/** Debug/test mode (Go's race-detector behaviour): drop about @p percent
+ *  of puts at random (to free_fn), so code that relies on getting its
+ *  object back fails early. 0 turns it off. */
+GOCC_API void gocc_pool_set_drop_percent(gocc_pool_t *p, unsigned percent);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,16 @@
 #define GOCC_UNLIKELY(x) (x)
 #endif
 
+/* Hot thread-locals use the initial-exec TLS model: the library is built
+ * position-independent, where the default model costs a __tls_get_addr call
+ * per access. (GNU attribute; the few bytes fit glibc's static TLS reserve
+ * also when the shared library is dlopen()ed.) */
+#if defined(__GNUC__)
+#define GOCC_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define GOCC_TLS _Thread_local
+#endif
+
 /* Sanitizer detection (gcc defines __SANITIZE_*, clang has __has_feature). */
 #if defined(__SANITIZE_THREAD__)
 #define GOCC_TSAN 1
@@ -97,7 +107,9 @@ enum gocc__wait_reason {
     GOCC_WAIT_GROUP_WAIT,
     GOCC_WAIT_WAITGROUP,
     GOCC_WAIT_ONCE,
-    GOCC_WAIT_IDLE, /* a cached thread waiting for a task */
+    GOCC_WAIT_WORKPOOL_SUBMIT,
+    GOCC_WAIT_WORKPOOL_SHUTDOWN,
+    GOCC_WAIT_IDLE, /* a cached thread (or pool worker) waiting for work */
 };
 
 typedef struct gocc__waiter {
@@ -326,6 +338,11 @@ bool gocc__timer_del_sync(gocc__timer_entry *e);
  * on_exit(exit_arg, fn's result) on the same thread. */
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
                 void *exit_arg);
+
+/* Run fn(NULL, arg) on a runtime thread as runtime work, not a task: not
+ * counted by gocc_tasks_live (worker-pool workers, which count themselves
+ * only while they run a job). */
+int gocc__spawn(gocc_fn fn, void *arg);
 
 /* Count/uncount a task (every part of the library that starts one). */
 void gocc__tasks_inc(void);

@@ -71,8 +71,8 @@ void gocc__mutex_init(pthread_mutex_t *mu) {
 
 /* ---- per-thread state ---- */
 
-static _Thread_local gocc__waiter *self_waiter;
-static _Thread_local uint32_t rand_state;
+static GOCC_TLS gocc__waiter *self_waiter;
+static GOCC_TLS uint32_t rand_state;
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
 

@@ -48,6 +48,7 @@ typedef struct worker {
     void *arg;
     void (*on_exit)(void *, int);
     void *exit_arg;
+    bool counted;               /* a task (gocc_tasks_live) or runtime work */
 } worker;
 
 static struct {
@@ -107,6 +108,10 @@ static void run_task(worker *wk) {
     wk->exit_arg = NULL;
 }
 
+static void uncount(worker *wk) {
+    if (wk->counted) gocc__tasks_dec();
+}
+
 static void *worker_main(void *p) {
     worker *wk = p;
     wk->w = gocc__self_try();
@@ -117,14 +122,15 @@ static void *worker_main(void *p) {
         if (wk->w == NULL) { /* cannot park: do not cache this thread */
             rt.nthreads--;
             gocc__unlock(&rt.mu);
-            gocc__tasks_dec();
+            uncount(wk);
             break;
         }
         gocc__waiter_arm(wk->w);
         int64_t timeout = rt.idle_timeout;
         idle_push(wk);
+        bool counted = wk->counted;
         gocc__unlock(&rt.mu);
-        gocc__tasks_dec(); /* after the thread is reusable */
+        if (counted) gocc__tasks_dec(); /* after the thread is reusable */
 
         wk->w->reason = GOCC_WAIT_IDLE;
         if (!gocc__park_until(wk->w, gocc_now() + timeout)) {
@@ -166,7 +172,8 @@ static int spawn_thread(worker *wk) {
 }
 
 static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
-                   void (*on_exit)(void *, int), void *exit_arg) {
+                   void (*on_exit)(void *, int), void *exit_arg, bool counted) {
+    wk->counted = counted;
     wk->fn = fn;
     wk->ctx = ctx;
     wk->arg = arg;
@@ -174,21 +181,31 @@ static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
     wk->exit_arg = exit_arg;
 }
 
+static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                 void *exit_arg, bool counted);
+
 int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
-    return gocc__go_ex(fn, ctx, arg, NULL, NULL);
+    return start(fn, ctx, arg, NULL, NULL, true);
 }
 
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
                 void *exit_arg) {
+    return start(fn, ctx, arg, on_exit, exit_arg, true);
+}
+
+int gocc__spawn(gocc_fn fn, void *arg) { return start(fn, NULL, arg, NULL, NULL, false); }
+
+static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                 void *exit_arg, bool counted) {
     if (fn == NULL) return GOCC_EINVAL;
-    gocc__tasks_inc();
+    if (counted) gocc__tasks_inc();
     gocc_ctx_retain(ctx);
 
     gocc__lock(&rt.mu);
     worker *wk = rt.idle_head;
     if (wk != NULL) {
         idle_remove(wk);
-        assign(wk, fn, ctx, arg, on_exit, exit_arg);
+        assign(wk, fn, ctx, arg, on_exit, exit_arg, counted);
         gocc__unlock(&rt.mu);
         gocc__wake(wk->w); /* exactly this thread */
         return 0;
@@ -201,7 +218,7 @@ int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, 
     rc = GOCC_ENOMEM;
     wk = gocc__calloc(1, sizeof *wk);
     if (wk != NULL) {
-        assign(wk, fn, ctx, arg, on_exit, exit_arg);
+        assign(wk, fn, ctx, arg, on_exit, exit_arg, counted);
         rc = spawn_thread(wk);
         if (rc == 0) return 0;
         gocc__free(wk);
@@ -211,7 +228,7 @@ int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, 
 fail_locked:
     gocc__unlock(&rt.mu);
     gocc_ctx_release(ctx);
-    gocc__tasks_dec();
+    if (counted) gocc__tasks_dec();
     return rc;
 }
 

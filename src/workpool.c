@@ -1,0 +1,484 @@
+/*
+ * workpool.c - a worker pool with a bounded queue: backpressure (submit
+ * blocks while full), load shedding (try_submit counts what it sheds),
+ * graceful and forced shutdown, and adaptive sizing between min and max
+ * workers.
+ *
+ * Workers are runtime threads started with gocc__spawn: they are not tasks,
+ * and count in gocc_tasks_live only while they run a job.
+ *
+ * Where a job goes when it is accepted (under p->mu, in this order):
+ *  1. straight to a parked idle worker (claimed and handed the job);
+ *  2. to a new worker, if fewer than max exist (it starts with the job);
+ *  3. into the queue, if fewer than queue_cap are waiting;
+ *  otherwise submit blocks (FIFO) and try_submit sheds. With queue_cap 0
+ *  only 1 and 2 exist: a hand-off to a worker, as API.md asks.
+ *
+ * Invariants (under p->mu):
+ *  - submitted == completed + failed + queued + running + dropped; every
+ *    counter that moves for one event moves in one critical section, so any
+ *    snapshot satisfies it.
+ *  - count <= cap. A job is never in two places: the queue, a worker's
+ *    hands (running), or a blocked submitter's record (not yet submitted).
+ *  - A parked idle worker is on idle_head; a blocked submitter on sub_head.
+ *    Whoever unlinks a record claims its waiter and completes it.
+ *  - refs: the owner's plus one per worker thread; memory goes with the
+ *    last, so a worker's final unlock may follow the owner's free.
+ *
+ * Who wakes whom: an accepted job wakes the idle worker it was handed to; a
+ * worker that frees a queue slot moves the first blocked submitter's job in
+ * and wakes that submitter; shutdown wakes every blocked submitter (with
+ * GOCC_ESHUTDOWN) and every idle worker (to drain and exit); the last worker
+ * to exit wakes the shutdown callers. No busy waiting anywhere.
+ */
+#include "gocc-internal.h"
+
+#include <errno.h>
+
+enum { POOL_OPEN, POOL_CLOSING };
+
+typedef struct job {
+    gocc_fn fn;
+    void *arg;
+} job;
+
+typedef struct submit_rec { /* a submitter blocked on a full queue */
+    gocc__waitrec rec;
+    job j;
+    int result; /* 0 accepted, GOCC_ESHUTDOWN */
+} submit_rec;
+
+typedef struct idle_rec { /* a worker parked for work */
+    gocc__waitrec rec;
+    job j; /* handed over by the claimer; fn NULL: look again (shutdown) */
+} idle_rec;
+
+struct gocc_workpool {
+    pthread_mutex_t mu;
+    _Atomic size_t refs;
+    gocc_ctx_t *ctx; /* the pool context: tasks run with it */
+    size_t min, max, cap;
+    int64_t idle_ns;
+    void (*on_error)(void *, int, gocc_fn, void *);
+    void *ud;
+
+    job *ring; /* cap slots */
+    size_t head, count;
+    uint64_t submitted, rejected, completed, failed, dropped;
+    size_t running, workers;
+    int state;
+    bool forced;
+    gocc__waitrec *sub_head, *sub_tail; /* blocked submitters, FIFO */
+    gocc__waitrec *idle_head;           /* parked workers, most recent first */
+    gocc__waitrec *down_waiters;        /* shutdown callers */
+};
+
+typedef struct start_rec { /* a new worker's first job */
+    gocc_workpool_t *p;
+    job j;
+} start_rec;
+
+static void pool_release(gocc_workpool_t *p) {
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
+    gocc_ctx_release(p->ctx);
+    pthread_mutex_destroy(&p->mu);
+    gocc__free(p->ring);
+    gocc__free(p);
+}
+
+/* ---- the queue (caller holds p->mu) ---- */
+
+static void ring_push(gocc_workpool_t *p, job j) {
+    p->ring[(p->head + p->count) % p->cap] = j;
+    p->count++;
+}
+
+static job ring_pop(gocc_workpool_t *p) {
+    job j = p->ring[p->head];
+    p->head = (p->head + 1) % p->cap;
+    p->count--;
+    return j;
+}
+
+/* The first blocked submitter that can be claimed, accepted; NULL if none. */
+static submit_rec *take_submitter(gocc_workpool_t *p) {
+    gocc__waitrec *r;
+    while ((r = p->sub_head) != NULL) {
+        gocc__waitrec_unlink(&p->sub_head, &p->sub_tail, r);
+        if (!gocc__waiter_claim(r->w)) continue; /* its context won */
+        submit_rec *sr = gocc__container_of(r, submit_rec, rec);
+        sr->result = 0;
+        p->submitted++;
+        return sr;
+    }
+    return NULL;
+}
+
+/* ---- workers ---- */
+
+static int worker_main(gocc_ctx_t *unused, void *arg);
+
+/* A worker was reserved (workers++) under the lock; start its thread. On
+ * failure the reservation and the job's acceptance are undone. */
+static int spawn_worker(gocc_workpool_t *p, job j) {
+    start_rec *sr = gocc__malloc(sizeof *sr);
+    int rc = GOCC_ENOMEM;
+    if (sr != NULL) {
+        *sr = (start_rec){p, j};
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+        rc = gocc__spawn(worker_main, sr);
+        if (rc == 0) return 0;
+        atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);
+        gocc__free(sr);
+    }
+    gocc__lock(&p->mu);
+    p->workers--;
+    if (j.fn != NULL) {
+        p->running--;
+        p->submitted--;
+    }
+    gocc__unlock(&p->mu);
+    return rc;
+}
+
+/* The next job for a worker that just finished one (or started), or fn NULL
+ * when there is none. *wake gets a submitter to wake. Caller holds mu. */
+static job next_job_locked(gocc_workpool_t *p, gocc__waiter **wake) {
+    job none = {NULL, NULL};
+    if (p->forced) return none;
+    submit_rec *sr;
+    if (p->count > 0) {
+        job j = ring_pop(p);
+        if ((sr = take_submitter(p)) != NULL) { /* the freed slot is theirs */
+            ring_push(p, sr->j);
+            *wake = sr->rec.w;
+        }
+        p->running++;
+        return j;
+    }
+    if ((sr = take_submitter(p)) != NULL) { /* queue_cap 0: take it directly */
+        *wake = sr->rec.w;
+        p->running++;
+        return sr->j;
+    }
+    return none;
+}
+
+/* The last worker out wakes the shutdown callers. Caller holds mu. */
+static gocc__waitrec *worker_exit_locked(gocc_workpool_t *p) {
+    p->workers--;
+    return p->workers == 0 ? gocc__waitrec_take_all(&p->down_waiters, NULL) : NULL;
+}
+
+static int worker_main(gocc_ctx_t *unused, void *arg) {
+    (void)unused;
+    start_rec *sr = arg;
+    gocc_workpool_t *p = sr->p;
+    job j = sr->j;
+    gocc__free(sr);
+    gocc__waiter *w = gocc__self_try();
+    gocc__waitrec *down = NULL;
+
+    for (;;) {
+        gocc__waiter *wake = NULL;
+        if (j.fn != NULL) {
+            gocc__tasks_inc(); /* a task while it runs a job */
+            int rc = j.fn(p->ctx, j.arg);
+            if (rc != 0 && p->on_error != NULL) p->on_error(p->ud, rc, j.fn, j.arg);
+            gocc__lock(&p->mu);
+            p->running--;
+            if (rc == 0) p->completed++;
+            else p->failed++;
+            j = next_job_locked(p, &wake);
+            gocc__unlock(&p->mu);
+            gocc__tasks_dec();
+            if (wake != NULL) gocc__signal(wake);
+            if (j.fn != NULL) continue;
+        }
+        gocc__lock(&p->mu);
+        j = next_job_locked(p, &wake);
+        if (j.fn != NULL) {
+            gocc__unlock(&p->mu);
+            if (wake != NULL) gocc__signal(wake);
+            continue;
+        }
+        if (p->state != POOL_OPEN || w == NULL) { /* drained: exit */
+            down = worker_exit_locked(p);
+            gocc__unlock(&p->mu);
+            break;
+        }
+        /* Park for work; a surplus worker only for idle_ns. */
+        bool surplus = p->workers > p->min;
+        idle_rec ir = {.rec = {.w = w}};
+        gocc__waiter_arm(w);
+        gocc__waitrec_push(&p->idle_head, NULL, &ir.rec);
+        gocc__unlock(&p->mu);
+        w->reason = GOCC_WAIT_IDLE;
+        w->since = gocc_now();
+        bool woken = surplus ? gocc__park_until(w, gocc_now() + p->idle_ns) : (gocc__park(w), true);
+        if (!woken) {
+            gocc__lock(&p->mu);
+            if (ir.rec.queued) { /* nobody came: a surplus worker leaves */
+                gocc__waitrec_unlink(&p->idle_head, NULL, &ir.rec);
+                down = worker_exit_locked(p);
+                gocc__unlock(&p->mu);
+                break;
+            }
+            gocc__unlock(&p->mu);
+            gocc__park(w); /* claimed meanwhile: the wake is coming */
+        }
+        w->reason = GOCC_WAIT_NONE;
+        j = ir.j; /* written by the claimer before the wake */
+    }
+    gocc__signal_all(down);
+    pool_release(p);
+    return 0;
+}
+
+/* ---- construction ---- */
+
+gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_ctx_t *parent) {
+    if (o == NULL || o->max_workers == 0 || o->min_workers > o->max_workers ||
+        o->idle_timeout_ns < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    gocc_workpool_t *p = gocc__calloc(1, sizeof *p);
+    if (p == NULL) goto nomem;
+    if (o->queue_cap > 0 && (p->ring = gocc__calloc(o->queue_cap, sizeof(job))) == NULL)
+        goto nomem_free;
+    if ((p->ctx = gocc_ctx_with_cancel(parent)) == NULL) goto nomem_free;
+    gocc__mutex_init(&p->mu);
+    atomic_init(&p->refs, 1);
+    p->min = o->min_workers;
+    p->max = o->max_workers;
+    p->cap = o->queue_cap;
+    p->idle_ns = o->idle_timeout_ns ? o->idle_timeout_ns : GOCC_SECOND;
+    p->on_error = o->on_error;
+    p->ud = o->ud;
+    for (size_t i = 0; i < p->min; i++) {
+        gocc__lock(&p->mu);
+        p->workers++;
+        gocc__unlock(&p->mu);
+        int rc = spawn_worker(p, (job){NULL, NULL});
+        if (rc != 0) {
+            gocc_workpool_free(p);
+            errno = -rc;
+            return NULL;
+        }
+    }
+    return p;
+nomem_free:
+    gocc__free(p->ring);
+    gocc__free(p);
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent) {
+    gocc_workpool_options_t o = {.min_workers = workers, .max_workers = workers,
+                                 .queue_cap = queue_cap};
+    return gocc_workpool_new_opts(&o, parent);
+}
+
+/* ---- submission ---- */
+
+enum { ACCEPTED, ACCEPTED_SPAWN, FULL };
+
+/* Accept j without blocking if there is room; caller holds mu, pool open. */
+static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake) {
+    gocc__waitrec *r;
+    while ((r = p->idle_head) != NULL) {
+        gocc__waitrec_unlink(&p->idle_head, NULL, r);
+        if (!gocc__waiter_claim(r->w)) continue;
+        gocc__container_of(r, idle_rec, rec)->j = j;
+        *wake = r->w;
+        p->submitted++;
+        p->running++;
+        return ACCEPTED;
+    }
+    if (p->workers < p->max) { /* grow: a new worker starts with j */
+        p->workers++;
+        p->submitted++;
+        p->running++;
+        return ACCEPTED_SPAWN;
+    }
+    if (p->count < p->cap) {
+        ring_push(p, j);
+        p->submitted++;
+        return ACCEPTED;
+    }
+    return FULL;
+}
+
+/* One try under the lock: 0, GOCC_ESHUTDOWN, or GOCC_EAGAIN (full). */
+static int try_accept(gocc_workpool_t *p, job j) {
+    gocc__waiter *wake = NULL;
+    gocc__lock(&p->mu);
+    if (p->state != POOL_OPEN) {
+        gocc__unlock(&p->mu);
+        return GOCC_ESHUTDOWN;
+    }
+    int a = accept_locked(p, j, &wake);
+    gocc__unlock(&p->mu);
+    if (wake != NULL) gocc__signal(wake);
+    if (a == ACCEPTED) return 0;
+    if (a == FULL) return GOCC_EAGAIN;
+    if (spawn_worker(p, j) == 0) return 0;
+    /* No thread could be made (the reservation was undone): queue it if
+     * there is room now, without trying to grow again on this call. */
+    int rc = GOCC_EAGAIN;
+    gocc__lock(&p->mu);
+    if (p->state != POOL_OPEN) {
+        rc = GOCC_ESHUTDOWN;
+    } else if (p->count < p->cap) {
+        ring_push(p, j);
+        p->submitted++;
+        rc = 0;
+    }
+    gocc__unlock(&p->mu);
+    return rc;
+}
+
+int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg) {
+    if (p == NULL || fn == NULL) return GOCC_EINVAL;
+    int rc = try_accept(p, (job){fn, arg});
+    if (rc == GOCC_EAGAIN) {
+        gocc__lock(&p->mu);
+        p->rejected++;
+        gocc__unlock(&p->mu);
+    }
+    return rc;
+}
+
+int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *ctx) {
+    if (p == NULL || fn == NULL) return GOCC_EINVAL;
+    int err = gocc_ctx_err(ctx);
+    if (err != 0) return err; /* a context already done wins */
+    job j = {fn, arg};
+    int rc = try_accept(p, j);
+    if (rc != GOCC_EAGAIN) return rc;
+
+    gocc_chan_t *done = gocc__ctx_done_chan(ctx, &err);
+    if (err != 0) return err;
+    gocc__waiter *w = gocc__self_try();
+    if (w == NULL) return GOCC_ENOMEM;
+
+    gocc__waiter *wake = NULL;
+    gocc__lock(&p->mu);
+    if (p->state != POOL_OPEN) {
+        gocc__unlock(&p->mu);
+        return GOCC_ESHUTDOWN;
+    }
+    int a = accept_locked(p, j, &wake);
+    if (a != FULL) {
+        gocc__unlock(&p->mu);
+        if (wake != NULL) gocc__signal(wake);
+        return a == ACCEPTED_SPAWN ? spawn_worker(p, j) : 0;
+    }
+    submit_rec sr = {.rec = {.w = w}, .j = j};
+    gocc__waiter_arm(w);
+    gocc__waitrec_push(&p->sub_head, &p->sub_tail, &sr.rec);
+    gocc__unlock(&p->mu);
+
+    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WORKPOOL_SUBMIT);
+    if (r == 0) return sr.result; /* accepted, or refused by shutdown */
+    gocc__lock(&p->mu);
+    if (sr.rec.queued) gocc__waitrec_unlink(&p->sub_head, &p->sub_tail, &sr.rec);
+    gocc__unlock(&p->mu);
+    return r;
+}
+
+/* ---- shutdown ---- */
+
+/* Wait until every worker has exited (ctx may end the wait first). */
+static int wait_workers(gocc_workpool_t *p, gocc_ctx_t *ctx) {
+    int err;
+    gocc_chan_t *done = gocc__ctx_done_chan(ctx, &err);
+    if (err != 0) return err;
+    gocc__waiter *w = gocc__self_try();
+    if (w == NULL) return GOCC_ENOMEM;
+    gocc__lock(&p->mu);
+    if (p->workers == 0) {
+        gocc__unlock(&p->mu);
+        return 0;
+    }
+    gocc__waitrec rec = {.w = w};
+    gocc__waiter_arm(w);
+    gocc__waitrec_push(&p->down_waiters, NULL, &rec);
+    gocc__unlock(&p->mu);
+    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WORKPOOL_SHUTDOWN);
+    if (r != 0) {
+        gocc__lock(&p->mu);
+        if (rec.queued) gocc__waitrec_unlink(&p->down_waiters, NULL, &rec);
+        gocc__unlock(&p->mu);
+    }
+    return r;
+}
+
+int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
+    if (p == NULL) return GOCC_EINVAL;
+    gocc__waitrec *wake = NULL;
+    gocc__lock(&p->mu);
+    if (p->state == POOL_OPEN) {
+        p->state = POOL_CLOSING;
+        submit_rec *sr;
+        gocc__waitrec *r;
+        while ((r = p->sub_head) != NULL) { /* refuse blocked submitters */
+            gocc__waitrec_unlink(&p->sub_head, &p->sub_tail, r);
+            if (!gocc__waiter_claim(r->w)) continue;
+            sr = gocc__container_of(r, submit_rec, rec);
+            sr->result = GOCC_ESHUTDOWN;
+            r->wake_next = wake;
+            wake = r;
+        }
+        gocc__waitrec *idle = gocc__waitrec_take_all(&p->idle_head, NULL);
+        while (idle != NULL) { /* idle workers: drain, then exit */
+            gocc__waitrec *next = idle->wake_next;
+            idle->wake_next = wake;
+            wake = idle;
+            idle = next;
+        }
+    }
+    gocc__unlock(&p->mu);
+    gocc__signal_all(wake);
+
+    int err = gocc_ctx_err(ctx);
+    if (err == 0) err = wait_workers(p, ctx);
+    if (err != 0) { /* forced: stop running tasks, drop the queue */
+        gocc__lock(&p->mu);
+        p->forced = true;
+        p->dropped += p->count;
+        p->count = 0;
+        gocc__unlock(&p->mu);
+        gocc_ctx_cancel(p->ctx);
+        while (wait_workers(p, NULL) != 0) { /* only ENOMEM: cannot park */
+            gocc_sleep(GOCC_MILLISECOND, NULL);
+        }
+    }
+    gocc_ctx_cancel(p->ctx);
+    return err;
+}
+
+void gocc_workpool_stats(gocc_workpool_t *p, gocc_workpool_stats_t *out) {
+    if (p == NULL || out == NULL) return;
+    gocc__lock(&p->mu);
+    *out = (gocc_workpool_stats_t){
+        .submitted = p->submitted,
+        .rejected = p->rejected,
+        .completed = p->completed,
+        .failed = p->failed,
+        .queued = p->count,
+        .running = p->running,
+        .workers = p->workers,
+        .dropped = p->dropped,
+    };
+    gocc__unlock(&p->mu);
+}
+
+void gocc_workpool_free(gocc_workpool_t *p) {
+    if (p == NULL) return;
+    (void)gocc_workpool_shutdown(p, NULL);
+    pool_release(p);
+}
