@@ -590,7 +590,9 @@ GOCC_API int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg)
  * exit. If @p ctx ends first (or is already done): cancel the pool context
  * (running tasks see it), drop the tasks that never started (counted in
  * dropped), wait for the workers anyway, and return the context's error.
- * Idempotent; concurrent callers all wait. @return 0 or the context's error.
+ * Idempotent; concurrent callers all wait. @return 0 or the context's error;
+ * GOCC_EINVAL for NULL, or when called from one of the pool's own tasks (it
+ * would wait for itself; nothing changes).
  */
 GOCC_API int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx);
 

@@ -73,6 +73,10 @@ struct gocc_workpool {
     gocc__waitrec *down_waiters;        /* shutdown callers */
 };
 
+/* The pool whose job this thread is running (to refuse a shutdown that
+ * would wait for itself). */
+static GOCC_TLS gocc_workpool_t *current_pool;
+
 typedef struct start_rec { /* a new worker's first job */
     gocc_workpool_t *p;
     job j;
@@ -183,7 +187,9 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
         gocc__waiter *wake = NULL;
         if (j.fn != NULL) {
             gocc__tasks_inc(); /* a task while it runs a job */
+            current_pool = p;
             int rc = j.fn(p->ctx, j.arg);
+            current_pool = NULL;
             if (rc != 0 && p->on_error != NULL) p->on_error(p->ud, rc, j.fn, j.arg);
             gocc__lock(&p->mu);
             p->running--;
@@ -418,7 +424,7 @@ static int wait_workers(gocc_workpool_t *p, gocc_ctx_t *ctx) {
 }
 
 int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
-    if (p == NULL) return GOCC_EINVAL;
+    if (p == NULL || current_pool == p) return GOCC_EINVAL; /* would wait for itself */
     gocc__waitrec *wake = NULL;
     gocc__lock(&p->mu);
     if (p->state == POOL_OPEN) {
