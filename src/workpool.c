@@ -221,18 +221,25 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
         gocc__unlock(&p->mu);
         w->reason = GOCC_WAIT_IDLE;
         w->since = gocc_now();
-        bool woken = surplus ? gocc__park_until(w, gocc_now() + p->idle_ns) : (gocc__park(w), true);
-        if (!woken) {
+        bool leave = false;
+        while (surplus && !gocc__park_until(w, gocc_now() + p->idle_ns)) {
             gocc__lock(&p->mu);
-            if (ir.rec.queued) { /* nobody came: a surplus worker leaves */
-                gocc__waitrec_unlink(&p->idle_head, NULL, &ir.rec);
-                down = worker_exit_locked(p);
+            if (!ir.rec.queued) { /* claimed meanwhile: the wake is coming */
                 gocc__unlock(&p->mu);
                 break;
             }
+            /* Decide again now: idle surplus workers time out together, and
+             * only those above min may go. */
+            surplus = p->workers > p->min;
+            if (surplus) {
+                gocc__waitrec_unlink(&p->idle_head, NULL, &ir.rec);
+                down = worker_exit_locked(p);
+                leave = true;
+            }
             gocc__unlock(&p->mu);
-            gocc__park(w); /* claimed meanwhile: the wake is coming */
         }
+        if (leave) break;
+        gocc__park(w); /* at once if already woken; else until claimed */
         w->reason = GOCC_WAIT_NONE;
         j = ir.j; /* written by the claimer before the wake */
     }
