@@ -143,7 +143,7 @@ bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
                 /* Full buffer: take the oldest, append the sender's value in
                  * the freed slot (recvx == sendx when full). */
                 copy_elem(ch, elem, slot(ch, ch->recvx));
-                memcpy(slot(ch, ch->recvx), s->elem, ch->elem_size);
+                copy_elem(ch, slot(ch, ch->recvx), s->elem);
                 if (++ch->recvx == ch->cap) ch->recvx = 0;
                 ch->sendx = ch->recvx;
             }
@@ -176,7 +176,7 @@ bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
         return true;
     }
     if (count < ch->cap) {
-        if (ch->elem_size) memcpy(slot(ch, ch->sendx), elem, ch->elem_size);
+        copy_elem(ch, slot(ch, ch->sendx), elem);
         if (++ch->sendx == ch->cap) ch->sendx = 0;
         atomic_store_explicit(&ch->count, count + 1, memory_order_relaxed);
         *ok = true;
