@@ -465,7 +465,8 @@ typedef struct gocc_waitgroup {
 #define GOCC_WAITGROUP_INIT {0, NULL}
 
 /** Add @p delta (may be negative) to the counter. @return 0, or GOCC_EINVAL
- *  (NULL, or the counter would go negative: nothing changes). */
+ *  (NULL, or the counter would go negative or past 2^62 - 1: nothing
+ *  changes). */
 GOCC_API int gocc_waitgroup_add(gocc_waitgroup_t *wg, int64_t delta);
 
 /** add(wg, -1). Misuse (counter already 0) is ignored. */

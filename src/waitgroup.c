@@ -30,6 +30,14 @@
 #define WG_LOCK 1u
 #define WG_WAITERS 2u
 #define WG_SHIFT 2
+#define WG_MAX ((int64_t)(UINT64_MAX >> WG_SHIFT)) /* what the state word holds */
+
+/* count + delta if it stays within 0..WG_MAX, else -1 (refused). */
+static int64_t wg_next(int64_t count, int64_t delta) {
+    int64_t next;
+    if (__builtin_add_overflow(count, delta, &next) || next < 0 || next > WG_MAX) return -1;
+    return next;
+}
 
 /* Spin until the lock bit is ours; returns the state seen (without it). */
 static uint64_t state_lock64(uint64_t *state) {
@@ -67,15 +75,15 @@ int gocc_waitgroup_add(gocc_waitgroup_t *wg, int64_t delta) {
     /* Fast path: no waiters, not locked, not reaching below zero. */
     uint64_t s = __atomic_load_n(&wg->state_, __ATOMIC_RELAXED);
     while (!(s & (WG_LOCK | WG_WAITERS))) {
-        int64_t count = (int64_t)(s >> WG_SHIFT) + delta;
+        int64_t count = wg_next((int64_t)(s >> WG_SHIFT), delta);
         if (count < 0) break;
         if (__atomic_compare_exchange_n(&wg->state_, &s, (uint64_t)count << WG_SHIFT, true,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             return 0;
     }
     s = state_lock64(&wg->state_);
-    int64_t count = (int64_t)(s >> WG_SHIFT) + delta;
-    if (count < 0) {
+    int64_t count = wg_next((int64_t)(s >> WG_SHIFT), delta);
+    if (count < 0) { /* below zero or beyond what the counter holds */
         wg_unlock(wg, (int64_t)(s >> WG_SHIFT));
         return GOCC_EINVAL;
     }

@@ -13,41 +13,8 @@
 
 #include <stdlib.h>
 
-#ifdef GOCC_TEST_SANITIZED
-#define SETTLE_NS (200 * GOCC_MILLISECOND) /* let a task reach its wait */
-#define SAFETY_NS (60 * GOCC_SECOND)       /* a hang becomes a failure */
-#else
-#define SETTLE_NS (50 * GOCC_MILLISECOND)
-#define SAFETY_NS (10 * GOCC_SECOND)
-#endif
-#define PAUSE_NS GOCC_MILLISECOND       /* Go's time.Sleep(time.Millisecond) */
-#define PROMPT_NS (2 * GOCC_SECOND)     /* "returns promptly" upper bound */
-
 /* ------------------------------------------------------------------------ */
 /* helpers */
-
-static gocc_ctx_t *safety_ctx(void) {
-    gocc_ctx_t *c = gocc_ctx_with_timeout(NULL, SAFETY_NS);
-    assert_non_null(c);
-    return c;
-}
-
-static void ctx_done_release(gocc_ctx_t *c) {
-    gocc_ctx_cancel(c);
-    gocc_ctx_release(c);
-}
-
-static void pause_ns(int64_t ns) { gocc_sleep(ns, NULL); }
-
-/* Poll an atomic counter until it reaches want (bounded). */
-static bool wait_count(atomic_int *c, int want, int64_t timeout_ns) {
-    int64_t end = gocc_now() + timeout_ns;
-    while (atomic_load_explicit(c, memory_order_acquire) < want) {
-        if (gocc_now() > end) return false;
-        gocc_sleep(200 * GOCC_MICROSECOND, NULL);
-    }
-    return true;
-}
 
 /* One blocking channel operation run by a task, observed from outside. */
 typedef struct op {
@@ -1365,6 +1332,45 @@ static void test_chan_multi_consumer(void **state) {
     ASSERT_NO_TASKS(start);
 }
 
+/* Regression (found by the a-lessons' ASan run): a receive from a full
+ * zero-size buffer with a sender parked moved the sender's value into the
+ * freed slot with memcpy(slot, NULL, 0): undefined behaviour, reported by
+ * UBSan. A signal channel's senders may pass NULL. */
+static int null_sender_fn(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    op_t *o = arg;
+    atomic_store(&o->state, 1);
+    o->rc = gocc_chan_send(o->ch, NULL, o->ctx);
+    atomic_store_explicit(&o->state, 2, memory_order_release);
+    return 0;
+}
+
+static void test_chan_zero_size_full_buffer_parked_null_sender(void **state) {
+    (void)state;
+    size_t start = gocc_tasks_live();
+    gocc_ctx_t *sc = safety_ctx();
+    for (size_t cap = 1; cap <= 3; cap++) {
+        gocc_chan_t *ch = chan_new(0, cap);
+        for (size_t i = 0; i < cap; i++) assert_int_equal(gocc_chan_try_send(ch, NULL), 0);
+        op_t o;
+        op_init(&o, ch, sc, 0);
+        op_start(&o, null_sender_fn);
+        /* Parked: its send cannot complete until a slot frees. */
+        while (atomic_load(&o.state) != 1) pause_ns(PAUSE_NS);
+        pause_ns(SETTLE_NS);
+        assert_false(op_done(&o));
+        assert_int_equal(gocc_chan_recv(ch, NULL, sc), 0); /* frees a slot */
+        assert_true(op_wait(&o, PROMPT_NS));
+        assert_int_equal(o.rc, 0);
+        assert_int_equal(gocc_chan_len(ch), cap); /* the parked value moved in */
+        for (size_t i = 0; i < cap; i++) assert_int_equal(gocc_chan_try_recv(ch, NULL), 0);
+        assert_int_equal(gocc_chan_try_recv(ch, NULL), GOCC_EAGAIN);
+        gocc_chan_release(ch);
+    }
+    ctx_done_release(sc);
+    ASSERT_NO_TASKS(start);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chan_recv_empty_blocks),
@@ -1392,6 +1398,7 @@ int main(void) {
         cmocka_unit_test(test_chan_blocked_receivers_fifo),
         cmocka_unit_test(test_chan_blocked_senders_fifo),
         cmocka_unit_test(test_chan_multi_consumer),
+        cmocka_unit_test(test_chan_zero_size_full_buffer_parked_null_sender),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

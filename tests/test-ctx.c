@@ -13,54 +13,15 @@
  * No cmocka assertion runs on a task or helper thread: they record what they
  * saw and the test thread checks it.
  */
-#define _GNU_SOURCE 1
-#include "test-common.h"
+#include "test-common.h" /* first: it defines _GNU_SOURCE */
 
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
 
 #define SHORT (1 * GOCC_MILLISECOND)
 #define VERY_LONG (3600LL * 1000 * GOCC_SECOND)
-#define QUIESCENT (5 * GOCC_SECOND)
-
-#define CHECK_GE(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ >= b_))                                                      \
-            fail_msg("%s = %lld, want >= %s = %lld", #a, a_, #b, b_);         \
-    } while (0)
-#define CHECK_LT(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ < b_))                                                       \
-            fail_msg("%s = %lld, want < %s = %lld", #a, a_, #b, b_);          \
-    } while (0)
-
-/* Watchdog: a hung test kills the program with its name. */
-static _Atomic(const char *) g_test = "(before the first test)";
-static void watchdog(int sig) {
-    (void)sig;
-    const char *name = atomic_load_explicit(&g_test, memory_order_relaxed);
-    static const char msg[] = "\ntest-ctx: WATCHDOG: hung in ";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    r = write(2, name, strlen(name));
-    r = write(2, "\n", 1);
-    (void)r;
-    _exit(99);
-}
-#define TEST_NAME() atomic_store_explicit(&g_test, __func__, memory_order_relaxed)
-
-static void sleep_ns(int64_t ns) {
-    struct timespec ts = {(time_t)(ns / GOCC_SECOND), (long)(ns % GOCC_SECOND)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* True if ctx's done channel exists and is closed (a receive would not
  * block); "select { case <-c.Done(): default: }". */
@@ -97,22 +58,6 @@ static int wait_done(gocc_ctx_t *c, int64_t timeout_ns) {
     gocc_ctx_cancel(guard);
     gocc_ctx_release(guard);
     return rc;
-}
-
-/* Poll (no library timers involved) until *v >= want; bounded. */
-static int wait_int(_Atomic int *v, int want, int64_t timeout_ns) {
-    int64_t end = gocc_now() + timeout_ns;
-    int got;
-    while ((got = atomic_load(v)) < want && gocc_now() < end) sleep_ns(100 * GOCC_MICROSECOND);
-    return got;
-}
-
-static uint64_t xorshift(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1797,12 +1742,7 @@ static void test_stress_many_timeouts(void **state) {
 
 int main(void) {
     g_main_thread = pthread_self();
-    signal(SIGALRM, watchdog);
-#ifdef GOCC_TEST_SANITIZED
-    alarm(400);
-#else
-    alarm(120);
-#endif
+    test_watchdog_install("test-ctx", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_background),
         cmocka_unit_test(test_with_cancel),

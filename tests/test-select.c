@@ -12,46 +12,8 @@
 
 #include <stdlib.h>
 
-#ifdef GOCC_TEST_SANITIZED
-#define SETTLE_NS (200 * GOCC_MILLISECOND)
-#define SAFETY_NS (60 * GOCC_SECOND)
-#else
-#define SETTLE_NS (50 * GOCC_MILLISECOND)
-#define SAFETY_NS (10 * GOCC_SECOND)
-#endif
-#define PAUSE_NS GOCC_MILLISECOND
-#define PROMPT_NS (2 * GOCC_SECOND)
-
 /* ------------------------------------------------------------------------ */
 /* helpers */
-
-static gocc_ctx_t *safety_ctx(void) {
-    gocc_ctx_t *c = gocc_ctx_with_timeout(NULL, SAFETY_NS);
-    assert_non_null(c);
-    return c;
-}
-
-static void ctx_done_release(gocc_ctx_t *c) {
-    gocc_ctx_cancel(c);
-    gocc_ctx_release(c);
-}
-
-static void pause_ns(int64_t ns) { gocc_sleep(ns, NULL); }
-
-static bool wait_count(atomic_int *c, int want, int64_t timeout_ns) {
-    int64_t end = gocc_now() + timeout_ns;
-    while (atomic_load_explicit(c, memory_order_acquire) < want) {
-        if (gocc_now() > end) return false;
-        gocc_sleep(200 * GOCC_MICROSECOND, NULL);
-    }
-    return true;
-}
-
-static gocc_chan_t *chan_new(size_t elem, size_t cap) {
-    gocc_chan_t *c = gocc_chan_new(elem, cap);
-    assert_non_null(c);
-    return c;
-}
 
 /* A blocking select (or plain send/recv) run by a task, seen from outside. */
 #define MAXC 8

@@ -10,61 +10,14 @@
  * No cmocka assertion runs on a task thread: tasks record what they saw in
  * atomics and the test thread checks it.
  */
-#define _GNU_SOURCE 1
-#include "test-common.h"
+#include "test-common.h" /* first: it defines _GNU_SOURCE */
 
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ---- helpers shared by the tests of this file ---- */
-
-#define CHECK_GE(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ >= b_))                                                      \
-            fail_msg("%s = %lld, want >= %s = %lld", #a, a_, #b, b_);         \
-    } while (0)
-#define CHECK_LT(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ < b_))                                                       \
-            fail_msg("%s = %lld, want < %s = %lld", #a, a_, #b, b_);          \
-    } while (0)
-
-/* Watchdog: a test that hangs kills the program with its name instead of
- * waiting for meson's timeout. */
-static _Atomic(const char *) g_test = "(before the first test)";
-static void watchdog(int sig) {
-    (void)sig;
-    const char *name = atomic_load_explicit(&g_test, memory_order_relaxed);
-    static const char msg[] = "\ntest-task: WATCHDOG: hung in ";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    r = write(2, name, strlen(name));
-    r = write(2, "\n", 1);
-    (void)r;
-    _exit(99);
-}
-#define TEST_NAME() atomic_store_explicit(&g_test, __func__, memory_order_relaxed)
-
-static void sleep_ns(int64_t ns) {
-    struct timespec ts = {(time_t)(ns / GOCC_SECOND), (long)(ns % GOCC_SECOND)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Wait (bounded, polling without the library's timers) for *v >= want. */
-static size_t wait_count(_Atomic size_t *v, size_t want, int64_t timeout_ns) {
-    int64_t end = gocc_now() + timeout_ns;
-    size_t got;
-    while ((got = atomic_load(v)) < want && gocc_now() < end) sleep_ns(200 * GOCC_MICROSECOND);
-    return got;
-}
 
 /* Spin (yielding) until gocc_tasks_live() <= want; bounded. */
 static size_t spin_tasks(size_t want, int64_t timeout_ns) {
@@ -298,7 +251,7 @@ static void test_tasks_live_exact(void **state) {
         /* Counted before gocc_go returned; none can have returned yet. */
         assert_int_equal(gocc_tasks_live(), start + i + 1);
     }
-    assert_int_equal(wait_count(&s->entered, N, 10 * GOCC_SECOND), N);
+    assert_int_equal(wait_size(&s->entered, N, 10 * GOCC_SECOND), N);
     sleep_ns(5 * GOCC_MILLISECOND);
     assert_int_equal(gocc_tasks_live(), start + N); /* blocked tasks are live */
 
@@ -640,7 +593,7 @@ static void test_runtime_small_stack(void **state) {
     size_t n = cached + 8, started = 0;
     int go_rc = 0;
     while (started < n && (go_rc = gocc_go(stack_task, NULL, &s)) == 0) started++;
-    size_t entered = wait_count(&s.entered, started, 10 * GOCC_SECOND);
+    size_t entered = wait_size(&s.entered, started, 10 * GOCC_SECOND);
     size_t threads = gocc_runtime_threads();
     /* release the tasks before asserting anything */
     assert_int_equal(gocc_chan_close(s.gate), 0);
@@ -688,7 +641,7 @@ static void test_runtime_max_threads(void **state) {
         else
             failed++;
     }
-    wait_count(&s.entered, started, 10 * GOCC_SECOND);
+    wait_size(&s.entered, started, 10 * GOCC_SECOND);
     size_t live_full = gocc_tasks_live();
     /* Every allowed thread runs a blocked task: one more cannot start. */
     int extra = gocc_go(gate_task, NULL, &s);
@@ -733,7 +686,7 @@ static void test_runtime_idle_timeout(void **state) {
     gate_init(&s);
     size_t n = before + 6; /* uses every cached thread and makes 6 more */
     for (size_t i = 0; i < n; i++) assert_int_equal(gocc_go(gate_task, NULL, &s), 0);
-    assert_int_equal(wait_count(&s.entered, n, 10 * GOCC_SECOND), n);
+    assert_int_equal(wait_size(&s.entered, n, 10 * GOCC_SECOND), n);
     size_t busy = gocc_runtime_threads();
     CHECK_GE(busy, n);
     gocc_chan_close(s.gate);
@@ -830,7 +783,7 @@ static void test_many_tasks_blocked_on_one_ctx(void **state) {
         if (go_rc != 0) break;
     }
     int64_t t_started = gocc_now();
-    size_t entered = wait_count(&s->entered, started, 30 * GOCC_SECOND);
+    size_t entered = wait_size(&s->entered, started, 30 * GOCC_SECOND);
     size_t live_blocked = gocc_tasks_live();
     sleep_ns(50 * GOCC_MILLISECOND); /* let them park */
 
@@ -859,12 +812,7 @@ static void test_many_tasks_blocked_on_one_ctx(void **state) {
 }
 
 int main(void) {
-    signal(SIGALRM, watchdog);
-#ifdef GOCC_TEST_SANITIZED
-    alarm(400);
-#else
-    alarm(120);
-#endif
+    test_watchdog_install("test-task", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         /* first: the thread cache is empty, so "one thread" is exact */
         cmocka_unit_test(test_thread_reuse),

@@ -11,66 +11,19 @@
  *
  * No cmocka assertion runs on a task or helper thread.
  */
-#define _GNU_SOURCE 1
-#include "test-common.h"
+#include "test-common.h" /* first: it defines _GNU_SOURCE */
 
-#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
 
 #define MS GOCC_MILLISECOND
-#define QUIESCENT (5 * GOCC_SECOND)
 #ifdef GOCC_TEST_SANITIZED
 #define GENEROUS (10 * GOCC_SECOND)
 #else
 #define GENEROUS (3 * GOCC_SECOND)
 #endif
-
-#define CHECK_GE(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ >= b_))                                                      \
-            fail_msg("%s = %lld, want >= %s = %lld", #a, a_, #b, b_);         \
-    } while (0)
-#define CHECK_LT(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ < b_))                                                       \
-            fail_msg("%s = %lld, want < %s = %lld", #a, a_, #b, b_);          \
-    } while (0)
-
-/* Watchdog: a hung test kills the program with its name. */
-static _Atomic(const char *) g_test = "(before the first test)";
-static void watchdog(int sig) {
-    (void)sig;
-    const char *name = atomic_load_explicit(&g_test, memory_order_relaxed);
-    static const char msg[] = "\ntest-timer: WATCHDOG: hung in ";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    r = write(2, name, strlen(name));
-    r = write(2, "\n", 1);
-    (void)r;
-    _exit(99);
-}
-#define TEST_NAME() atomic_store_explicit(&g_test, __func__, memory_order_relaxed)
-
-static void sleep_ns(int64_t ns) {
-    struct timespec ts = {(time_t)(ns / GOCC_SECOND), (long)(ns % GOCC_SECOND)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static uint64_t xorshift(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* Blocking receive of one int64_t, at most timeout_ns (a guard context). */
 static int recv_within(gocc_chan_t *ch, int64_t *v, int64_t timeout_ns) {
@@ -1093,12 +1046,7 @@ static void test_many_sleepers(void **state) {
 }
 
 int main(void) {
-    signal(SIGALRM, watchdog);
-#ifdef GOCC_TEST_SANITIZED
-    alarm(400);
-#else
-    alarm(120);
-#endif
+    test_watchdog_install("test-timer", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timer_fires),
         cmocka_unit_test(test_after_tick),
