@@ -8,7 +8,9 @@
  * and count in gocc_tasks_live only while they run a job.
  *
  * Where a job goes when it is accepted (under p->mu, in this order):
- *  1. straight to a parked idle worker (claimed and handed the job);
+ *  1. straight to a parked idle worker (claimed and handed the job), or to
+ *     a worker made at creation that has not looked for work yet (it counts
+ *     as idle: the job waits in p->handoff, counted as running);
  *  2. to a new worker, if fewer than max exist (it starts with the job);
  *  3. into the queue, if fewer than queue_cap are waiting;
  *  otherwise submit blocks (FIFO) and try_submit sheds. With queue_cap 0
@@ -66,6 +68,11 @@ struct gocc_workpool {
     size_t head, count;
     uint64_t submitted, rejected, completed, failed, dropped;
     size_t running, workers;
+    /* Workers made at creation that have not looked for work yet count as
+     * idle (API.md): jobs handed to them wait here, counted as running. */
+    size_t starting;
+    job *handoff; /* min slots */
+    size_t handoff_head, nhandoff;
     int state;
     bool forced;
     gocc__waitrec *sub_head, *sub_tail; /* blocked submitters, FIFO */
@@ -87,6 +94,7 @@ static void pool_release(gocc_workpool_t *p) {
     gocc_ctx_release(p->ctx);
     pthread_mutex_destroy(&p->mu);
     gocc__free(p->ring);
+    gocc__free(p->handoff);
     gocc__free(p);
 }
 
@@ -140,6 +148,8 @@ static int spawn_worker(gocc_workpool_t *p, job j) {
     if (j.fn != NULL) {
         p->running--;
         p->submitted--;
+    } else {
+        p->starting--; /* only at creation, before any submit */
     }
     gocc__unlock(&p->mu);
     return rc;
@@ -183,6 +193,16 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     gocc__waiter *w = gocc__self_try();
     gocc__waitrec *down = NULL;
 
+    if (j.fn == NULL) { /* made at creation: take a job handed to us early */
+        gocc__lock(&p->mu);
+        p->starting--;
+        if (p->nhandoff > 0) {
+            j = p->handoff[p->handoff_head];
+            p->handoff_head = (p->handoff_head + 1) % p->min;
+            p->nhandoff--;
+        }
+        gocc__unlock(&p->mu);
+    }
     for (;;) {
         gocc__waiter *wake = NULL;
         if (j.fn != NULL) {
@@ -260,6 +280,9 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
     if (p == NULL) goto nomem;
     if (o->queue_cap > 0 && (p->ring = gocc__calloc(o->queue_cap, sizeof(job))) == NULL)
         goto nomem_free;
+    if (o->min_workers > 0 &&
+        (p->handoff = gocc__calloc(o->min_workers, sizeof(job))) == NULL)
+        goto nomem_free;
     if ((p->ctx = gocc_ctx_with_cancel(parent)) == NULL) goto nomem_free;
     gocc__mutex_init(&p->mu);
     atomic_init(&p->refs, 1);
@@ -272,6 +295,7 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
     for (size_t i = 0; i < p->min; i++) {
         gocc__lock(&p->mu);
         p->workers++;
+        p->starting++;
         gocc__unlock(&p->mu);
         int rc = spawn_worker(p, (job){NULL, NULL});
         if (rc != 0) {
@@ -283,6 +307,7 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
     return p;
 nomem_free:
     gocc__free(p->ring);
+    gocc__free(p->handoff);
     gocc__free(p);
 nomem:
     errno = ENOMEM;
@@ -307,6 +332,13 @@ static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake) {
         if (!gocc__waiter_claim(r->w)) continue;
         gocc__container_of(r, idle_rec, rec)->j = j;
         *wake = r->w;
+        p->submitted++;
+        p->running++;
+        return ACCEPTED;
+    }
+    if (p->starting > p->nhandoff) { /* a worker still starting: it takes j */
+        p->handoff[(p->handoff_head + p->nhandoff) % p->min] = j;
+        p->nhandoff++;
         p->submitted++;
         p->running++;
         return ACCEPTED;
