@@ -1,0 +1,205 @@
+/*
+ * c04_bounded_fanout.c - port of C04 (seeds/003, "Bounded concurrency
+ * (semaphore pattern)": a channel semaphore plus an errgroup).
+ *
+ * One errgroup task per id, but at most 8 of them inside process() at
+ * once: each task first puts a token into `limit`, a channel of capacity 8
+ * (blocking while 8 are in flight), and takes it back out when done. The
+ * acquire also watches the group context, so once a task fails, the tasks
+ * still waiting for a slot give up with ctx.Err() instead of starting.
+ *
+ * Three runs over 40 ids:
+ *  1. the Go snippet's channel semaphore, nothing fails;
+ *  2. the same bound with libgocc's weighted semaphore (Go's
+ *     x/sync/semaphore: gocc_sem_acquire(s, 1, ctx) / gocc_sem_release),
+ *     the form a C programmer would reach for today;
+ *  3. the channel semaphore again with process(13) failing: Wait returns
+ *     that error and the tasks still queued at the limit never start.
+ * (errgroup's own SetLimit, gocc_group_set_limit, is a third way: B08.)
+ *
+ * Go to C: limit := make(chan struct{}, 8) is gocc_chan_new(0, 8), a signal
+ * channel (element size 0, no data). The acquire
+ *     select { case <-ctx.Done(): return ctx.Err(); case limit <- struct{}{}: }
+ * is one send with the context (it returns the context's error when ctx
+ * is done), and defer func() { <-limit }() is a receive before returning.
+ * Each task's argument is its own array element (Go's id := id); the array,
+ * the channel and the semaphore outlive the tasks because g.Wait() returns
+ * only after all of them. No generics in the Go.
+ *
+ * Checks: at no moment were more than 8 tasks inside process() (counted
+ * with an atomic in-flight gauge and its maximum), all 40 ids were
+ * processed in runs 1 and 2 with Wait() returning 0; in run 3 Wait()
+ * returns process(13)'s error and every task is accounted for (processed,
+ * failed, cut short inside process, or never admitted). Every task has
+ * returned at the end (gocc_tasks_live() == 0). Exit status 0 when all
+ * hold, else 1.
+ */
+#include <gocc.h>
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#define NIDS 40
+#define LIMIT 8
+#define ERR_PROCESS_BASE 1000 /* process(id) fails with 1000 + id */
+
+enum limiter_kind { CHANNEL_SEM, WEIGHTED_SEM };
+
+typedef struct limiter {
+    enum limiter_kind kind;
+    gocc_chan_t *ch; /* CHANNEL_SEM: capacity LIMIT, element size 0 */
+    gocc_sem_t *sem; /* WEIGHTED_SEM: size LIMIT */
+} limiter_t;
+
+typedef struct run {
+    limiter_t lim;
+    int bad_id; /* 0: nothing fails */
+    atomic_int in_flight, max_in_flight;
+    atomic_int processed, failed, cut_short, not_admitted;
+} run_t;
+
+typedef struct task_arg {
+    run_t *run;
+    int id;
+} task_arg_t;
+
+static int failures;
+
+static void check(bool ok, const char *what) {
+    if (!ok) {
+        fprintf(stderr, "C04 FAILED: %s\n", what);
+        failures++;
+    }
+}
+
+static bool tasks_exit_within(int64_t timeout_ns) {
+    int64_t give_up = gocc_now() + timeout_ns;
+    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
+        gocc_sleep(GOCC_MILLISECOND, NULL);
+    return gocc_tasks_live() == 0;
+}
+
+/* struct{}{}: nothing is copied from it (element size 0). The header allows
+ * NULL here, but libgocc 0.1.0 hands the pointer to memcpy (size 0) when a
+ * receiver takes from the full buffer with a sender parked (src/chan.c),
+ * which UBSan reports; a real address avoids that. */
+static const char token;
+
+static int acquire(limiter_t *l, gocc_ctx_t *ctx) {
+    if (l->kind == CHANNEL_SEM) return gocc_chan_send(l->ch, &token, ctx); /* limit <- struct{}{} */
+    return gocc_sem_acquire(l->sem, 1, ctx);
+}
+
+static void release(limiter_t *l) {
+    if (l->kind == CHANNEL_SEM)
+        gocc_chan_recv(l->ch, NULL, NULL); /* <-limit */
+    else
+        gocc_sem_release(l->sem, 1);
+}
+
+/* A couple of milliseconds of work that stops when ctx is done. */
+static int process(gocc_ctx_t *ctx, run_t *r, int id) {
+    if (id == r->bad_id) return ERR_PROCESS_BASE + id;
+    return gocc_sleep(2 * GOCC_MILLISECOND, ctx);
+}
+
+static int bounded_task(gocc_ctx_t *ctx, void *arg) {
+    task_arg_t *a = arg;
+    run_t *r = a->run;
+    int err = acquire(&r->lim, ctx);
+    if (err != 0) { /* case <-ctx.Done(): return ctx.Err() */
+        atomic_fetch_add(&r->not_admitted, 1);
+        return err;
+    }
+    int now = atomic_fetch_add(&r->in_flight, 1) + 1;
+    int max = atomic_load(&r->max_in_flight);
+    while (now > max && !atomic_compare_exchange_weak(&r->max_in_flight, &max, now)) {
+    }
+
+    err = process(ctx, r, a->id);
+
+    atomic_fetch_sub(&r->in_flight, 1);
+    release(&r->lim); /* defer func() { <-limit }() */
+    if (err == 0)
+        atomic_fetch_add(&r->processed, 1);
+    else if (err > ERR_PROCESS_BASE)
+        atomic_fetch_add(&r->failed, 1);
+    else
+        atomic_fetch_add(&r->cut_short, 1);
+    return err;
+}
+
+/* The snippet's function body: fan out over the ids, return g.Wait(). */
+static int bounded_fanout(gocc_ctx_t *ctx, run_t *r) {
+    task_arg_t args[NIDS];
+    gocc_group_t *g = gocc_group_new(ctx); /* g, ctx := errgroup.WithContext(ctx) */
+    if (!g) return GOCC_ENOMEM;
+    for (int i = 0; i < NIDS; i++) {
+        args[i] = (task_arg_t){r, i + 1};
+        if (gocc_group_go(g, bounded_task, &args[i]) != 0) check(false, "started a task");
+    }
+    int err = gocc_group_wait(g);
+    gocc_group_free(g);
+    return err;
+}
+
+static int do_run(run_t *r, const char *name) {
+    gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
+    int err = ctx ? bounded_fanout(ctx, r) : GOCC_ENOMEM;
+    gocc_ctx_cancel(ctx);
+    gocc_ctx_release(ctx);
+
+    int max = atomic_load(&r->max_in_flight);
+    int processed = atomic_load(&r->processed), failed = atomic_load(&r->failed);
+    int cut = atomic_load(&r->cut_short), skipped = atomic_load(&r->not_admitted);
+    if (r->bad_id == 0)
+        printf("C04 bounded fan-out (%s): %d ids, limit %d -> %d processed, at most "
+               "%d at once, Wait() = %s\n",
+               name, NIDS, LIMIT, processed, max, err ? gocc_strerror(err) : "nil");
+    else
+        printf("C04 bounded fan-out (%s, process(%d) fails): Wait() = process(%d) "
+               "failed; %d processed, %d cut short, %d never started (ctx.Err() at "
+               "the limit), at most %d at once\n",
+               name, r->bad_id, err - ERR_PROCESS_BASE, processed, cut, skipped, max);
+    check(max >= 1 && max <= LIMIT, "never more than 8 tasks in process() at once");
+    check(processed + failed + cut + skipped == NIDS, "every task accounted for");
+    return err;
+}
+
+int main(void) {
+    static run_t r1, r2, r3;
+
+    r1.lim = (limiter_t){CHANNEL_SEM, gocc_chan_new(0, LIMIT), NULL};
+    if (r1.lim.ch) {
+        int err = do_run(&r1, "channel semaphore");
+        check(err == 0 && atomic_load(&r1.processed) == NIDS, "all 40 ids processed");
+        gocc_chan_release(r1.lim.ch);
+    } else {
+        check(false, "made the limit channel");
+    }
+
+    r2.lim = (limiter_t){WEIGHTED_SEM, NULL, gocc_sem_new(LIMIT)};
+    if (r2.lim.sem) {
+        int err = do_run(&r2, "weighted semaphore");
+        check(err == 0 && atomic_load(&r2.processed) == NIDS, "all 40 ids processed");
+        gocc_sem_free(r2.lim.sem);
+    } else {
+        check(false, "made the weighted semaphore");
+    }
+
+    r3.lim = (limiter_t){CHANNEL_SEM, gocc_chan_new(0, LIMIT), NULL};
+    r3.bad_id = 13;
+    if (r3.lim.ch) {
+        int err = do_run(&r3, "channel semaphore");
+        check(err == ERR_PROCESS_BASE + 13, "Wait() returned process(13)'s error");
+        check(atomic_load(&r3.failed) == 1, "process(13) ran and failed once");
+        gocc_chan_release(r3.lim.ch);
+    } else {
+        check(false, "made the limit channel");
+    }
+
+    check(tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
+    if (failures) printf("C04 bounded fan-out: FAILED\n");
+    return failures ? 1 : 0;
+}
