@@ -193,16 +193,7 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     gocc__waiter *w = gocc__self_try();
     gocc__waitrec *down = NULL;
 
-    if (j.fn == NULL) { /* made at creation: take a job handed to us early */
-        gocc__lock(&p->mu);
-        p->starting--;
-        if (p->nhandoff > 0) {
-            j = p->handoff[p->handoff_head];
-            p->handoff_head = (p->handoff_head + 1) % p->min;
-            p->nhandoff--;
-        }
-        gocc__unlock(&p->mu);
-    }
+    bool starting = j.fn == NULL; /* made at creation: counted as idle */
     for (;;) {
         gocc__waiter *wake = NULL;
         if (j.fn != NULL) {
@@ -222,6 +213,20 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
             if (j.fn != NULL) continue;
         }
         gocc__lock(&p->mu);
+        if (starting) {
+            /* Stop counting as "starting" in the same critical section in
+             * which we take a job or park: never neither (a hand-off would
+             * be shed in between). Jobs handed to us early come first. */
+            starting = false;
+            p->starting--;
+            if (p->nhandoff > 0) {
+                j = p->handoff[p->handoff_head];
+                p->handoff_head = (p->handoff_head + 1) % p->min;
+                p->nhandoff--;
+                gocc__unlock(&p->mu);
+                continue;
+            }
+        }
         j = next_job_locked(p, &wake);
         if (j.fn != NULL) {
             gocc__unlock(&p->mu);
