@@ -28,9 +28,11 @@
 #if defined(__GNUC__)
 #define GOCC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GOCC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GOCC_NOINLINE __attribute__((noinline)) /* keeps slow paths out of hot ones */
 #else
 #define GOCC_LIKELY(x) (x)
 #define GOCC_UNLIKELY(x) (x)
+#define GOCC_NOINLINE
 #endif
 
 /* Hot thread-locals use the initial-exec TLS model: the library is built

@@ -228,8 +228,9 @@ nomem:
 
 /* The owner's share of a trim: its cache moves into the victim (as far as
  * it has room; the rest is freed), at the first use after the trim. */
-static void follow_trim(gocc_pool_t *p, tcache *tc, uint64_t epoch) {
-    spill s = {.n = 0};
+static GOCC_NOINLINE void follow_trim(gocc_pool_t *p, tcache *tc, uint64_t epoch) {
+    spill s;
+    s.n = 0;
     tc->epoch = epoch;
     gocc__lock(&p->mu);
     while (tc->n > 0) {
@@ -263,24 +264,18 @@ void *gocc_pool_get(gocc_pool_t *p) {
     return p->new_fn != NULL ? p->new_fn(p->ud) : NULL;
 }
 
-void gocc_pool_put(gocc_pool_t *p, void *obj) {
-    if (p == NULL || obj == NULL) return;
-    unsigned drop = atomic_load_explicit(&p->drop_percent, memory_order_relaxed);
-    if (GOCC_UNLIKELY(drop != 0) && gocc__rand() % 100 < drop) {
-        p->free_fn(obj, p->ud);
-        return;
-    }
-    spill s = {.n = 0};
-    tcache *tc = my_cache_now(p);
+/* put's slow path: the cache is full (its older half goes to the depot)
+ * or there is no cache. Out of line so the hot path carries no buffer. */
+static GOCC_NOINLINE void put_slow(gocc_pool_t *p, tcache *tc, void *obj) {
+    spill s;
+    s.n = 0;
     if (tc != NULL) {
-        if (tc->n == TCACHE_CAP) { /* full: the older half goes to the depot */
-            gocc__lock(&p->mu);
-            depot_put_locked(p, tc->objs, TCACHE_CAP / 2, &s);
-            gocc__unlock(&p->mu);
-            memmove(tc->objs, tc->objs + TCACHE_CAP / 2,
-                    (TCACHE_CAP - TCACHE_CAP / 2) * sizeof(void *));
-            tc->n -= TCACHE_CAP / 2;
-        }
+        gocc__lock(&p->mu);
+        depot_put_locked(p, tc->objs, TCACHE_CAP / 2, &s);
+        gocc__unlock(&p->mu);
+        memmove(tc->objs, tc->objs + TCACHE_CAP / 2,
+                (TCACHE_CAP - TCACHE_CAP / 2) * sizeof(void *));
+        tc->n -= TCACHE_CAP / 2;
         tc->objs[tc->n++] = obj;
     } else {
         gocc__lock(&p->mu);
@@ -288,6 +283,21 @@ void gocc_pool_put(gocc_pool_t *p, void *obj) {
         gocc__unlock(&p->mu);
     }
     spill_free(p, &s);
+}
+
+void gocc_pool_put(gocc_pool_t *p, void *obj) {
+    if (p == NULL || obj == NULL) return;
+    unsigned drop = atomic_load_explicit(&p->drop_percent, memory_order_relaxed);
+    if (GOCC_UNLIKELY(drop != 0) && gocc__rand() % 100 < drop) {
+        p->free_fn(obj, p->ud);
+        return;
+    }
+    tcache *tc = my_cache_now(p);
+    if (GOCC_LIKELY(tc != NULL && tc->n < TCACHE_CAP)) {
+        tc->objs[tc->n++] = obj;
+        return;
+    }
+    put_slow(p, tc, obj);
 }
 
 void gocc_pool_trim(gocc_pool_t *p) {
