@@ -122,6 +122,7 @@ typedef struct gocc__waiter {
     pthread_mutex_t mu;       /* condvar fallback */
     pthread_cond_t cv;
 #endif
+    int spin;                 /* adaptive spin budget (park.c), owner only */
     int reason;               /* enum gocc__wait_reason, for the dump */
     int64_t since;            /* when it parked */
 } gocc__waiter;
