@@ -29,22 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A01 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-/* Wait up to `timeout_ns` for every task to return. */
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A01", ok, what)
 
 /* ---- gen: send each number, then close ---------------------------------- */
 
@@ -145,9 +132,9 @@ int main(void) {
     check(count == N, "received exactly three values");
     for (int i = 0; i < N && i < count; i++)
         check(got[i] == want[i], "the values are 4, 9, 16 in order");
-    check(tasks_exit_within(5 * GOCC_SECOND),
+    check(example_tasks_exit_within(5 * GOCC_SECOND),
           "both stage tasks returned (gocc_tasks_live() == 0)");
 
-    if (failures) printf("A01 pipeline: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A01 pipeline: FAILED\n");
+    return example_failures ? 1 : 0;
 }

@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "example.h"
+
 #define NJOBS 1000
 #define BUFFER 100
 #define MAX_WORKERS 64
@@ -52,21 +54,7 @@ typedef struct result {
     char output[24];
 } result_t;
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A02 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A02", ok, what)
 
 /* "Assume this is CPU-bound": upper-case the payload. */
 static void process(const char *payload, char *out, size_t out_size) {
@@ -224,7 +212,7 @@ static int run_pool(int workers, bool as_printed, int *submitted, bool *all_ok,
     gocc_chan_release(jobs);
     gocc_chan_release(results);
     /* Every task is done or about to return; wg must outlive them. */
-    check(tasks_exit_within(5 * GOCC_SECOND),
+    check(example_tasks_exit_within(5 * GOCC_SECOND),
           "every worker, the producer and the closer returned");
     return collected;
 }
@@ -255,6 +243,6 @@ int main(void) {
     check(strcmp(sample, "DATA-999") == 0, "job 999's output is DATA-999");
     check(gocc_tasks_live() == 0, "no task leaked (gocc_tasks_live() == 0)");
 
-    if (failures) printf("A02 dynamic pool: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A02 dynamic pool: FAILED\n");
+    return example_failures ? 1 : 0;
 }

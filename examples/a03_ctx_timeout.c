@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
+
 typedef struct response {
     char body[64];
 } response_t;
@@ -48,21 +50,7 @@ static const struct site {
     {"local://slow.example", 10 * GOCC_SECOND, "<html>hello, eventually</html>"},
 };
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A03 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A03", ok, what)
 
 typedef struct transport_arg {
     const struct site *site;
@@ -149,12 +137,12 @@ int main(void) {
     check(took < 2 * GOCC_SECOND, "the slow fetch gave up within 2 s");
 
     /* The transport task saw the same deadline: no 10 s straggler. */
-    bool exited = tasks_exit_within(2 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(2 * GOCC_SECOND);
     printf("A03 ctx timeout: the slow fetch's transport task %s\n",
            exited ? "stopped with the context (gocc_tasks_live() == 0)"
                   : "is still running");
     check(exited, "the transport task stopped with the context");
 
-    if (failures) printf("A03 ctx timeout: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A03 ctx timeout: FAILED\n");
+    return example_failures ? 1 : 0;
 }

@@ -42,6 +42,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "example.h"
+
 #define TASKS 4
 #define ITERATIONS 1000000
 #define RACY_ROUNDS 10 /* racy runs at most, until one loses updates */
@@ -50,21 +52,7 @@ static int counter; /* shared plain int: the race is on this */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int atomic_counter;
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A04 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A04", ok, what)
 
 /* What each task gets: the WaitGroup, and a start gate (a channel closed
  * by main once every task is started, so the loops overlap in time instead
@@ -172,8 +160,8 @@ int main(void) {
            with_mutex == want && with_atomic == want ? "yes" : "NO");
     check(with_mutex == want, "the mutex count is exact");
     check(with_atomic == want, "the atomic count is exact");
-    check(tasks_exit_within(5 * GOCC_SECOND), "every task returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "every task returned");
 
-    if (failures) printf("A04 race counter: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A04 race counter: FAILED\n");
+    return example_failures ? 1 : 0;
 }

@@ -32,21 +32,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A05 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A05", ok, what)
 
 typedef struct sender_arg {
     gocc_chan_t *ch; /* the task's own reference */
@@ -141,8 +129,8 @@ static void fixed(void) {
 int main(void) {
     broken();
     fixed();
-    check(tasks_exit_within(5 * GOCC_SECOND),
+    check(example_tasks_exit_within(5 * GOCC_SECOND),
           "no task left blocked (gocc_tasks_live() == 0)");
-    if (failures) printf("A05 deadlock: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A05 deadlock: FAILED\n");
+    return example_failures ? 1 : 0;
 }

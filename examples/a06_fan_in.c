@@ -27,24 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
+
 #define SOURCES 3
 #define PER_SOURCE 10
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A06 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A06", ok, what)
 
 /* ---- fan_in: any element size ------------------------------------------- */
 
@@ -204,8 +192,9 @@ int main(void) {
 
     gocc_chan_release(merged);
     for (int k = 0; k < SOURCES; k++) gocc_chan_release(cs[k]);
-    check(tasks_exit_within(5 * GOCC_SECOND), "every task returned (gocc_tasks_live() == 0)");
+    check(example_tasks_exit_within(5 * GOCC_SECOND),
+          "every task returned (gocc_tasks_live() == 0)");
 
-    if (failures) printf("A06 fan-in: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A06 fan-in: FAILED\n");
+    return example_failures ? 1 : 0;
 }

@@ -34,21 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "A07 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("A07", ok, what)
 
 /* ---- part 1: a result or a timeout -------------------------------------- */
 
@@ -230,8 +218,8 @@ int main(void) {
 
     multiplex();
 
-    check(tasks_exit_within(5 * GOCC_SECOND),
+    check(example_tasks_exit_within(5 * GOCC_SECOND),
           "every task returned, the slow worker too (gocc_tasks_live() == 0)");
-    if (failures) printf("A07 select timeout: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("A07 select timeout: FAILED\n");
+    return example_failures ? 1 : 0;
 }

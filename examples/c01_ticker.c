@@ -35,21 +35,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C01 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C01", ok, what)
 
 static atomic_int work_done;
 
@@ -101,7 +89,7 @@ static void wrong(void) {
     gocc_sleep(20 * GOCC_MILLISECOND, NULL);
     gocc_ctx_cancel(ctx); /* no effect on a task that never looks */
     gocc_ctx_release(ctx);
-    bool gone = tasks_exit_within(100 * GOCC_MILLISECOND);
+    bool gone = example_tasks_exit_within(100 * GOCC_MILLISECOND);
     size_t live = gocc_tasks_live();
     printf("C01 wrong: task with no stop condition -> still running 100 ms after "
            "cancel (gocc_tasks_live() == %zu, %d doWork calls): a leak\n",
@@ -109,7 +97,7 @@ static void wrong(void) {
     check(!gone && live == 1, "the task without a stop condition outlived the cancel");
 
     atomic_store(&demo_pull_plug, true);
-    check(tasks_exit_within(5 * GOCC_SECOND), "the demo's plug stopped it");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the demo's plug stopped it");
 }
 
 static void correct(void) {
@@ -128,7 +116,7 @@ static void correct(void) {
     int64_t start = gocc_now();
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
-    bool gone = tasks_exit_within(2 * GOCC_SECOND);
+    bool gone = example_tasks_exit_within(2 * GOCC_SECOND);
     int64_t took = gocc_now() - start;
     printf("C01 ticker: %d ticks of 10 ms, then cancel -> the task returned "
            "%.0f us later (gocc_tasks_live() == %zu)\n",
@@ -142,6 +130,6 @@ int main(void) {
     wrong();
     correct();
     check(gocc_tasks_live() == 0, "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C01 ticker: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("C01 ticker: FAILED\n");
+    return example_failures ? 1 : 0;
 }

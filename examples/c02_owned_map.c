@@ -36,6 +36,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "example.h"
+
 #define CLIENTS 4
 #define OPS 200
 #define KEYS 4
@@ -43,21 +45,7 @@
 
 static const char *const keys[KEYS] = {"a", "b", "c", "d"};
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C02 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C02", ok, what)
 
 /* ---- map[string]int, just big enough ------------------------------------ */
 
@@ -221,7 +209,7 @@ int main(void) {
     gocc_ctx_release(ctx);
     gocc_chan_release(in);
     gocc_chan_release(reply);
-    check(tasks_exit_within(5 * GOCC_SECOND), "the owner returned on cancel");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the owner returned on cancel");
 
     /* SAFEMAP */
     safe_map_t safe = {.m = {0}};
@@ -238,7 +226,7 @@ int main(void) {
         check(false, "made the rwlock");
     }
 
-    check(tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C02 owned map: FAILED\n");
-    return failures ? 1 : 0;
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
+    if (example_failures) printf("C02 owned map: FAILED\n");
+    return example_failures ? 1 : 0;
 }

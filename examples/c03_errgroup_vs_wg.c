@@ -38,26 +38,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "example.h"
+
 #define NIDS 8
 #define BAD_ID 3
 #define WORK (300 * GOCC_MILLISECOND)
 #define ERR_PROCESS_BASE 1000 /* process(id) fails with 1000 + id */
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C03 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C03", ok, what)
 
 static atomic_int ran_to_end, stopped_early;
 
@@ -163,7 +151,7 @@ int main(void) {
     check(cause == ERR_PROCESS_BASE + BAD_ID, "the group context's cause is that error");
     check(early + full == NIDS - 1, "every other task ran and returned before Wait()");
 
-    check(tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C03 errgroup vs WaitGroup: FAILED\n");
-    return failures ? 1 : 0;
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
+    if (example_failures) printf("C03 errgroup vs WaitGroup: FAILED\n");
+    return example_failures ? 1 : 0;
 }

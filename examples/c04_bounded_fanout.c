@@ -40,6 +40,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "example.h"
+
 #define NIDS 40
 #define LIMIT 8
 #define ERR_PROCESS_BASE 1000 /* process(id) fails with 1000 + id */
@@ -64,21 +66,7 @@ typedef struct task_arg {
     int id;
 } task_arg_t;
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C04 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C04", ok, what)
 
 /* struct{}{}: nothing is copied from it (element size 0). The header allows
  * NULL here, but libgocc 0.1.0 hands the pointer to memcpy (size 0) when a
@@ -199,7 +187,7 @@ int main(void) {
         check(false, "made the limit channel");
     }
 
-    check(tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C04 bounded fan-out: FAILED\n");
-    return failures ? 1 : 0;
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
+    if (example_failures) printf("C04 bounded fan-out: FAILED\n");
+    return example_failures ? 1 : 0;
 }

@@ -42,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
+
 #define WORKERS 4
 #define NJOBS 50
 #define MAX_TRACKED 20000 /* job numbers tracked; the producer stops there */
@@ -51,21 +53,7 @@ typedef struct job {
     char id[16]; /* "job-N" */
 } job_t;
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C05 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C05", ok, what)
 
 /* What the handler saw: how often each job number was handled. */
 static atomic_uchar handled_count[MAX_TRACKED];
@@ -154,7 +142,7 @@ static int run(int count, int64_t timeout_ns, int bad) {
     for (int i = 0; i < MAX_TRACKED; i++)
         if (atomic_load(&handled_count[i]) > 1) twice = true;
     check(!twice, "no job was handled twice");
-    check(tasks_exit_within(5 * GOCC_SECOND),
+    check(example_tasks_exit_within(5 * GOCC_SECOND),
           "every worker and the producer returned (gocc_tasks_live() == 0)");
     return err;
 }
@@ -185,6 +173,6 @@ int main(void) {
     check(atomic_load(&handled_count[13]) == 1, "job-13 was handled once");
 
     check(gocc_tasks_live() == 0, "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C05 pool: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("C05 pool: FAILED\n");
+    return example_failures ? 1 : 0;
 }

@@ -37,6 +37,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "example.h"
+
 #define N 10
 
 typedef struct stage {
@@ -47,21 +49,7 @@ typedef struct stage {
     int close_err; /* closes of an already closed out: a panic in Go */
 } stage_t;
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C06 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C06", ok, what)
 
 /* Send v on s->out; false when the stage must stop. */
 static bool emit(stage_t *s, int v, gocc_ctx_t *ctx) {
@@ -190,7 +178,7 @@ int main(void) {
     full_pipeline();
     stop_early(true);
     stop_early(false);
-    check(tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C06 pipeline close: FAILED\n");
-    return failures ? 1 : 0;
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
+    if (example_failures) printf("C06 pipeline close: FAILED\n");
+    return example_failures ? 1 : 0;
 }

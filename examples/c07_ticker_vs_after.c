@@ -38,26 +38,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "example.h"
+
 #define POLLS 10
 #define PERIOD (5 * GOCC_MILLISECOND)
 #define MESSAGES 1000
 #define IDLE (1 * GOCC_SECOND)
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C07 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C07", ok, what)
 
 /* Counted timer creation: what time.After costs per call. */
 static int timers_made, timers_dropped_armed;
@@ -207,7 +195,7 @@ int main(void) {
     periodic(true);
     hot_path(false);
     hot_path(true);
-    check(tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C07 ticker vs time.After: FAILED\n");
-    return failures ? 1 : 0;
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "no task left (gocc_tasks_live() == 0)");
+    if (example_failures) printf("C07 ticker vs time.After: FAILED\n");
+    return example_failures ? 1 : 0;
 }

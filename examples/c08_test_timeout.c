@@ -39,21 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        fprintf(stderr, "C08 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit_within(int64_t timeout_ns) {
-    int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check("C08", ok, what)
 
 /* ---- the code under test ------------------------------------------------ */
 
@@ -120,7 +108,7 @@ static int run_test(const char *name, int (*thing)(gocc_ctx_t *), int64_t timeou
     gocc_ctx_cancel(ctx); /* defer cancel() */
     gocc_ctx_release(ctx);
     *took_ns = gocc_now() - start;
-    *leaked = !tasks_exit_within(2 * GOCC_SECOND);
+    *leaked = !example_tasks_exit_within(2 * GOCC_SECOND);
     printf("C08 test timeout: %s, %.0f ms test ctx: %s after %.1f ms (%s; sum so far %ld)\n",
            name, timeout_ns / 1e6, err ? "FAIL" : "PASS", *took_ns / 1e6,
            err ? gocc_strerror(err) : "ok", last_sum);
@@ -142,6 +130,6 @@ int main(void) {
     check(!leaked, "the hanging test left no task behind");
 
     check(gocc_tasks_live() == 0, "no task left (gocc_tasks_live() == 0)");
-    if (failures) printf("C08 test timeout: FAILED\n");
-    return failures ? 1 : 0;
+    if (example_failures) printf("C08 test timeout: FAILED\n");
+    return example_failures ? 1 : 0;
 }

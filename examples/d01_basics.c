@@ -34,21 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D01 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D01", ok, what)
 
 /* ---- D01: goroutine launch ---------------------------------------------- */
 
@@ -101,7 +89,7 @@ static void d01_launch(void) {
     check(ok && sorted, "list.Sort ran");
     printf("D01 launch: go list.Sort() sorted {5 3 8 1 9 2 7 4} into {%d %d %d %d %d %d %d %d}\n",
            l.v[0], l.v[1], l.v[2], l.v[3], l.v[4], l.v[5], l.v[6], l.v[7]);
-    check(tasks_exit(5 * GOCC_SECOND), "launched tasks returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "launched tasks returned");
     gocc_chan_release(done);
 }
 
@@ -125,7 +113,7 @@ static void d01_unbuffered(void) {
     if (ok) gocc_chan_recv(w.done, NULL, NULL); /* <-done: the work happened before */
     check(ok && w.result == 5050, "the work is visible after <-done");
     printf("D01 unbuffered: <-done returned after the task's work: result %ld\n", w.result);
-    check(tasks_exit(5 * GOCC_SECOND), "the worker returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the worker returned");
     gocc_chan_release(w.done);
 }
 
@@ -186,7 +174,7 @@ static void d01_direction(void) {
     if (ch && gocc_go(producer, NULL, &out) == 0) v = consumer((int_receiver_t){ch});
     check(v == 42, "consumer received the producer's 42");
     printf("D01 direction: producer(chan<- int) sent, consumer(<-chan int) received %d\n", v);
-    check(tasks_exit(5 * GOCC_SECOND), "the producer returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the producer returned");
     gocc_chan_release(ch);
 }
 
@@ -215,7 +203,7 @@ static void d01_range(void) {
     check(count == 10 && sum == 55, "range received 1..10 and ended at close");
     printf("D01 range: received %d messages (sum %d); the loop ended when ch was closed "
            "and drained\n", count, sum);
-    check(tasks_exit(5 * GOCC_SECOND), "the sender returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the sender returned");
     gocc_chan_release(m.ch);
 }
 
@@ -243,7 +231,7 @@ static void d01_close(void) {
     }
     gocc_sleep(2 * GOCC_MILLISECOND, NULL); /* let them block */
     gocc_chan_close(ch);                    /* a broadcast */
-    bool exited = tasks_exit(5 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     int woke = 0;
     for (int i = 0; i < started; i++) woke += w[i].err == GOCC_ECLOSED;
     check(started == 3 && exited && woke == 3, "close woke every receiver");
@@ -267,8 +255,8 @@ int main(void) {
     d01_direction();
     d01_range();
     d01_close();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D01 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D01 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

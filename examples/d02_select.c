@@ -32,21 +32,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D02 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D02", ok, what)
 
 /* ---- D02: the select, with a timeout ------------------------------------ */
 
@@ -178,7 +166,7 @@ static void d02_nil_case(void) {
     printf("D02 nil channel: merged %d values (sum %d) from two channels; each closed "
            "input was set to nil, %d close%s seen in all\n", count, sum, closed_seen,
            closed_seen == 1 ? "" : "s");
-    check(tasks_exit(5 * GOCC_SECOND), "the sources returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the sources returned");
     gocc_chan_release(sa.out);
     gocc_chan_release(sb.out);
 }
@@ -188,8 +176,8 @@ int main(void) {
     d02_default();
     d02_random();
     d02_nil_case();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D02 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D02 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

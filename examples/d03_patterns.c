@@ -25,21 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D03 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D03", ok, what)
 
 /* ---- D03: semaphore ------------------------------------------------------ */
 
@@ -79,7 +67,7 @@ static void d03_semaphore(void) {
         reqs[i].id = i;
         started += gocc_go(handle, NULL, &reqs[i]) == 0;
     }
-    check(tasks_exit(5 * GOCC_SECOND), "every handler returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "every handler returned");
     check(started == REQUESTS && atomic_load(&handled) == REQUESTS, "every request handled");
     check(atomic_load(&max_inside) <= MAX_CONCURRENT, "never more than MaxConcurrent inside");
     printf("D03 semaphore: %d requests handled, at most %d at once (MaxConcurrent %d)\n",
@@ -151,7 +139,7 @@ static void d03_worker_pool(void) {
         per_worker[r.worker]++;
     }
     check(started && right, "every job's result arrived once, right");
-    check(tasks_exit(5 * GOCC_SECOND), "the workers returned after close(jobs)");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned after close(jobs)");
     printf("D03 worker pool: %d jobs, %d results (workers did %d/%d/%d/%d); the workers "
            "returned after close(jobs)\n", NUM_JOBS, right ? NUM_JOBS : -1, per_worker[0],
            per_worker[1], per_worker[2], per_worker[3]);
@@ -270,7 +258,7 @@ static void d03_fan_in(void) {
     check(merged && count == 10 * N && sum == want, "the fan-in delivered every value once");
     printf("D03 fan-in: %d channels merged into one: %d values, sum %ld (want %ld); merged "
            "closed after every input closed\n", N, count, sum, want);
-    check(tasks_exit(5 * GOCC_SECOND), "the fan-in's tasks returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the fan-in's tasks returned");
     gocc_chan_release(merged);
     for (int i = 0; i < N; i++) gocc_chan_release(ins[i]);
 }
@@ -279,8 +267,8 @@ int main(void) {
     d03_semaphore();
     d03_worker_pool();
     d03_fan_in();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D03 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D03 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

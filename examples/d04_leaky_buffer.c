@@ -31,21 +31,9 @@
 #include <string.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D04 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D04", ok, what)
 
 #define POOL_CAP 100
 
@@ -151,7 +139,7 @@ static void d04_clients_server(void) {
     check(ok, "started the server and the clients");
     gocc_waitgroup_wait(&s.clients, NULL);
     gocc_chan_close(s.server_chan); /* the clients were the senders; all done */
-    check(tasks_exit(5 * GOCC_SECOND), "the server returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the server returned");
     check(s.received == CLIENTS * MESSAGES && s.intact == s.received,
           "every message arrived intact");
     long in_pool = (long)gocc_chan_len(pool);
@@ -194,8 +182,8 @@ int main(void) {
     check(atomic_load(&allocated) == drained + atomic_load(&freed_full),
           "every buffer ever allocated was freed");
     gocc_chan_release(pool);
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("D04 %s: %ld buffers allocated, all freed; %zu tasks live at the end\n",
-           failures ? "FAILED" : "ok", atomic_load(&allocated), gocc_tasks_live());
-    return failures ? 1 : 0;
+           example_failures ? "FAILED" : "ok", atomic_load(&allocated), gocc_tasks_live());
+    return example_failures ? 1 : 0;
 }

@@ -29,21 +29,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D05 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D05", ok, what)
 
 #define WORKERS 2
 #define JOBS 20
@@ -123,7 +111,7 @@ static void d05_done_channel(void) {
     int sent = 0;
     int started = s.jobs && s.done ? start_and_feed(worker_done, NULL, &s, &sent) : 0;
     gocc_chan_close(s.done); /* shutdown: a broadcast to every worker */
-    check(tasks_exit(5 * GOCC_SECOND), "the workers returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned");
     check(started == WORKERS && sent == JOBS && atomic_load(&s.processed) == JOBS &&
           atomic_load(&s.stopped) == WORKERS, "done channel: all jobs, then every worker stopped");
     printf("D05 done channel: %d workers processed %d jobs and returned when done was closed "
@@ -142,7 +130,7 @@ static void d05_context(void) {
     int sent = 0;
     int started = s.jobs && ctx ? start_and_feed(worker_ctx, ctx, &s, &sent) : 0;
     gocc_ctx_cancel(parent);
-    check(tasks_exit(5 * GOCC_SECOND), "the workers returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned");
     check(started == WORKERS && sent == JOBS && atomic_load(&s.processed) == JOBS &&
           atomic_load(&s.stopped) == WORKERS && s.reason[0] == GOCC_ECANCELED &&
           s.reason[1] == GOCC_ECANCELED, "context: all jobs, then stopped by the parent's cancel");
@@ -160,7 +148,7 @@ static void d05_context(void) {
     shared_t t = {.jobs = gocc_chan_new(sizeof(job_t), 0)};
     ctx = gocc_ctx_with_timeout(NULL, 10 * GOCC_MILLISECOND);
     started = t.jobs && ctx ? start_and_feed(worker_ctx, ctx, &t, &sent) : 0;
-    check(tasks_exit(5 * GOCC_SECOND), "the workers returned at the deadline");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned at the deadline");
     check(started == WORKERS && atomic_load(&t.processed) == sent &&
           t.reason[0] == GOCC_EDEADLINE && t.reason[1] == GOCC_EDEADLINE,
           "context: stopped by the deadline");
@@ -175,8 +163,8 @@ static void d05_context(void) {
 int main(void) {
     d05_done_channel();
     d05_context();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D05 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D05 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

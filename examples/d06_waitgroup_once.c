@@ -27,21 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D06 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D06", ok, what)
 
 /* ---- D06: WaitGroup ---------------------------------------------------- */
 
@@ -78,7 +66,7 @@ static void d06_waitgroup(void) {
     check(err == 0 && right == ITEMS, "every item processed once, visible after Wait");
     printf("D06 WaitGroup: Wait returned after %d tasks; %d of %d results right\n", ITEMS,
            right, ITEMS);
-    check(tasks_exit(5 * GOCC_SECOND), "the item tasks returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the item tasks returned");
 }
 
 /* ---- D06: Once ------------------------------------------------------------ */
@@ -132,7 +120,7 @@ static void d06_once(void) {
         started += gocc_go(call_get_config, NULL, &callers[i]) == 0;
     }
     gocc_chan_close(start);
-    check(tasks_exit(5 * GOCC_SECOND), "the callers returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the callers returned");
     int same = 0;
     for (int i = 0; i < started; i++)
         same += callers[i].got != NULL && callers[i].got == instance &&
@@ -151,8 +139,8 @@ static void d06_once(void) {
 int main(void) {
     d06_waitgroup();
     d06_once();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D06 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D06 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

@@ -31,14 +31,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D07 FAILED: %s\n", what);
-        failures++;
-    }
-}
+#define check(ok, what) example_check_stdout("D07", ok, what)
 
 static double ms_since(int64_t t0) { return (double)(gocc_now() - t0) / 1e6; }
 
@@ -176,7 +171,7 @@ int main(void) {
     int64_t give_up = gocc_now() + 5 * GOCC_SECOND;
     while (gocc_tasks_live() > 0 && gocc_now() < give_up) gocc_sleep(GOCC_MILLISECOND, NULL);
     check(gocc_tasks_live() == 0, "gocc_tasks_live() == 0 at the end");
-    printf("D07 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    printf("D07 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

@@ -27,21 +27,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D08 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D08", ok, what)
 
 #define FETCH_COST (100 * GOCC_MILLISECOND)
 
@@ -106,7 +94,7 @@ static void d08_async_by_default(void) {
 
     /* Clean up by hand (only so the demo ends): take the orphaned result. */
     int got = ch ? gocc_chan_recv(ch, &r, NULL) : GOCC_EINVAL;
-    check(got == 0 && r.err == 0 && r.value == 70 && tasks_exit(5 * GOCC_SECOND),
+    check(got == 0 && r.err == 0 && r.value == 70 && example_tasks_exit_within(5 * GOCC_SECOND),
           "the orphaned result freed the task");
     gocc_chan_release(ch);
 }
@@ -167,8 +155,8 @@ int main(void) {
     d08_async_by_default();
     d08_sync();
     d08_caller_wraps();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D08 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D08 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

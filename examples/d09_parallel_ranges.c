@@ -32,21 +32,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D09 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D09", ok, what)
 
 #define LEN 1000003
 
@@ -105,7 +93,7 @@ static void d09_parallel_ranges(void) {
     check(signals == num_cpu && wrong == 0, "every element processed exactly once");
     printf("D09 parallel ranges: %d elements split into %d ranges (NumCPU %ld), %d signals "
            "on c, %zu elements wrong, %.1f ms\n", LEN, num_cpu, ncpu, signals, wrong, ms);
-    check(tasks_exit(5 * GOCC_SECOND), "the range tasks returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the range tasks returned");
     gocc_chan_release(c);
     free(ranges);
     free(data);
@@ -113,8 +101,8 @@ static void d09_parallel_ranges(void) {
 
 int main(void) {
     d09_parallel_ranges();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D09 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("D09 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

@@ -47,21 +47,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("D10 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND / 4, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("D10", ok, what)
+#define tasks_exit(within) example_tasks_exit_poll(within, GOCC_MILLISECOND / 4)
 
 /* ---- D10: goroutine leak ------------------------------------------------- */
 
@@ -572,7 +561,7 @@ int main(void) {
     d10_ctx_in_struct();
     d10_async_by_default();
     check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("D10 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    printf("D10 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

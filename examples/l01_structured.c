@@ -30,22 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L01 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-/* Wait up to `within` for every task to return. */
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L01", ok, what)
 
 static double ms_since(int64_t t0) { return (double)(gocc_now() - t0) / 1e6; }
 
@@ -108,7 +95,7 @@ static void l01_errgroup(void) {
     printf("L01 errgroup: workerB failed, Wait returned \"%s\" after %.1f ms; "
            "workerA stopped at step %d of 1000 (\"%s\")\n",
            gocc_strerror(err), ms, a.done, gocc_strerror(a.err));
-    check(tasks_exit(5 * GOCC_SECOND), "no task left after Wait");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "no task left after Wait");
 }
 
 /* ---- L01: fire-and-forget, and the fix -------------------------------- */
@@ -162,7 +149,7 @@ static void l01_fire_and_forget(void) {
           "the forgotten task is still running after Handle");
     printf("L01 fire-and-forget: Handle returned in %.2f ms with %zu task still running, "
            "owned by nobody, its error returned to nobody\n", ms, live);
-    check(tasks_exit(5 * GOCC_SECOND), "the forgotten task ends (bounded demo)");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the forgotten task ends (bounded demo)");
     check(atomic_load(&finished_unowned) == 1, "the forgotten task finished");
 
     int err = handle(NULL, &req);
@@ -186,8 +173,8 @@ static void l01_fire_and_forget(void) {
 int main(void) {
     l01_errgroup();
     l01_fire_and_forget();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L01 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L01 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

@@ -36,21 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L02 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L02", ok, what)
 
 /* ---- L02: send with cancellation -------------------------------------- */
 
@@ -99,7 +87,7 @@ static void l02_send_with_cancel(void) {
     for (int want = 0; want < 5; want++)
         if (gocc_chan_recv(out, &v, NULL) != 0 || v != want) in_order = 0;
     gocc_ctx_cancel(ctx); /* the consumer is done: tell gen */
-    check(tasks_exit(5 * GOCC_SECOND), "gen exits on the cancel");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gen exits on the cancel");
     check(in_order, "received 0..4 in order");
     check(a.sent == 5 && a.err == GOCC_ECANCELED, "gen stopped with ctx.Err()");
     printf("L02 send with cancellation: gen sent %d values, then the consumer cancelled "
@@ -150,7 +138,7 @@ static int steps_after_cancel(bool checks_ctx, int *at_cancel, int *err) {
     while (atomic_load(&a.steps) < 3) sched_yield();
     gocc_ctx_cancel(ctx);
     *at_cancel = atomic_load(&a.steps);
-    check(tasks_exit(5 * GOCC_SECOND), "the loop returns");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the loop returns");
     gocc_ctx_release(ctx);
     *err = a.err;
     return atomic_load(&a.steps) - *at_cancel;
@@ -289,7 +277,7 @@ static void l02_downstream(void) {
         size_t stuck = gocc_tasks_live();
         check(stuck == SQ_WORKERS + 2, "broken: every stage is still blocked");
         gocc_ctx_cancel(ctx); /* the back door */
-        check(tasks_exit(5 * GOCC_SECOND), "broken: the back door ends the stages");
+        check(example_tasks_exit_within(5 * GOCC_SECOND), "broken: the back door ends the stages");
         printf("L02 downstream, broken: the consumer took 3 of %d squares and left; "
                "%zu tasks still blocked 50 ms later (freed by the demo's back door)\n",
                N_VALUES, stuck);
@@ -306,7 +294,7 @@ static void l02_downstream(void) {
         int64_t t0 = gocc_now();
         gocc_ctx_cancel(ctx); /* tell every stage */
         pipeline_put(p);
-        check(tasks_exit(5 * GOCC_SECOND), "stop: every stage exits");
+        check(example_tasks_exit_within(5 * GOCC_SECOND), "stop: every stage exits");
         double ms = (double)(gocc_now() - t0) / 1e6;
         printf("L02 downstream, stop: the consumer took 3 squares and cancelled: "
                "%zu tasks live %.2f ms later\n", gocc_tasks_live(), ms);
@@ -328,7 +316,7 @@ static void l02_downstream(void) {
         pipeline_put(p);
         long want = (long)N_VALUES * (N_VALUES + 1) * (2 * N_VALUES + 1) / 6;
         check(drained == N_VALUES - 3 && sum == want, "drain: every square arrived once");
-        check(tasks_exit(5 * GOCC_SECOND) && gocc_ctx_err(ctx) == 0,
+        check(example_tasks_exit_within(5 * GOCC_SECOND) && gocc_ctx_err(ctx) == 0,
               "drain: the stages finish by themselves");
         printf("L02 downstream, drain: the consumer took 3 squares and drained %d more "
                "until close (sum %ld, want %ld); %zu tasks live\n",
@@ -342,8 +330,8 @@ int main(void) {
     l02_send_with_cancel();
     l02_loops();
     l02_downstream();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L02 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L02 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

@@ -25,21 +25,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L03 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L03", ok, what)
 
 /* ---- L03: bounded queue with drop ------------------------------------- */
 
@@ -99,7 +87,7 @@ static void l03_bounded_queue(void) {
         if (id % 100 == 0) gocc_sleep(GOCC_MILLISECOND, NULL); /* bursts of 100 */
     }
     gocc_chan_close(jobs); /* no more jobs: the worker drains and returns */
-    check(tasks_exit(5 * GOCC_SECOND), "the worker drains the queue and exits");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the worker drains the queue and exits");
     check(accepted + shed == OFFERED, "accepted + shed == offered");
     check(w.processed == accepted && w.id_sum == accepted_sum,
           "the worker processed exactly the accepted jobs");
@@ -148,7 +136,7 @@ static void l03_semaphore(void) {
     int started = 0;
     for (int i = 0; i < TASKS; i++) started += gocc_go(limited_task, NULL, &l) == 0;
     check(started == TASKS, "started the tasks");
-    check(tasks_exit(5 * GOCC_SECOND), "every task finished");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "every task finished");
     int max_seen = atomic_load(&l.max_seen);
     check(atomic_load(&l.finished) == started, "every task ran its section");
     check(max_seen >= 1 && max_seen <= MAX_IN_FLIGHT, "never more than the limit in flight");
@@ -161,8 +149,8 @@ static void l03_semaphore(void) {
 int main(void) {
     l03_bounded_queue();
     l03_semaphore();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L03 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L03 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

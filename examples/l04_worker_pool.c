@@ -27,21 +27,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L04 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L04", ok, what)
 
 #define N_JOBS 2000
 #define WORKERS 4
@@ -147,7 +135,7 @@ static void l04_pool(void) {
     bool started = start_pool(&p, true);
     check(started, "started the pool");
     int err = started ? collect(&p, NULL, &count, &right) : GOCC_EINVAL;
-    bool exited = tasks_exit(5 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(err == GOCC_ECLOSED, "range results ends when the closer closes it");
     check(started && count == N_JOBS && right, "every job's result arrived once, right");
     check(exited, "no task leaked: gocc_tasks_live() == 0");
@@ -169,7 +157,7 @@ static void l04_no_closer(void) {
     int err = started && ctx ? collect(&p, ctx, &count, &right) : GOCC_EINVAL;
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
-    bool exited = tasks_exit(5 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(err == GOCC_EDEADLINE && count == N_JOBS && right,
           "without the closer the consumer only stops on its timeout");
     int again = gocc_chan_close(p.jobs); /* the producer closed it already */
@@ -183,8 +171,8 @@ static void l04_no_closer(void) {
 int main(void) {
     l04_pool();
     l04_no_closer();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L04 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L04 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

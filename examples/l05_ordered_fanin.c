@@ -23,21 +23,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L05 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L05", ok, what)
 
 #define N 100
 #define WORKERS 4
@@ -134,7 +122,7 @@ static void l05_ordered_fanin(void) {
     printf("L05 ordered fan-in: %d items over %d workers, %d arrived out of order, "
            "all placed by idx: %d wrong\n", N, WORKERS, fan.out_of_order, wrong);
 
-    bool exited = tasks_exit(5 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(exited, "every task returned");
     if (exited) {
         gocc_chan_release(fan.in);
@@ -144,8 +132,8 @@ static void l05_ordered_fanin(void) {
 
 int main(void) {
     l05_ordered_fanin();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L05 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L05 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

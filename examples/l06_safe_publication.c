@@ -34,21 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L06 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L06", ok, what)
 
 #define READERS 4
 #define UPDATES 200
@@ -196,7 +184,7 @@ static void l06_close_after_init(void) {
     bool init = p.ready && gocc_go(init_config, NULL, &p) == 0;
     check(started == READERS && init, "started init and readers");
     if (!init) gocc_chan_close(p.ready);
-    bool exited = tasks_exit(5 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(exited, "readers and init returned");
     sum_readers(r, &reads, &torn, &back);
     check(reads == READERS && torn == 0, "every reader saw the complete config");
@@ -219,7 +207,7 @@ static void l06_mutex(void) {
         if (v % 20 == 0) gocc_sleep(100 * GOCC_MICROSECOND, NULL);
     }
     atomic_store(&l.writer_done, true);
-    check(tasks_exit(5 * GOCC_SECOND), "readers returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "readers returned");
     sum_readers(r, &reads, &torn, &back);
     check(started == READERS && torn == 0 && !back, "mutex: no torn read, no going back");
     printf("L06 mutex: %d updates in place, %d readers made %ld reads: %ld torn, "
@@ -254,7 +242,7 @@ static void l06_atomic_snapshot(void) {
         if (v % 20 == 0) gocc_sleep(100 * GOCC_MICROSECOND, NULL);
     }
     atomic_store(&s.writer_done, true);
-    bool exited = tasks_exit(5 * GOCC_SECOND);
+    bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(exited, "readers returned");
     sum_readers(r, &reads, &torn, &back);
     check(started == READERS && torn == 0 && !back, "snapshot: no torn read, no going back");
@@ -272,8 +260,8 @@ int main(void) {
     l06_close_after_init();
     l06_mutex();
     l06_atomic_snapshot();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L06 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L06 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

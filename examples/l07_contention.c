@@ -34,21 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L07 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L07", ok, what)
 
 #define K 256        /* keys */
 #define NSHARDS 16
@@ -319,7 +307,7 @@ static double measure(const variant_t *v, int write_every, const long want[K]) {
         gocc_waitgroup_wait(&r.wg, NULL);
         int64_t elapsed = gocc_now() - t0;
         check(started == TASKS, "started the tasks");
-        check(tasks_exit(5 * GOCC_SECOND), "every task returned");
+        check(example_tasks_exit_within(5 * GOCC_SECOND), "every task returned");
 
         long got[K];
         v->totals(r.map, got);
@@ -371,8 +359,8 @@ static void l07_contention(void) {
 
 int main(void) {
     l07_contention();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("L07 %s: counts exact in every variant, %zu tasks live at the end\n",
-           failures ? "FAILED" : "ok", gocc_tasks_live());
-    return failures ? 1 : 0;
+           example_failures ? "FAILED" : "ok", gocc_tasks_live());
+    return example_failures ? 1 : 0;
 }

@@ -32,21 +32,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static int failures;
+#include "example.h"
 
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L08 FAILED: %s\n", what);
-        failures++;
-    }
-}
-
-static bool tasks_exit(int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
-    return gocc_tasks_live() == 0;
-}
+#define check(ok, what) example_check_stdout("L08", ok, what)
 
 #define EVENTS 500
 #define PAUSE_AT 250                   /* the producer pauses before this event */
@@ -170,7 +158,7 @@ static void run_loop(const char *what, int (*loop)(gocc_chan_t *, gocc_ctx_t *, 
                st.timers_made, st.timers_made == 1 ? "" : "s", us > 0 ? us : 0);
     }
     gocc_ctx_cancel(ctx);
-    check(tasks_exit(5 * GOCC_SECOND), "the producer returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the producer returned");
     gocc_ctx_release(ctx);
     gocc_chan_release(events);
 }
@@ -199,7 +187,7 @@ static void l08_ctx_done(void) {
         printf("L08 ctx.Done(): the loop with its one timer returned \"%s\" after %.1f ms\n",
                gocc_strerror(r), ms);
     }
-    check(tasks_exit(5 * GOCC_SECOND), "the canceller returned");
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "the canceller returned");
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
     gocc_chan_release(events);
@@ -209,8 +197,8 @@ int main(void) {
     run_loop("time.After in a loop", l08_after_in_loop, true);
     run_loop("one timer, Reset per pass", l08_timer_reset, false);
     l08_ctx_done();
-    check(tasks_exit(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L08 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("L08 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }

@@ -34,6 +34,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "example.h"
+
 #ifndef __has_feature
 #define __has_feature(x) 0
 #endif
@@ -43,14 +45,7 @@
 #define UNDER_TSAN 0
 #endif
 
-static int failures;
-
-static void check(bool ok, const char *what) {
-    if (!ok) {
-        printf("L11 FAILED: %s\n", what);
-        failures++;
-    }
-}
+#define check(ok, what) example_check_stdout("L11", ok, what)
 
 /* The goleak of this file: wait up to `within` for gocc_tasks_live() to
  * drop to `baseline`. */
@@ -212,7 +207,7 @@ int main(void) {
     l11_stress();
     l11_cancel_test();
     check(no_leak(0, 5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
-    printf("L11 %s: %zu tasks live at the end\n", failures ? "FAILED" : "ok",
+    printf("L11 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
-    return failures ? 1 : 0;
+    return example_failures ? 1 : 0;
 }
