@@ -12,10 +12,22 @@ source scripts/deps.sh
 gocc_need_deps
 
 dir=build-tour
-gocc_setup "$dir" -Dbuildtype=release -Dtests=false -Dbenchmarks=false -Dexamples=true
-ninja -C "$dir"
+log="$dir.log"
+echo "building libgocc and the examples (optimised, in $dir; log in $log) ..."
+if ! { gocc_setup "$dir" -Dbuildtype=release -Dtests=false -Dbenchmarks=false -Dexamples=true &&
+       ninja -C "$dir"; } >"$log" 2>&1; then
+    cat "$log"
+    echo "tour: the build failed"
+    exit 1
+fi
 
-mapfile -t programs < <(find "$dir/examples" -maxdepth 1 -type f -perm -u+x | sort)
+# In LESSONS.md order: the quick start, then seeds 000 (L), 001 (A),
+# 002 (B), 003 (C), 004 (D).
+programs=()
+for prefix in quickstart l a b c d; do
+    mapfile -t found < <(find "$dir/examples" -maxdepth 1 -type f -perm -u+x -name "${prefix}*" | sort)
+    programs+=("${found[@]}")
+done
 total=${#programs[@]}
 passed=0
 failed=()
