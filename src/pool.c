@@ -338,7 +338,7 @@ void gocc_pool_free(gocc_pool_t *p) {
     gocc__lock(&registry_mu);
     size_t room = p->ncaches * TCACHE_CAP, n = 0;
     void **objs = room ? gocc__malloc(room * sizeof(void *)) : NULL;
-    for (tcache *tc = p->caches; tc != NULL; tc = tc->pool_next) {
+    for (tcache *tc = p->caches, *next; tc != NULL; tc = next) {
         /* No thread uses p now (the caller's promise, which orders their
          * last use before this), so their caches may be read here. */
         for (size_t i = 0; i < tc->n; i++) {
@@ -346,6 +346,7 @@ void gocc_pool_free(gocc_pool_t *p) {
             else p->free_fn(tc->objs[i], p->ud); /* out of memory: free here */
         }
         tc->n = 0;
+        next = tc->pool_next; /* once marked dead, its owner may free it */
         atomic_store_explicit(&tc->pool, NULL, memory_order_release);
     }
     p->caches = NULL;
