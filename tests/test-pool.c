@@ -662,6 +662,67 @@ static void test_pool_null(void **state) {
     ASSERT_NO_TASKS(start);
 }
 
+/* Regression (found by review): gocc_pool_free marked another thread's
+ * cache dead and then read the cache's list link, while that thread, walking
+ * its caches to find one for a pool it has not used yet, frees dead caches
+ * it meets. Each round: main publishes a fresh pool P[r] and at once frees
+ * P[r-1] (the workers acknowledged they are done with it); the workers' first
+ * get on P[r] walks past their P[r-1] caches just as they are marked dead.
+ * TSan reports the old code every run (the link read races the owner's
+ * free); ASan only when the window is hit. */
+typedef struct dead_walk {
+    _Atomic(gocc_pool_t *) pool;
+    atomic_int round, acks;
+    int rounds;
+    pl_counts *counts; /* one per round, so each pool's books close */
+} dead_walk;
+
+static void *dead_walk_worker(void *arg) {
+    dead_walk *d = arg;
+    atomic_long dup;
+    atomic_init(&dup, 0);
+    for (int r = 0; r < d->rounds; r++) {
+        while (atomic_load_explicit(&d->round, memory_order_acquire) < r) sched_yield();
+        gocc_pool_t *p = atomic_load_explicit(&d->pool, memory_order_acquire);
+        pl_obj *o = pl_take(p, &dup);
+        if (o != NULL) pl_give(p, o);
+        atomic_fetch_add_explicit(&d->acks, 1, memory_order_release); /* done with p */
+    }
+    return NULL;
+}
+
+static void test_pool_free_while_owner_walks_dead_caches(void **state) {
+    (void)state;
+    size_t start = gocc_tasks_live();
+    enum { WORKERS = 2 };
+    dead_walk d;
+    d.rounds = SCALE(4000);
+    d.counts = calloc((size_t)d.rounds, sizeof *d.counts);
+    assert_non_null(d.counts);
+    atomic_init(&d.round, -1);
+    atomic_init(&d.acks, 0);
+    atomic_init(&d.pool, NULL);
+    test_thread th[WORKERS];
+    for (int i = 0; i < WORKERS; i++) test_thread_start(&th[i], dead_walk_worker, &d);
+    gocc_pool_t *prev = NULL;
+    for (int r = 0; r < d.rounds; r++) {
+        gocc_pool_t *p = pl_pool(&d.counts[r]);
+        atomic_store_explicit(&d.pool, p, memory_order_release);
+        atomic_store_explicit(&d.round, r, memory_order_release);
+        if (prev != NULL) pl_pool_done(prev, &d.counts[r - 1]); /* races the walks */
+        int64_t end = gocc_now() + SAFETY_NS;
+        while (atomic_load_explicit(&d.acks, memory_order_acquire) < (r + 1) * WORKERS) {
+            assert_true(gocc_now() < end);
+            sched_yield();
+        }
+        prev = p;
+    }
+    for (int i = 0; i < WORKERS; i++) test_thread_join(&th[i]);
+    pl_pool_done(prev, &d.counts[d.rounds - 1]);
+    free(d.counts);
+    ASSERT_NO_TASKS(start);
+}
+
 int main(void) {
     test_watchdog_install("test-pool", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
@@ -677,6 +738,7 @@ int main(void) {
         cmocka_unit_test(test_pool_many_pools),
         cmocka_unit_test(test_pool_concurrent),
         cmocka_unit_test(test_pool_null),
+        cmocka_unit_test(test_pool_free_while_owner_walks_dead_caches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
