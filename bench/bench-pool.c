@@ -37,6 +37,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,22 @@ static int64_t pct(const int64_t *v, uint64_t n, double q) {
     return v[i < n ? i : n - 1];
 }
 
+/* The sorted spans to - from (field offsets in lat_job) of the accepted jobs
+ * (those whose submit was called) into v; returns how many. */
+static uint64_t spans(const lat_job *jobs, uint64_t n, size_t from, size_t to, int64_t *v) {
+    uint64_t m = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (jobs[i].call == 0) continue;
+        const char *j = (const char *)&jobs[i];
+        int64_t a, b;
+        memcpy(&a, j + from, sizeof a);
+        memcpy(&b, j + to, sizeof b);
+        v[m++] = b - a;
+    }
+    qsort(v, m, sizeof *v, cmp_i64);
+    return m;
+}
+
 static void run_wp_overload(const void *self, uint64_t n) {
     const lat_case *c = self;
     lat_job *jobs = calloc(n, sizeof *jobs);
@@ -151,23 +168,14 @@ static void run_wp_overload(const void *self, uint64_t n) {
         if (jobs[i].done > last) last = jobs[i].done;
     }
     if (last > first) r.served_per_s = (double)s.submitted * 1e9 / (double)(last - first);
-    uint64_t m = 0;
-    for (uint64_t i = 0; i < n; i++)
-        if (jobs[i].call != 0) v[m++] = jobs[i].start - jobs[i].arrive;
+    uint64_t m = spans(jobs, n, offsetof(lat_job, arrive), offsetof(lat_job, start), v);
     if (m != s.submitted) bench_die("accounting", c->name, GOCC_EINVAL);
-    qsort(v, m, sizeof *v, cmp_i64);
     r.start_p50 = pct(v, m, 0.50);
     r.start_p99 = pct(v, m, 0.99);
-    m = 0;
-    for (uint64_t i = 0; i < n; i++)
-        if (jobs[i].call != 0) v[m++] = jobs[i].done - jobs[i].arrive;
-    qsort(v, m, sizeof *v, cmp_i64);
+    m = spans(jobs, n, offsetof(lat_job, arrive), offsetof(lat_job, done), v);
     r.done_p50 = pct(v, m, 0.50);
     r.done_p99 = pct(v, m, 0.99);
-    m = 0;
-    for (uint64_t i = 0; i < n; i++)
-        if (jobs[i].call != 0) v[m++] = jobs[i].start - jobs[i].call;
-    qsort(v, m, sizeof *v, cmp_i64);
+    m = spans(jobs, n, offsetof(lat_job, call), offsetof(lat_job, start), v);
     r.call_p50 = pct(v, m, 0.50);
     r.call_p99 = pct(v, m, 0.99);
     *c->out = r;
