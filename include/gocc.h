@@ -648,6 +648,221 @@ GOCC_API void gocc_pool_set_drop_percent(gocc_pool_t *p, unsigned percent);
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Fan-in (merge channels) */
+/** @{ */
+
+/**
+ * Forward every value of the @p n channels in @p in to @p out, then close
+ * @p out once every input is closed and drained (Go's FanIn/merge).
+ * One task per input does the forwarding (counted in gocc_tasks_live, run
+ * with @p ctx); the channels are retained until those tasks end. Values of
+ * one input keep their order; values of different inputs interleave.
+ * When @p ctx ends the tasks stop and close @p out: a value already taken
+ * from an input but not yet sent is dropped (the caller asked to stop), and
+ * values still buffered in the inputs stay there. @p out must not be closed
+ * by anyone else.
+ * @return 0; GOCC_EINVAL (NULL @p out, @p n > 0 with NULL @p in, a NULL input,
+ *         element sizes that differ); GOCC_ENOMEM / GOCC_EAGAIN when the
+ *         tasks cannot be started (then nothing was started and @p out is
+ *         left open). With @p n == 0, @p out is closed at once.
+ */
+GOCC_API int gocc_chan_merge(gocc_chan_t *const *in, size_t n, gocc_chan_t *out, gocc_ctx_t *ctx);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Rate limiter (token bucket; golang.org/x/time/rate) */
+/** @{ */
+
+typedef struct gocc_ratelimit gocc_ratelimit_t;
+
+/**
+ * A token bucket that fills at @p per_second tokens a second up to @p burst
+ * tokens, and starts full. @p per_second may be 0 (only the first @p burst
+ * tokens are ever given) but not negative, NaN or infinite; @p burst >= 1.
+ * @return the limiter, or NULL with errno EINVAL / ENOMEM.
+ */
+GOCC_API gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst);
+
+/** Take @p n tokens now if the bucket holds them (true), else take nothing
+ *  (false). Never blocks; false for @p n < 0 or NULL @p rl. */
+GOCC_API bool gocc_ratelimit_allow(gocc_ratelimit_t *rl, int64_t n);
+
+/**
+ * Wait until @p n tokens are free and take them. Waiters are served in
+ * arrival order (each reserves its tokens on arrival, as x/time/rate does).
+ * When @p ctx ends first, or its deadline is before the tokens could be
+ * free, the reservation is given back and the context's error returned
+ * (GOCC_EDEADLINE at once when the deadline is too soon).
+ * @return 0; GOCC_EINVAL (@p n < 0 or @p n > burst: it could never be
+ *         satisfied); the context's error.
+ */
+GOCC_API int gocc_ratelimit_wait(gocc_ratelimit_t *rl, int64_t n, gocc_ctx_t *ctx);
+
+/** Tokens in the bucket now (negative while waiters hold reservations). */
+GOCC_API double gocc_ratelimit_tokens(gocc_ratelimit_t *rl);
+
+/** Change rate and burst from now on (same rules as new).
+ *  @return 0 or GOCC_EINVAL (nothing changed). */
+GOCC_API int gocc_ratelimit_set(gocc_ratelimit_t *rl, double per_second, int64_t burst);
+
+/** Free the limiter. No thread may use it during or after the call. */
+GOCC_API void gocc_ratelimit_free(gocc_ratelimit_t *rl);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Publish/subscribe (broadcast with per-subscriber buffers) */
+/** @{ */
+
+typedef struct gocc_pubsub gocc_pubsub_t;
+
+/** A broadcaster of elements of @p elem_size bytes (> 0).
+ *  @return the broadcaster, or NULL with errno EINVAL / ENOMEM. */
+GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
+
+/**
+ * A new subscriber: a channel with room for @p buffer elements (>= 1) that
+ * receives every element published from now on, while it has room. The
+ * caller owns one reference to the channel (release it when done); the
+ * broadcaster holds another until unsubscribe or close, which close the
+ * channel (the subscriber drains what is buffered, then sees GOCC_ECLOSED).
+ * @return the channel, or NULL with errno EINVAL (buffer 0), ENOMEM, or
+ *         EPIPE (the broadcaster is closed).
+ */
+GOCC_API gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer);
+
+/**
+ * Offer @p elem to every subscriber without blocking: a subscriber whose
+ * buffer is full misses it and its drop count grows (a slow subscriber
+ * never slows the publisher or the others).
+ * @return how many subscribers got it (>= 0), GOCC_ECLOSED after close,
+ *         GOCC_EINVAL for NULL arguments.
+ */
+GOCC_API int gocc_pubsub_publish(gocc_pubsub_t *ps, const void *elem);
+
+/** Stop delivering to @p sub and close it (values already buffered stay
+ *  receivable). @return 0, or GOCC_EINVAL if @p sub is not a current
+ *  subscriber of @p ps. */
+GOCC_API int gocc_pubsub_unsubscribe(gocc_pubsub_t *ps, gocc_chan_t *sub);
+
+/** Elements @p sub missed because its buffer was full (0 for a channel that
+ *  is not a current subscriber). */
+GOCC_API uint64_t gocc_pubsub_dropped(gocc_pubsub_t *ps, gocc_chan_t *sub);
+
+/** Number of current subscribers. */
+GOCC_API size_t gocc_pubsub_subscribers(gocc_pubsub_t *ps);
+
+/** Close every subscriber and refuse later publish/subscribe.
+ *  @return 0, or GOCC_ECLOSED when already closed. */
+GOCC_API int gocc_pubsub_close(gocc_pubsub_t *ps);
+
+/** Close (if not closed) and free. No thread may use @p ps during or after. */
+GOCC_API void gocc_pubsub_free(gocc_pubsub_t *ps);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Snapshot (atomic.Pointer with safe reclamation) */
+/** @{ */
+
+typedef struct gocc_snapshot gocc_snapshot_t;
+
+/**
+ * A shared pointer to an immutable value that writers replace atomically
+ * and readers borrow without locks (Go's atomic.Value / atomic.Pointer for
+ * read-mostly configuration). A replaced value is passed to
+ * @p free_fn(value, ud) once no reader holds it any more, so a reader
+ * never touches freed memory. @p initial may be NULL; @p free_fn may be
+ * NULL (values are then never freed by the snapshot).
+ * @return the snapshot, or NULL with errno ENOMEM.
+ */
+GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
+                                            void *ud);
+
+/** Borrow the current value: it stays valid until the matching
+ *  gocc_snapshot_release, however many stores happen meanwhile. Lock-free;
+ *  never blocks. Returns NULL for a NULL @p s or a NULL value. */
+GOCC_API void *gocc_snapshot_acquire(gocc_snapshot_t *s);
+
+/** End a borrow of @p value (what acquire returned; NULL does nothing). */
+GOCC_API void gocc_snapshot_release(gocc_snapshot_t *s, void *value);
+
+/** Make @p value the current value; the old one is freed when its last
+ *  borrow ends. @return 0, GOCC_EINVAL (NULL @p s), GOCC_ENOMEM (nothing
+ *  changed). */
+GOCC_API int gocc_snapshot_store(gocc_snapshot_t *s, void *value);
+
+/**
+ * Store @p value only if the current value is @p expected (Go's
+ * CompareAndSwap). @return 1 swapped, 0 not swapped (current value differs),
+ * GOCC_EINVAL, GOCC_ENOMEM.
+ */
+GOCC_API int gocc_snapshot_compare_and_swap(gocc_snapshot_t *s, void *expected, void *value);
+
+/** Free the snapshot and, with free_fn, its current value. No borrow may
+ *  be outstanding and no thread may use @p s during or after the call. */
+GOCC_API void gocc_snapshot_free(gocc_snapshot_t *s);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Observability (seeing inside a running program) */
+/** @{ */
+
+/**
+ * Name the calling task (or, outside a task, the calling thread). The name
+ * is copied (its first 31 bytes kept); NULL clears it. The OS thread name
+ * is set too (first 15 bytes) so gdb's `info threads` and `top -H` show it.
+ * A task's name ends with the task. @return 0.
+ */
+GOCC_API int gocc_task_set_name(const char *name);
+
+/** The caller's name, "" when it has none; never NULL. Valid until the
+ *  caller renames itself or its task ends. */
+GOCC_API const char *gocc_task_name(void);
+
+/**
+ * Write a report of every live task, and every non-task thread blocked in
+ * a libgocc call, to @p fd. Fixed lines (the rest is free-form):
+ *
+ *     libgocc dump: <T> tasks live, <B> blocked
+ *     task <ID> "<NAME>" [<STATE>]:
+ *     thread <ID> "<NAME>" [<STATE>]:
+ *
+ * where STATE is `running` or `<REASON>, <SECONDS>s`. Safe from any thread
+ * at any time; never blocks a running task (a consistent-enough snapshot).
+ * @return the number of entries written, or GOCC_EINVAL for @p fd < 0.
+ */
+GOCC_API int gocc_dump(int fd);
+
+/**
+ * Go's goleak for C tests: wait up to @p timeout_ns for gocc_tasks_live()
+ * to be at most @p baseline. @return 0; otherwise the dump goes to @p fd
+ * (when >= 0) and the result is GOCC_EDEADLINE.
+ */
+GOCC_API int gocc_leakcheck(size_t baseline, int64_t timeout_ns, int fd);
+
+/**
+ * Opt in: from now on signal @p signo writes the dump to stderr. The
+ * handler only wakes a runtime thread, which writes the dump.
+ * @return 0, or GOCC_EINVAL (SIGKILL, SIGSTOP, outside 1..NSIG-1).
+ */
+GOCC_API int gocc_dump_on_signal(int signo);
+
+/**
+ * Opt in (@p threshold_ns <= 0 turns it off): a runtime thread reports to
+ * @p fd, once per episode, each task blocked longer than the threshold, and
+ * when every live task and libgocc-blocked thread has been blocked that long
+ * with nothing that could wake it, the line
+ * `libgocc: all tasks are asleep - possible deadlock` and the dump.
+ * @return 0, or GOCC_EINVAL for @p fd < 0 while turning it on.
+ */
+GOCC_API int gocc_watch_stuck(int64_t threshold_ns, int fd);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif
