@@ -781,13 +781,21 @@ typedef struct gocc_snapshot gocc_snapshot_t;
 GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
                                             void *ud);
 
-/** Borrow the current value: it stays valid until the matching
- *  gocc_snapshot_release, however many stores happen meanwhile. Lock-free;
- *  never blocks. Returns NULL for a NULL @p s or a NULL value. */
-GOCC_API void *gocc_snapshot_acquire(gocc_snapshot_t *s);
+/** A borrow of a snapshot's value (on the caller's stack). */
+typedef struct gocc_snapshot_ref {
+    void *value; /**< the borrowed value (may be NULL) */
+    void *node;  /**< private: what release gives back */
+} gocc_snapshot_ref_t;
 
-/** End a borrow of @p value (what acquire returned; NULL does nothing). */
-GOCC_API void gocc_snapshot_release(gocc_snapshot_t *s, void *value);
+/** Borrow the current value into @p ref and return it (also in
+ *  ref->value): it stays valid until gocc_snapshot_release(@p ref), however
+ *  many stores happen meanwhile. Lock-free; never blocks. A NULL @p s gives
+ *  NULL and a ref that release ignores. */
+GOCC_API void *gocc_snapshot_acquire(gocc_snapshot_t *s, gocc_snapshot_ref_t *ref);
+
+/** End the borrow in @p ref (NULL, or a ref already released, does nothing;
+ *  release clears it). */
+GOCC_API void gocc_snapshot_release(gocc_snapshot_ref_t *ref);
 
 /** Make @p value the current value; the old one is freed when its last
  *  borrow ends. @return 0, GOCC_EINVAL (NULL @p s), GOCC_ENOMEM (nothing
