@@ -267,6 +267,7 @@ int gocc_chan_close(gocc_chan_t *ch) {
         return GOCC_ECLOSED;
     }
     atomic_store_explicit(&ch->closed, true, memory_order_seq_cst);
+    GOCC_PROBE1(chan_close, (uintptr_t)ch);
     while ((s = waitq_take(&ch->recvq)) != NULL) {
         zero_elem(ch, s->elem);
         complete(s, false);

@@ -244,6 +244,7 @@ static void cancel_tree(gocc_ctx_t *c, int err, int cause, cancel_batch *b) {
 
 /* Caller holds a reference to c and no context lock. */
 static void cancel(gocc_ctx_t *c, int err, int cause) {
+    GOCC_PROBE2(ctx_cancel, (uintptr_t)c, err);
     cancel_batch b = {NULL, NULL};
     cancel_tree(c, err, cause, &b);
     unlink_from_parent(c); /* a done context needs no parent to cancel it */

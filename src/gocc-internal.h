@@ -114,6 +114,28 @@ enum gocc__wait_reason {
     GOCC_WAIT_IDLE, /* a cached thread (or pool worker) waiting for work */
 };
 
+/* What a thread shows to gocc_dump and the stuck-task watchdog (observe.c).
+ * Only the owning thread writes it, inside a seqlock (seq odd while
+ * writing); readers on other threads copy it and retry on a torn read.
+ * Every field is atomic (relaxed) so those reads are not data races. It is
+ * written when a thread parks and when a task starts or ends: never on a
+ * path that does not block. */
+typedef struct gocc__obs {
+    _Atomic uint32_t seq;
+    _Atomic int reason;            /* enum gocc__wait_reason */
+    _Atomic int64_t since;         /* when it parked */
+    _Atomic uintptr_t obj;         /* what it waits on (printed, never read) */
+    _Atomic int64_t detail;        /* chan: capacity; select: cases; sem: weight */
+    _Atomic int64_t len;           /* chan: values buffered when it parked */
+    _Atomic int64_t deadline;      /* earliest ctx deadline / timeout, or INT64_MAX */
+    _Atomic int has_ctx;           /* waits on a context that can end */
+    _Atomic uint64_t task_id;      /* 0 when not running a task */
+    _Atomic uintptr_t fn;          /* the task's start function */
+    _Atomic uint64_t name[4];      /* NUL-padded copy of name_local */
+    /* Written by the watchdog thread only. */
+    _Atomic int64_t reported_since;
+} gocc__obs;
+
 typedef struct gocc__waiter {
     _Atomic uint32_t state;   /* GOCC__PARK_*: the futex word */
     _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
@@ -123,8 +145,13 @@ typedef struct gocc__waiter {
     pthread_cond_t cv;
 #endif
     int spin;                 /* adaptive spin budget (park.c), owner only */
-    int reason;               /* enum gocc__wait_reason, for the dump */
-    int64_t since;            /* when it parked */
+    /* observe.c: the registry of all waiters (under its lock) and what the
+     * dump shows. */
+    struct gocc__waiter *reg_prev, *reg_next;
+    long tid;                 /* OS thread id, set at creation */
+    bool os_named;            /* the OS thread name was changed by a name */
+    char name_local[32];      /* gocc_task_name's answer, owner only */
+    gocc__obs obs;
 } gocc__waiter;
 
 /* Marker winners: the waiter's timeout fired (gocc__select with a
@@ -290,10 +317,13 @@ static inline void gocc__signal_all(gocc__waitrec *r) {
 
 /* Park an armed waiter that the caller has published on its own list, until
  * a waker signals it or ctx is done (through @p done, from
- * gocc__ctx_done_chan, NULL for none). Call with no lock held. Returns 0 when
+ * gocc__ctx_done_chan, NULL for none). @p reason, @p obj and @p detail are
+ * what the dump shows (the object waited on, a semaphore weight). Call with
+ * no lock held. Returns 0 when
  * signalled, else the context's error; then the caller must unlink its
  * record if it is still queued (under its lock). */
-int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int reason);
+int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int reason,
+                     const void *obj, int64_t detail);
 
 /* ---- contexts (ctx.c) ---- */
 
@@ -316,6 +346,7 @@ typedef struct gocc__timer_entry {
     void (*fn)(struct gocc__timer_entry *e, int64_t now);
     void *arg;
     bool firing;                            /* callback running */
+    bool quiet;                             /* wakes no waiter (pool trims) */
 } gocc__timer_entry;
 
 void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int64_t),
@@ -334,21 +365,60 @@ bool gocc__timer_del(gocc__timer_entry *e);
 /* As gocc__timer_del, and when the callback is running on another thread,
  * wait for it to return first. */
 bool gocc__timer_del_sync(gocc__timer_entry *e);
+/* Armed entries that could wake someone (all but quiet ones): the
+ * watchdog's "nothing can wake anyone" needs it to be 0. */
+size_t gocc__timer_loud(void);
 
 /* ---- runtime (runtime.c) ---- */
 
 /* gocc_go, and when fn returns (before the task stops counting as live),
- * on_exit(exit_arg, fn's result) on the same thread. */
+ * on_exit(exit_arg, fn's result) on the same thread. @p name (may be NULL;
+ * copied) is the task's name until it sets its own. */
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                void *exit_arg);
+                void *exit_arg, const char *name);
 
 /* Run fn(NULL, arg) on a runtime thread as runtime work, not a task: not
  * counted by gocc_tasks_live (worker-pool workers, which count themselves
  * only while they run a job). */
 int gocc__spawn(gocc_fn fn, void *arg);
 
-/* Count/uncount a task (every part of the library that starts one). */
-void gocc__tasks_inc(void);
+/* Count/uncount a task (every part of the library that starts one).
+ * gocc__tasks_inc returns the new task's id (1, 2, ...; for the dump). */
+uint64_t gocc__tasks_inc(void);
 void gocc__tasks_dec(void);
+
+/* ---- observability (observe.c) ---- */
+
+/* The calling thread's waiter if it has one (never allocates). */
+gocc__waiter *gocc__self_peek(void);
+
+/* A new waiter joins the registry the dump walks; a dying one leaves it. */
+void gocc__obs_register(gocc__waiter *w);
+void gocc__obs_unregister(gocc__waiter *w);
+
+/* The thread of @p w starts running task @p id (fn, default name or NULL),
+ * and stops. w may be NULL (a thread that could not make its waiter). */
+void gocc__obs_task_begin(gocc__waiter *w, uint64_t id, gocc_fn fn, const char *name);
+void gocc__obs_task_end(gocc__waiter *w);
+
+/* Record what @p w is about to park on; and that it runs again. */
+void gocc__obs_park(gocc__waiter *w, int reason, const void *obj, int64_t detail,
+                    int64_t len, int64_t deadline, bool has_ctx);
+void gocc__obs_unpark(gocc__waiter *w);
+
+/* The OS name of a runtime thread ("gocc", "gocc-timer"), first 15 bytes. */
+void gocc__os_thread_name(const char *name);
+
+/* Static tracing probes (USDT, <sys/sdt.h>): a NOP when not traced, nothing
+ * at all when the build has no sys/sdt.h (meson option 'probes'). Provider
+ * "libgocc"; docs/debugging.md lists them. */
+#if defined(GOCC_HAVE_SDT)
+#include <sys/sdt.h>
+#define GOCC_PROBE1(name, a) DTRACE_PROBE1(libgocc, name, a)
+#define GOCC_PROBE2(name, a, b) DTRACE_PROBE2(libgocc, name, a, b)
+#else
+#define GOCC_PROBE1(name, a) ((void)0)
+#define GOCC_PROBE2(name, a, b) ((void)0)
+#endif
 
 #endif /* GOCC_INTERNAL_H */

@@ -25,6 +25,7 @@
 #include "gocc-internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 struct gocc_group {
     pthread_mutex_t mu;
@@ -36,6 +37,7 @@ struct gocc_group {
     int err;
     gocc__waitrec *slot_head, *slot_tail; /* go() blocked at the limit, FIFO */
     gocc__waitrec *idle_waiters;          /* wait() callers */
+    char name[24];                   /* "group-7": its tasks' default name */
 };
 
 static bool has_slot(gocc_group_t *g) { return g->limit < 0 || g->active < (size_t)g->limit; }
@@ -64,6 +66,9 @@ gocc_group_t *gocc_group_new(gocc_ctx_t *parent) {
     atomic_init(&g->refs, 1);
     g->parent = gocc_ctx_retain(parent ? parent : gocc_ctx_background());
     g->limit = -1;
+    static _Atomic unsigned group_seq;
+    snprintf(g->name, sizeof g->name, "group-%u",
+             atomic_fetch_add_explicit(&group_seq, 1, memory_order_relaxed) + 1);
     return g;
 }
 
@@ -162,7 +167,7 @@ static int admit(gocc_group_t *g, bool block) {
     gocc__waitrec_push(&g->slot_head, &g->slot_tail, &rec);
     gocc__unlock(&g->mu);
 
-    int r = gocc__wait_armed(w, done, g->parent, GOCC_WAIT_GROUP_GO);
+    int r = gocc__wait_armed(w, done, g->parent, GOCC_WAIT_GROUP_GO, g, 0);
     if (r == 0) return 0; /* a finishing task handed us its slot */
     gocc__lock(&g->mu);
     if (rec.queued) gocc__waitrec_unlink(&g->slot_head, &g->slot_tail, &rec);
@@ -177,7 +182,7 @@ static int group_go(gocc_group_t *g, gocc_fn fn, void *arg, bool block) {
     if ((err = admit(g, block)) != 0) return err;
 
     atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed); /* the task's */
-    int rc = gocc__go_ex(fn, g->ctx, arg, task_exit, g);
+    int rc = gocc__go_ex(fn, g->ctx, arg, task_exit, g, g->name);
     if (rc == 0) return 0;
     gocc__lock(&g->mu);
     gocc__waitrec *wake = task_gone_locked(g);
@@ -202,7 +207,7 @@ static int wait_idle(gocc_group_t *g) {
         gocc__waiter_arm(w);
         gocc__waitrec_push(&g->idle_waiters, NULL, &rec);
         gocc__unlock(&g->mu);
-        (void)gocc__wait_armed(w, NULL, NULL, GOCC_WAIT_GROUP_WAIT);
+        (void)gocc__wait_armed(w, NULL, NULL, GOCC_WAIT_GROUP_WAIT, g, 0);
         gocc__lock(&g->mu);
     }
     int err = g->err;

@@ -82,6 +82,8 @@ static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
 
 static void waiter_destroy(void *p) {
     gocc__waiter *w = p;
+    gocc__obs_unregister(w);
+    self_waiter = NULL;
 #if !defined(__linux__)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
@@ -108,10 +110,19 @@ gocc__waiter *gocc__self_try(void) {
 #endif
     atomic_init(&w->state, GOCC__PARK_WAITING);
     atomic_init(&w->claim, 1);
+    atomic_init(&w->obs.deadline, INT64_MAX);
+#if defined(__linux__)
+    w->tid = (long)syscall(SYS_gettid);
+#else
+    w->tid = (long)(uintptr_t)pthread_self();
+#endif
     pthread_setspecific(waiter_key, w);
     self_waiter = w;
+    gocc__obs_register(w);
     return w;
 }
+
+gocc__waiter *gocc__self_peek(void) { return self_waiter; }
 
 gocc__waiter *gocc__self(void) {
     gocc__waiter *w = gocc__self_try();

@@ -214,6 +214,7 @@ gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj,
     gocc__mutex_init(&p->mu);
     gocc__mutex_init(&p->trim_mu);
     gocc__timer_init(&p->trim_timer, trim_fire, p);
+    p->trim_timer.quiet = true; /* wakes no waiter: not a way out of a deadlock */
     gocc__timer_add(&p->trim_timer, gocc_now() + TRIM_PERIOD, TRIM_PERIOD);
     return p;
 nomem_free:

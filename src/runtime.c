@@ -49,6 +49,8 @@ typedef struct worker {
     void (*on_exit)(void *, int);
     void *exit_arg;
     bool counted;               /* a task (gocc_tasks_live) or runtime work */
+    uint64_t task_id;           /* for the dump; 0 for runtime work */
+    char name[32];              /* default task name, "" for none */
 } worker;
 
 static struct {
@@ -66,11 +68,20 @@ static struct {
     .idle_timeout = GOCC__DEFAULT_IDLE,
 };
 
-static _Atomic size_t tasks_live;
+/* Low 32 bits: tasks live. High 32 bits: tasks ever started, so one atomic
+ * add both counts a task and gives it an id (ids wrap after 2^32 tasks;
+ * they only label dump entries). */
+static _Atomic uint64_t tasks_word;
+#define TASK_ONE ((uint64_t)1 << 32)
 
-void gocc__tasks_inc(void) { atomic_fetch_add_explicit(&tasks_live, 1, memory_order_relaxed); }
-void gocc__tasks_dec(void) { atomic_fetch_sub_explicit(&tasks_live, 1, memory_order_release); }
-size_t gocc_tasks_live(void) { return atomic_load_explicit(&tasks_live, memory_order_acquire); }
+uint64_t gocc__tasks_inc(void) {
+    uint64_t old = atomic_fetch_add_explicit(&tasks_word, TASK_ONE | 1, memory_order_relaxed);
+    return (old >> 32) + 1;
+}
+void gocc__tasks_dec(void) { atomic_fetch_sub_explicit(&tasks_word, 1, memory_order_release); }
+size_t gocc_tasks_live(void) {
+    return (size_t)(atomic_load_explicit(&tasks_word, memory_order_acquire) & 0xffffffffu);
+}
 
 /* ---- the idle list (caller holds rt.mu) ---- */
 
@@ -98,7 +109,15 @@ static void idle_remove(worker *wk) {
 
 static void run_task(worker *wk) {
     gocc_ctx_t *ctx = wk->ctx;
+    if (wk->counted) {
+        gocc__obs_task_begin(wk->w, wk->task_id, wk->fn, wk->name);
+        GOCC_PROBE2(task_start, wk->task_id, (uintptr_t)wk->fn);
+    }
     int rc = wk->fn(ctx, wk->arg);
+    if (wk->counted) {
+        GOCC_PROBE2(task_end, wk->task_id, rc);
+        gocc__obs_task_end(wk->w);
+    }
     if (wk->on_exit != NULL) wk->on_exit(wk->exit_arg, rc);
     gocc_ctx_release(ctx);
     wk->fn = NULL;
@@ -114,6 +133,7 @@ static void uncount(worker *wk) {
 
 static void *worker_main(void *p) {
     worker *wk = p;
+    gocc__os_thread_name("gocc");
     wk->w = gocc__self_try();
     for (;;) {
         run_task(wk);
@@ -132,7 +152,6 @@ static void *worker_main(void *p) {
         gocc__unlock(&rt.mu);
         if (counted) gocc__tasks_dec(); /* after the thread is reusable */
 
-        wk->w->reason = GOCC_WAIT_IDLE;
         if (!gocc__park_until(wk->w, gocc_now() + timeout)) {
             gocc__lock(&rt.mu);
             if (wk->idle) { /* nobody took us: exit */
@@ -144,7 +163,6 @@ static void *worker_main(void *p) {
             gocc__unlock(&rt.mu);
             gocc__park(wk->w); /* gocc_go took us; its wake is coming */
         }
-        wk->w->reason = GOCC_WAIT_NONE;
     }
     gocc__free(wk);
     return NULL;
@@ -172,8 +190,16 @@ static int spawn_thread(worker *wk) {
 }
 
 static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
-                   void (*on_exit)(void *, int), void *exit_arg, bool counted) {
-    wk->counted = counted;
+                   void (*on_exit)(void *, int), void *exit_arg, uint64_t task_id,
+                   const char *name) {
+    wk->counted = task_id != 0;
+    wk->task_id = task_id;
+    if (name != NULL) {
+        strncpy(wk->name, name, sizeof wk->name - 1);
+        wk->name[sizeof wk->name - 1] = '\0';
+    } else {
+        wk->name[0] = '\0';
+    }
     wk->fn = fn;
     wk->ctx = ctx;
     wk->arg = arg;
@@ -182,30 +208,32 @@ static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
 }
 
 static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                 void *exit_arg, bool counted);
+                 void *exit_arg, bool counted, const char *name);
 
 int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
-    return start(fn, ctx, arg, NULL, NULL, true);
+    return start(fn, ctx, arg, NULL, NULL, true, NULL);
 }
 
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                void *exit_arg) {
-    return start(fn, ctx, arg, on_exit, exit_arg, true);
+                void *exit_arg, const char *name) {
+    return start(fn, ctx, arg, on_exit, exit_arg, true, name);
 }
 
-int gocc__spawn(gocc_fn fn, void *arg) { return start(fn, NULL, arg, NULL, NULL, false); }
+int gocc__spawn(gocc_fn fn, void *arg) {
+    return start(fn, NULL, arg, NULL, NULL, false, NULL);
+}
 
 static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                 void *exit_arg, bool counted) {
+                 void *exit_arg, bool counted, const char *name) {
     if (fn == NULL) return GOCC_EINVAL;
-    if (counted) gocc__tasks_inc();
+    uint64_t task_id = counted ? gocc__tasks_inc() : 0;
     gocc_ctx_retain(ctx);
 
     gocc__lock(&rt.mu);
     worker *wk = rt.idle_head;
     if (wk != NULL) {
         idle_remove(wk);
-        assign(wk, fn, ctx, arg, on_exit, exit_arg, counted);
+        assign(wk, fn, ctx, arg, on_exit, exit_arg, task_id, name);
         gocc__unlock(&rt.mu);
         gocc__wake(wk->w); /* exactly this thread */
         return 0;
@@ -218,7 +246,7 @@ static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *,
     rc = GOCC_ENOMEM;
     wk = gocc__calloc(1, sizeof *wk);
     if (wk != NULL) {
-        assign(wk, fn, ctx, arg, on_exit, exit_arg, counted);
+        assign(wk, fn, ctx, arg, on_exit, exit_arg, task_id, name);
         rc = spawn_thread(wk);
         if (rc == 0) return 0;
         gocc__free(wk);

@@ -64,6 +64,26 @@ static void unlock_all(gocc_chan_t **locks, size_t n) {
     for (size_t i = n; i-- > 0;) gocc__unlock(&locks[i]->mu);
 }
 
+/* What the dump shows of this wait (the channel of a plain send/recv, the
+ * number of select cases), written with the channel locks still held so
+ * len is what the parker saw. */
+static void record_park(gocc__waiter *w, int reason, const gocc_case_t *cases, size_t n,
+                        gocc_ctx_t *ctx, bool has_ctx, int64_t timeout) {
+    const void *obj = NULL;
+    int64_t detail = (int64_t)n, len = 0;
+    if ((reason == GOCC_WAIT_CHAN_RECV || reason == GOCC_WAIT_CHAN_SEND) && n == 1 &&
+        cases[0].ch != NULL) {
+        gocc_chan_t *ch = cases[0].ch;
+        obj = ch;
+        detail = (int64_t)ch->cap;
+        len = (int64_t)atomic_load_explicit(&ch->count, memory_order_relaxed);
+    }
+    int64_t deadline = INT64_MAX;
+    if (has_ctx) (void)gocc_ctx_deadline(ctx, &deadline);
+    if (timeout >= 0 && timeout < deadline) deadline = timeout;
+    gocc__obs_park(w, reason, obj, detail, len, deadline, has_ctx);
+}
+
 int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
                  int64_t deadline, int reason) {
     if (n > 0 && cases == NULL) return GOCC_EINVAL;
@@ -171,8 +191,7 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
         if (sc[i].ch == NULL) continue;
         gocc__waitq_push(sc[i].dir == GOCC_SEND ? &sc[i].ch->sendq : &sc[i].ch->recvq, &sg[i]);
     }
-    w->reason = reason;
-    w->since = gocc_now();
+    record_park(w, reason, cases, n, ctx, done != NULL, deadline);
     unlock_all(locks, nlocks);
 
     gocc__timer_entry timeout;
@@ -181,7 +200,7 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
         gocc__timer_add(&timeout, deadline, 0);
     }
     gocc__park(w);
-    w->reason = GOCC_WAIT_NONE;
+    gocc__obs_unpark(w);
     if (reserved) {
         gocc__timer_del_sync(&timeout); /* its callback is done with w */
         gocc__timer_unreserve();
@@ -216,7 +235,8 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
     return result;
 }
 
-int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int reason) {
+int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int reason,
+                     const void *obj, int64_t detail) {
     gocc__sudog s = {.w = w, .ch = done};
     if (done != NULL) {
         gocc__lock(&done->mu);
@@ -229,10 +249,11 @@ int gocc__wait_armed(gocc__waiter *w, gocc_chan_t *done, gocc_ctx_t *ctx, int re
         gocc__waitq_push(&done->recvq, &s);
         gocc__unlock(&done->mu);
     }
-    w->reason = reason;
-    w->since = gocc_now();
+    int64_t deadline = INT64_MAX;
+    if (done != NULL) (void)gocc_ctx_deadline(ctx, &deadline);
+    gocc__obs_park(w, reason, obj, detail, 0, deadline, done != NULL);
     gocc__park(w);
-    w->reason = GOCC_WAIT_NONE;
+    gocc__obs_unpark(w);
     if (w->winner == &s) return gocc_ctx_err(ctx); /* the closer unlinked s */
     if (done != NULL) {
         gocc__lock(&done->mu);

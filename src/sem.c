@@ -101,7 +101,7 @@ int gocc_sem_acquire(gocc_sem_t *s, int64_t n, gocc_ctx_t *ctx) {
     gocc__waitrec_push(&s->head, &s->tail, &rec);
     gocc__unlock(&s->mu);
 
-    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_SEM_ACQUIRE);
+    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_SEM_ACQUIRE, s, n);
     if (r == 0) return 0; /* granted by a releaser */
 
     gocc__waitrec *wake = NULL;

@@ -39,6 +39,8 @@ static struct {
     pthread_t thread;
     gocc__timer_entry **heap;
     size_t len, cap, reserved;
+    size_t quiet;              /* entries in the heap with e->quiet */
+    bool firing_loud;          /* T.firing is not quiet */
     uint64_t seq;
     gocc__timer_entry *firing;
     size_t sync_waiters;
@@ -88,6 +90,7 @@ static void heap_remove(gocc__timer_entry *e) {
     size_t i = e->heap_index;
     gocc__timer_entry *last = T.heap[--T.len];
     e->heap_index = SIZE_MAX;
+    if (e->quiet) T.quiet--;
     if (last == e) return;
     heap_set(i, last);
     sift_up(i);
@@ -103,6 +106,7 @@ static void cond_wait_until(int64_t when) {
 
 static void *timer_main(void *unused) {
     (void)unused;
+    gocc__os_thread_name("gocc-timer");
     gocc__lock(&T.mu);
     for (;;) {
         if (T.len == 0) {
@@ -127,6 +131,7 @@ static void *timer_main(void *unused) {
             heap_remove(e);
         }
         T.firing = e;
+        T.firing_loud = !e->quiet; /* e may be freed by its own callback */
         gocc__unlock(&T.mu);
         e->fn(e, now); /* may free e: not touched again */
         gocc__lock(&T.mu);
@@ -210,6 +215,7 @@ void gocc__timer_add(gocc__timer_entry *e, int64_t when, int64_t period) {
     if (e->heap_index == SIZE_MAX) {
         T.heap[T.len] = e;
         e->heap_index = T.len++;
+        if (e->quiet) T.quiet++;
     }
     sift_up(e->heap_index);
     sift_down(e->heap_index);
@@ -219,6 +225,13 @@ void gocc__timer_add(gocc__timer_entry *e, int64_t when, int64_t period) {
         pthread_cond_signal(&T.wake);
     }
     gocc__unlock(&T.mu);
+}
+
+size_t gocc__timer_loud(void) {
+    gocc__lock(&T.mu);
+    size_t n = T.len - T.quiet + (T.firing != NULL && T.firing_loud);
+    gocc__unlock(&T.mu);
+    return n;
 }
 
 bool gocc__timer_del(gocc__timer_entry *e) {

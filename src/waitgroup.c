@@ -124,7 +124,7 @@ int gocc_waitgroup_wait(gocc_waitgroup_t *wg, gocc_ctx_t *ctx) {
     wg->waiters_ = head;
     wg_unlock(wg, count);
 
-    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WAITGROUP);
+    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WAITGROUP, wg, 0);
     if (r != 0) { /* the context won: take our record back */
         s = state_lock64(&wg->state_);
         if (rec.queued) {
@@ -164,7 +164,7 @@ int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg) {
         gocc__waitrec_push(&head, NULL, &rec);
         o->waiters_ = head;
         __atomic_store_n(&o->state_, s, __ATOMIC_RELEASE);
-        (void)gocc__wait_armed(w, NULL, NULL, GOCC_WAIT_ONCE);
+        (void)gocc__wait_armed(w, NULL, NULL, GOCC_WAIT_ONCE, o, 0);
         return o->result_; /* written before our wake */
     }
     __atomic_store_n(&o->state_, s | ONCE_RUNNING, __ATOMIC_RELEASE);

@@ -36,6 +36,7 @@
 #include "gocc-internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 enum { POOL_OPEN, POOL_CLOSING };
 
@@ -58,6 +59,7 @@ typedef struct idle_rec { /* a worker parked for work */
 struct gocc_workpool {
     pthread_mutex_t mu;
     _Atomic size_t refs;
+    _Atomic unsigned worker_seq; /* numbers the workers' names */
     gocc_ctx_t *ctx; /* the pool context: tasks run with it */
     size_t min, max, cap;
     int64_t idle_ns;
@@ -192,15 +194,23 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     gocc__free(sr);
     gocc__waiter *w = gocc__self_try();
     gocc__waitrec *down = NULL;
+    char name[32]; /* "workpool-3": the thread's name and each job's default */
+    snprintf(name, sizeof name, "workpool-%u",
+             atomic_fetch_add_explicit(&p->worker_seq, 1, memory_order_relaxed) + 1);
+    gocc__os_thread_name(name);
 
     bool starting = j.fn == NULL; /* made at creation: counted as idle */
     for (;;) {
         gocc__waiter *wake = NULL;
         if (j.fn != NULL) {
-            gocc__tasks_inc(); /* a task while it runs a job */
+            uint64_t id = gocc__tasks_inc(); /* a task while it runs a job */
+            gocc__obs_task_begin(w, id, j.fn, name);
+            GOCC_PROBE2(task_start, id, (uintptr_t)j.fn);
             current_pool = p;
             int rc = j.fn(p->ctx, j.arg);
             current_pool = NULL;
+            GOCC_PROBE2(task_end, id, rc);
+            gocc__obs_task_end(w);
             if (rc != 0 && p->on_error != NULL) p->on_error(p->ud, rc, j.fn, j.arg);
             gocc__lock(&p->mu);
             p->running--;
@@ -244,8 +254,6 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
         gocc__waiter_arm(w);
         gocc__waitrec_push(&p->idle_head, NULL, &ir.rec);
         gocc__unlock(&p->mu);
-        w->reason = GOCC_WAIT_IDLE;
-        w->since = gocc_now();
         bool leave = false;
         while (surplus && !gocc__park_until(w, gocc_now() + p->idle_ns)) {
             gocc__lock(&p->mu);
@@ -265,11 +273,11 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
         }
         if (leave) break;
         gocc__park(w); /* at once if already woken; else until claimed */
-        w->reason = GOCC_WAIT_NONE;
         j = ir.j; /* written by the claimer before the wake */
     }
     gocc__signal_all(down);
     pool_release(p);
+    gocc__os_thread_name("gocc"); /* back to a plain runtime thread */
     return 0;
 }
 
@@ -395,6 +403,7 @@ int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg) {
     if (p == NULL || fn == NULL) return GOCC_EINVAL;
     int rc = try_accept(p, (job){fn, arg});
     if (rc == GOCC_EAGAIN) {
+        GOCC_PROBE1(pool_shed, (uintptr_t)p);
         gocc__lock(&p->mu);
         p->rejected++;
         gocc__unlock(&p->mu);
@@ -432,7 +441,7 @@ int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *
     gocc__waitrec_push(&p->sub_head, &p->sub_tail, &sr.rec);
     gocc__unlock(&p->mu);
 
-    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WORKPOOL_SUBMIT);
+    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WORKPOOL_SUBMIT, p, 0);
     if (r == 0) return sr.result; /* accepted, or refused by shutdown */
     gocc__lock(&p->mu);
     if (sr.rec.queued) gocc__waitrec_unlink(&p->sub_head, &p->sub_tail, &sr.rec);
@@ -458,7 +467,7 @@ static int wait_workers(gocc_workpool_t *p, gocc_ctx_t *ctx) {
     gocc__waiter_arm(w);
     gocc__waitrec_push(&p->down_waiters, NULL, &rec);
     gocc__unlock(&p->mu);
-    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WORKPOOL_SHUTDOWN);
+    int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_WORKPOOL_SHUTDOWN, p, 0);
     if (r != 0) {
         gocc__lock(&p->mu);
         if (rec.queued) gocc__waitrec_unlink(&p->down_waiters, NULL, &rec);

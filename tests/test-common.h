@@ -2,8 +2,10 @@
  * test-common.h - helpers every cmocka test of libgocc shares.
  *
  * SCALE(n): loop counts shrink under sanitizers (GOCC_TEST_SANITIZED).
- * Each test ends with ASSERT_NO_TASKS(start): gocc_tasks_live() back to the
- * value it had when the test began (waits up to 5 s for tasks to return).
+ * Tests are registered with GOCC_TEST(f) (not cmocka_unit_test): its
+ * teardown is gocc_leakcheck, so every test also fails when it leaves a
+ * task behind. ASSERT_NO_TASKS(start) checks the same inside a test
+ * (gocc_tasks_live() back to start within 5 s, else a dump on stderr).
  *
  * Include this header first: it defines _GNU_SOURCE (nanosleep, ssize_t in
  * strict C11) before any system header.
@@ -189,8 +191,27 @@ static inline size_t test_wait_tasks(size_t want, int64_t timeout_ns) {
     return live;
 }
 
+/* gocc_leakcheck: on failure the dump of what is still live goes to stderr. */
 #define ASSERT_NO_TASKS(start) \
-    assert_int_equal(test_wait_tasks((start), 5 * GOCC_SECOND), (start))
+    assert_int_equal(gocc_leakcheck((start), 5 * GOCC_SECOND, STDERR_FILENO), 0)
+
+/* Every test is also a leak test: GOCC_TEST(f) registers f with a setup
+ * that records gocc_tasks_live() and a teardown that fails the test (and
+ * dumps what is left) unless the count is back there within 5 s. */
+static size_t gocc_test_baseline_;
+
+static inline int gocc_test_setup_(void **state) {
+    (void)state;
+    gocc_test_baseline_ = gocc_tasks_live();
+    return 0;
+}
+
+static inline int gocc_test_teardown_(void **state) {
+    (void)state;
+    return gocc_leakcheck(gocc_test_baseline_, 5 * GOCC_SECOND, STDERR_FILENO) == 0 ? 0 : -1;
+}
+
+#define GOCC_TEST(f) cmocka_unit_test_setup_teardown(f, gocc_test_setup_, gocc_test_teardown_)
 
 /* ---- a blocking call run on a task, observed from the test thread ---- */
 

@@ -957,22 +957,22 @@ static void test_group_null(void **state) {
 int main(void) {
     test_watchdog_install("test-group", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_group_zero_group),
-        cmocka_unit_test(test_group_with_context),
-        cmocka_unit_test(test_group_wait_cancels_without_error),
-        cmocka_unit_test(test_group_first_error_wins),
-        cmocka_unit_test(test_group_errors_race),
-        cmocka_unit_test(test_group_concurrent_waits),
-        cmocka_unit_test(test_group_go_limit),
-        cmocka_unit_test(test_group_limit_10000),
-        cmocka_unit_test(test_group_try_go),
-        cmocka_unit_test(test_group_set_limit_active),
-        cmocka_unit_test(test_group_go_blocks_at_limit),
-        cmocka_unit_test(test_group_limit_zero),
-        cmocka_unit_test(test_group_parent_cancelled),
-        cmocka_unit_test(test_group_usable_after_wait),
-        cmocka_unit_test(test_group_free_waits),
-        cmocka_unit_test(test_group_null),
+        GOCC_TEST(test_group_zero_group),
+        GOCC_TEST(test_group_with_context),
+        GOCC_TEST(test_group_wait_cancels_without_error),
+        GOCC_TEST(test_group_first_error_wins),
+        GOCC_TEST(test_group_errors_race),
+        GOCC_TEST(test_group_concurrent_waits),
+        GOCC_TEST(test_group_go_limit),
+        GOCC_TEST(test_group_limit_10000),
+        GOCC_TEST(test_group_try_go),
+        GOCC_TEST(test_group_set_limit_active),
+        GOCC_TEST(test_group_go_blocks_at_limit),
+        GOCC_TEST(test_group_limit_zero),
+        GOCC_TEST(test_group_parent_cancelled),
+        GOCC_TEST(test_group_usable_after_wait),
+        GOCC_TEST(test_group_free_waits),
+        GOCC_TEST(test_group_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

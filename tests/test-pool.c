@@ -726,19 +726,19 @@ static void test_pool_free_while_owner_walks_dead_caches(void **state) {
 int main(void) {
     test_watchdog_install("test-pool", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pool_put_get_same),
-        cmocka_unit_test(test_pool_get_empty),
-        cmocka_unit_test(test_pool_no_loss_single_thread),
-        cmocka_unit_test(test_pool_bounded_single_thread),
-        cmocka_unit_test(test_pool_bounded_threads),
-        cmocka_unit_test(test_pool_trim),
-        cmocka_unit_test(test_pool_drop_percent),
-        cmocka_unit_test(test_pool_thread_exit),
-        cmocka_unit_test(test_pool_free_with_foreign_caches),
-        cmocka_unit_test(test_pool_many_pools),
-        cmocka_unit_test(test_pool_concurrent),
-        cmocka_unit_test(test_pool_null),
-        cmocka_unit_test(test_pool_free_while_owner_walks_dead_caches),
+        GOCC_TEST(test_pool_put_get_same),
+        GOCC_TEST(test_pool_get_empty),
+        GOCC_TEST(test_pool_no_loss_single_thread),
+        GOCC_TEST(test_pool_bounded_single_thread),
+        GOCC_TEST(test_pool_bounded_threads),
+        GOCC_TEST(test_pool_trim),
+        GOCC_TEST(test_pool_drop_percent),
+        GOCC_TEST(test_pool_thread_exit),
+        GOCC_TEST(test_pool_free_with_foreign_caches),
+        GOCC_TEST(test_pool_many_pools),
+        GOCC_TEST(test_pool_concurrent),
+        GOCC_TEST(test_pool_null),
+        GOCC_TEST(test_pool_free_while_owner_walks_dead_caches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -718,19 +718,19 @@ static void test_sem_fairness_stress(void **state) {
 int main(void) {
     test_watchdog_install("test-sem", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sem_weighted),
-        cmocka_unit_test(test_sem_weighted_panic),
-        cmocka_unit_test(test_sem_weighted_try_acquire),
-        cmocka_unit_test(test_sem_weighted_acquire),
-        cmocka_unit_test(test_sem_doesnt_block_if_too_big),
-        cmocka_unit_test(test_sem_large_acquire_doesnt_starve),
-        cmocka_unit_test(test_sem_alloc_cancel_doesnt_starve),
-        cmocka_unit_test(test_sem_fifo_mixed_weights),
-        cmocka_unit_test(test_sem_try_acquire_while_waiting),
-        cmocka_unit_test(test_sem_cancel_in_queue),
-        cmocka_unit_test(test_sem_ctx_already_done),
-        cmocka_unit_test(test_sem_invalid),
-        cmocka_unit_test(test_sem_fairness_stress),
+        GOCC_TEST(test_sem_weighted),
+        GOCC_TEST(test_sem_weighted_panic),
+        GOCC_TEST(test_sem_weighted_try_acquire),
+        GOCC_TEST(test_sem_weighted_acquire),
+        GOCC_TEST(test_sem_doesnt_block_if_too_big),
+        GOCC_TEST(test_sem_large_acquire_doesnt_starve),
+        GOCC_TEST(test_sem_alloc_cancel_doesnt_starve),
+        GOCC_TEST(test_sem_fifo_mixed_weights),
+        GOCC_TEST(test_sem_try_acquire_while_waiting),
+        GOCC_TEST(test_sem_cancel_in_queue),
+        GOCC_TEST(test_sem_ctx_already_done),
+        GOCC_TEST(test_sem_invalid),
+        GOCC_TEST(test_sem_fairness_stress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

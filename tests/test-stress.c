@@ -784,11 +784,11 @@ static void test_stress_cancel_blocked(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stress_mpmc),
-        cmocka_unit_test(test_stress_select_close),
-        cmocka_unit_test(test_stress_close_blocked_senders),
-        cmocka_unit_test(test_stress_many_blocked_close),
-        cmocka_unit_test(test_stress_cancel_blocked),
+        GOCC_TEST(test_stress_mpmc),
+        GOCC_TEST(test_stress_select_close),
+        GOCC_TEST(test_stress_close_blocked_senders),
+        GOCC_TEST(test_stress_many_blocked_close),
+        GOCC_TEST(test_stress_cancel_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -815,21 +815,21 @@ int main(void) {
     test_watchdog_install("test-task", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         /* first: the thread cache is empty, so "one thread" is exact */
-        cmocka_unit_test(test_thread_reuse),
-        cmocka_unit_test(test_version),
-        cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_now_monotonic),
-        cmocka_unit_test(test_go_runs_fn_with_ctx_and_arg),
-        cmocka_unit_test(test_go_null_fn),
-        cmocka_unit_test(test_tasks_live_exact),
-        cmocka_unit_test(test_tasks_live_quick_tasks),
-        cmocka_unit_test(test_task_starts_tasks),
-        cmocka_unit_test(test_task_holds_ctx_ref),
-        cmocka_unit_test(test_runtime_config_basics),
-        cmocka_unit_test(test_runtime_small_stack),
-        cmocka_unit_test(test_runtime_max_threads),
-        cmocka_unit_test(test_runtime_idle_timeout),
-        cmocka_unit_test(test_many_tasks_blocked_on_one_ctx),
+        GOCC_TEST(test_thread_reuse),
+        GOCC_TEST(test_version),
+        GOCC_TEST(test_strerror),
+        GOCC_TEST(test_now_monotonic),
+        GOCC_TEST(test_go_runs_fn_with_ctx_and_arg),
+        GOCC_TEST(test_go_null_fn),
+        GOCC_TEST(test_tasks_live_exact),
+        GOCC_TEST(test_tasks_live_quick_tasks),
+        GOCC_TEST(test_task_starts_tasks),
+        GOCC_TEST(test_task_holds_ctx_ref),
+        GOCC_TEST(test_runtime_config_basics),
+        GOCC_TEST(test_runtime_small_stack),
+        GOCC_TEST(test_runtime_max_threads),
+        GOCC_TEST(test_runtime_idle_timeout),
+        GOCC_TEST(test_many_tasks_blocked_on_one_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

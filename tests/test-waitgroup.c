@@ -679,20 +679,20 @@ static void test_once_null(void **state) {
 int main(void) {
     test_watchdog_install("test-waitgroup", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_waitgroup),
-        cmocka_unit_test(test_waitgroup_misuse),
-        cmocka_unit_test(test_waitgroup_counter_overflow),
-        cmocka_unit_test(test_waitgroup_race),
-        cmocka_unit_test(test_waitgroup_align),
-        cmocka_unit_test(test_waitgroup_many_tasks),
-        cmocka_unit_test(test_waitgroup_wait_ctx),
-        cmocka_unit_test(test_waitgroup_many_waiters),
-        cmocka_unit_test(test_waitgroup_stack_scope),
-        cmocka_unit_test(test_waitgroup_null),
-        cmocka_unit_test(test_once),
-        cmocka_unit_test(test_once_concurrent_callers_block),
-        cmocka_unit_test(test_once_many),
-        cmocka_unit_test(test_once_null),
+        GOCC_TEST(test_waitgroup),
+        GOCC_TEST(test_waitgroup_misuse),
+        GOCC_TEST(test_waitgroup_counter_overflow),
+        GOCC_TEST(test_waitgroup_race),
+        GOCC_TEST(test_waitgroup_align),
+        GOCC_TEST(test_waitgroup_many_tasks),
+        GOCC_TEST(test_waitgroup_wait_ctx),
+        GOCC_TEST(test_waitgroup_many_waiters),
+        GOCC_TEST(test_waitgroup_stack_scope),
+        GOCC_TEST(test_waitgroup_null),
+        GOCC_TEST(test_once),
+        GOCC_TEST(test_once_concurrent_callers_block),
+        GOCC_TEST(test_once_many),
+        GOCC_TEST(test_once_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

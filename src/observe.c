@@ -1,0 +1,651 @@
+/*
+ * observe.c - seeing inside a running program: task names, gocc_dump, the
+ * leak check for tests, the dump on a signal and the stuck-task watchdog.
+ *
+ * Every thread that ever blocked in libgocc (or runs tasks) has a waiter
+ * (park.c); each waiter is on one registry list here. What a thread is
+ * doing lives in its waiter's gocc__obs record, which only that thread
+ * writes: when it parks (reason, since, what it waits on) and when a task
+ * starts or ends on it (id, start function, name). Nothing is written on a
+ * path that does not block.
+ *
+ * Readers (the dump, the watchdog) copy records under the registry lock and
+ * format the copies after dropping it. The lock is only ever taken here,
+ * by threads that are born or exit, and by readers; a parked thread never
+ * holds it, so a dump cannot deadlock with what it reports on, and it
+ * never makes a running task wait (a thread waits for it only in its
+ * first blocking call or at exit).
+ *
+ * The record is a seqlock: the owner makes seq odd, writes the fields
+ * (release stores, so the odd seq is visible before any of them), makes
+ * seq even again (release). A reader loads seq (acquire), the fields
+ * (acquire, so none is read after the second look at seq), and seq again:
+ * the same even value twice means a consistent copy. After a few failed
+ * tries it takes what it has and calls the thread running. (No fences:
+ * ThreadSanitizer does not model them; on x86 these orders are plain moves.)
+ *
+ * The signal handler only writes one byte to a pipe; the watch thread
+ * (runtime-internal, not a task, started on the first opt-in) reads it and
+ * writes the dump. Lock order: watch.mu -> registry lock -> timer lock.
+ */
+#include "gocc-internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the registry ---- */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static gocc__waiter *reg_head;
+static size_t reg_count;
+
+void gocc__obs_register(gocc__waiter *w) {
+    gocc__lock(&reg_mu);
+    w->reg_prev = NULL;
+    w->reg_next = reg_head;
+    if (reg_head != NULL) reg_head->reg_prev = w;
+    reg_head = w;
+    reg_count++;
+    gocc__unlock(&reg_mu);
+}
+
+void gocc__obs_unregister(gocc__waiter *w) {
+    gocc__lock(&reg_mu);
+    if (w->reg_prev != NULL) w->reg_prev->reg_next = w->reg_next;
+    else reg_head = w->reg_next;
+    if (w->reg_next != NULL) w->reg_next->reg_prev = w->reg_prev;
+    reg_count--;
+    gocc__unlock(&reg_mu);
+}
+
+/* ---- the owner's side of the seqlock ---- */
+
+#define RELAXED memory_order_relaxed
+#define PUT memory_order_release /* a field store inside obs_begin/obs_end */
+#define GET memory_order_acquire /* a field load inside a reader's copy */
+
+static inline void obs_begin(gocc__obs *o) {
+    uint32_t s = atomic_load_explicit(&o->seq, RELAXED);
+    atomic_store_explicit(&o->seq, s + 1, RELAXED);
+}
+
+static inline void obs_end(gocc__obs *o) {
+    uint32_t s = atomic_load_explicit(&o->seq, RELAXED);
+    atomic_store_explicit(&o->seq, s + 1, memory_order_release);
+}
+
+/* name_local (NUL-padded) -> the atomic copy readers take. */
+static void publish_name(gocc__waiter *w) {
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t word;
+        memcpy(&word, w->name_local + 8 * i, 8);
+        atomic_store_explicit(&w->obs.name[i], word, PUT);
+    }
+}
+
+void gocc__obs_park(gocc__waiter *w, int reason, const void *obj, int64_t detail, int64_t len,
+                    int64_t deadline, bool has_ctx) {
+    gocc__obs *o = &w->obs;
+    int64_t now = gocc_now();
+    obs_begin(o);
+    atomic_store_explicit(&o->reason, reason, PUT);
+    atomic_store_explicit(&o->since, now, PUT);
+    atomic_store_explicit(&o->obj, (uintptr_t)obj, PUT);
+    atomic_store_explicit(&o->detail, detail, PUT);
+    atomic_store_explicit(&o->len, len, PUT);
+    atomic_store_explicit(&o->deadline, deadline, PUT);
+    atomic_store_explicit(&o->has_ctx, has_ctx, PUT);
+    obs_end(o);
+    GOCC_PROBE2(park, reason, (uintptr_t)obj);
+}
+
+void gocc__obs_unpark(gocc__waiter *w) {
+    gocc__obs *o = &w->obs;
+    GOCC_PROBE1(unpark, atomic_load_explicit(&o->reason, RELAXED));
+    obs_begin(o);
+    atomic_store_explicit(&o->reason, GOCC_WAIT_NONE, PUT);
+    obs_end(o);
+}
+
+/* ---- names ---- */
+
+/* The OS name this thread goes back to when a task's own name ends: the
+ * runtime's ("gocc", "workpool-3"), or for an application thread the name
+ * it had before it first named itself. */
+static GOCC_TLS char base_name[16];
+
+/* dst[cap] gets the first cap - 1 bytes of src and a NUL. */
+static void copy_trunc(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void set_os_name(const char *name) {
+#if defined(__linux__) || defined(__GLIBC__)
+    char os[16];
+    copy_trunc(os, sizeof os, name);
+    (void)pthread_setname_np(pthread_self(), os); /* GNU extension */
+#else
+    (void)name;
+#endif
+}
+
+void gocc__os_thread_name(const char *name) {
+    copy_trunc(base_name, sizeof base_name, name);
+    set_os_name(base_name);
+}
+
+static void set_name_fields(gocc__waiter *w, const char *name) {
+    memset(w->name_local, 0, sizeof w->name_local);
+    if (name != NULL) copy_trunc(w->name_local, sizeof w->name_local, name);
+    publish_name(w);
+}
+
+int gocc_task_set_name(const char *name) {
+    gocc__waiter *w = gocc__self_try();
+    if (w == NULL) return GOCC_ENOMEM;
+    obs_begin(&w->obs);
+    set_name_fields(w, name);
+    obs_end(&w->obs);
+    if (name != NULL && name[0] != '\0') {
+#if defined(__linux__) || defined(__GLIBC__)
+        if (!w->os_named && base_name[0] == '\0')
+            (void)pthread_getname_np(pthread_self(), base_name, sizeof base_name);
+#endif
+        set_os_name(name);
+        w->os_named = true;
+    } else if (w->os_named) {
+        set_os_name(base_name);
+        w->os_named = false;
+    }
+    return 0;
+}
+
+const char *gocc_task_name(void) {
+    gocc__waiter *w = gocc__self_peek();
+    return w != NULL ? w->name_local : "";
+}
+
+/* ---- tasks ---- */
+
+void gocc__obs_task_begin(gocc__waiter *w, uint64_t id, gocc_fn fn, const char *name) {
+    if (w == NULL) return;
+    obs_begin(&w->obs);
+    atomic_store_explicit(&w->obs.task_id, id, PUT);
+    atomic_store_explicit(&w->obs.fn, (uintptr_t)fn, PUT);
+    set_name_fields(w, name);
+    obs_end(&w->obs);
+}
+
+void gocc__obs_task_end(gocc__waiter *w) {
+    if (w == NULL) return;
+    obs_begin(&w->obs);
+    atomic_store_explicit(&w->obs.task_id, 0, PUT);
+    atomic_store_explicit(&w->obs.fn, 0, PUT);
+    set_name_fields(w, NULL);
+    obs_end(&w->obs);
+    if (w->os_named) { /* the task's name ends with it */
+        set_os_name(base_name);
+        w->os_named = false;
+    }
+}
+
+/* ---- reading records ---- */
+
+typedef struct obs_rec {
+    uint64_t task_id;
+    uintptr_t fn, obj;
+    int reason;
+    bool has_ctx;
+    bool torn;     /* no consistent copy could be had: the thread is busy */
+    bool report;   /* the watchdog reports it (first time past the threshold) */
+    long tid;
+    int64_t since, detail, len, deadline;
+    char name[32];
+} obs_rec;
+
+static bool is_blocked(const obs_rec *r) {
+    return r->reason != GOCC_WAIT_NONE && r->reason != GOCC_WAIT_IDLE;
+}
+
+/* An entry of the dump: every task, and every other thread blocked here. */
+static bool is_entry(const obs_rec *r) { return r->task_id != 0 || is_blocked(r); }
+
+static void read_rec(gocc__waiter *w, obs_rec *r) {
+    const gocc__obs *o = &w->obs;
+    r->tid = w->tid;
+    r->report = false;
+    for (int tries = 0;; tries++) {
+        uint32_t s1 = atomic_load_explicit(&o->seq, memory_order_acquire);
+        r->task_id = atomic_load_explicit(&o->task_id, GET);
+        r->fn = atomic_load_explicit(&o->fn, GET);
+        r->obj = atomic_load_explicit(&o->obj, GET);
+        r->reason = atomic_load_explicit(&o->reason, GET);
+        r->has_ctx = atomic_load_explicit(&o->has_ctx, GET);
+        r->since = atomic_load_explicit(&o->since, GET);
+        r->detail = atomic_load_explicit(&o->detail, GET);
+        r->len = atomic_load_explicit(&o->len, GET);
+        r->deadline = atomic_load_explicit(&o->deadline, GET);
+        for (size_t i = 0; i < 4; i++) {
+            uint64_t word = atomic_load_explicit(&o->name[i], GET);
+            memcpy(r->name + 8 * i, &word, 8);
+        }
+        r->name[sizeof r->name - 1] = '\0';
+        uint32_t s2 = atomic_load_explicit(&o->seq, RELAXED);
+        r->torn = (s1 & 1) != 0 || s1 != s2;
+        if (!r->torn || tries == 64) break;
+    }
+    if (r->torn) r->reason = GOCC_WAIT_NONE; /* it is moving: call it running */
+}
+
+/* Copy every record (and, when @p threshold > 0, mark the tasks blocked
+ * longer than it that were not reported in this blocking episode yet).
+ * Returns the number of records, or -1 when out of memory. */
+static long collect(obs_rec **out, int64_t now, int64_t threshold) {
+    obs_rec *recs = NULL;
+    size_t cap = 0;
+    for (;;) {
+        gocc__lock(&reg_mu);
+        size_t n = reg_count;
+        if (n <= cap) break;
+        gocc__unlock(&reg_mu);
+        gocc__free(recs);
+        cap = n + n / 4 + 16;
+        if ((recs = gocc__malloc(cap * sizeof *recs)) == NULL) return -1;
+    }
+    size_t n = 0;
+    for (gocc__waiter *w = reg_head; w != NULL; w = w->reg_next) {
+        obs_rec *r = &recs[n];
+        read_rec(w, r);
+        if (!is_entry(r)) continue;
+        if (threshold > 0 && r->task_id != 0 && is_blocked(r) && now - r->since >= threshold &&
+            atomic_load_explicit(&w->obs.reported_since, RELAXED) != r->since) {
+            atomic_store_explicit(&w->obs.reported_since, r->since, RELAXED);
+            r->report = true;
+        }
+        n++;
+    }
+    gocc__unlock(&reg_mu);
+    *out = recs;
+    return (long)n;
+}
+
+/* ---- formatting ---- */
+
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->p != NULL && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t ncap = b->cap ? 2 * b->cap : 4096;
+        while (ncap < b->len + (size_t)n + 1) ncap *= 2;
+        char *np = gocc__realloc(b->p, ncap);
+        if (np == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+static const char *reason_text(int reason) {
+    switch (reason) {
+    case GOCC_WAIT_CHAN_RECV: return "chan receive";
+    case GOCC_WAIT_CHAN_SEND: return "chan send";
+    case GOCC_WAIT_SELECT: return "select";
+    case GOCC_WAIT_SELECT_NO_CASES: return "select (no cases)";
+    case GOCC_WAIT_SLEEP: return "sleep";
+    case GOCC_WAIT_SEM_ACQUIRE: return "semaphore acquire";
+    case GOCC_WAIT_GROUP_GO: return "group go";
+    case GOCC_WAIT_GROUP_WAIT: return "group wait";
+    case GOCC_WAIT_WAITGROUP: return "waitgroup wait";
+    case GOCC_WAIT_ONCE: return "once";
+    case GOCC_WAIT_WORKPOOL_SUBMIT: return "workpool submit";
+    case GOCC_WAIT_WORKPOOL_SHUTDOWN: return "workpool shutdown";
+    default: return "running";
+    }
+}
+
+static double secs(int64_t ns) { return (double)ns / (double)GOCC_SECOND; }
+
+/* "task 7 "name" [chan receive, 1.250s]:" and the lines that explain it. */
+static void format_entry(strbuf *b, const obs_rec *r, int64_t now) {
+    if (r->task_id != 0) sb_printf(b, "task %" PRIu64 " \"%s\" [", r->task_id, r->name);
+    else sb_printf(b, "thread %ld \"%s\" [", r->tid, r->name);
+    if (is_blocked(r)) {
+        int64_t d = now - r->since;
+        sb_printf(b, "%s, %.3fs]:\n", reason_text(r->reason), secs(d > 0 ? d : 0));
+    } else {
+        sb_printf(b, "running]:\n");
+    }
+
+    if (is_blocked(r)) {
+        void *obj = (void *)r->obj;
+        switch (r->reason) {
+        case GOCC_WAIT_CHAN_RECV:
+        case GOCC_WAIT_CHAN_SEND:
+            sb_printf(b, "    channel %p: capacity %" PRId64 ", %" PRId64
+                         " buffered when it blocked\n",
+                      obj, r->detail, r->len);
+            break;
+        case GOCC_WAIT_SELECT:
+            sb_printf(b, "    select over %" PRId64 " case%s\n", r->detail,
+                      r->detail == 1 ? "" : "s");
+            break;
+        case GOCC_WAIT_SEM_ACQUIRE:
+            if (obj != NULL)
+                sb_printf(b, "    semaphore %p: asking for weight %" PRId64 "\n", obj, r->detail);
+            break;
+        case GOCC_WAIT_GROUP_GO:
+            sb_printf(b, "    group %p: at its limit\n", obj);
+            break;
+        case GOCC_WAIT_GROUP_WAIT:
+            sb_printf(b, "    group %p: tasks still running\n", obj);
+            break;
+        case GOCC_WAIT_WAITGROUP: sb_printf(b, "    waitgroup %p\n", obj); break;
+        case GOCC_WAIT_ONCE: sb_printf(b, "    once %p: its function runs on another thread\n", obj); break;
+        case GOCC_WAIT_WORKPOOL_SUBMIT: sb_printf(b, "    workpool %p: queue full\n", obj); break;
+        case GOCC_WAIT_WORKPOOL_SHUTDOWN: sb_printf(b, "    workpool %p: workers still running\n", obj); break;
+        default: break;
+        }
+        if (r->reason == GOCC_WAIT_SLEEP && r->deadline != INT64_MAX)
+            sb_printf(b, "    wakes in %.3fs\n", secs(r->deadline - now));
+        else if (!r->has_ctx)
+            sb_printf(b, "    context: none (nothing cancels this wait)\n");
+        else if (r->deadline == INT64_MAX)
+            sb_printf(b, "    context: cancellable, no deadline\n");
+        else if (r->deadline >= now)
+            sb_printf(b, "    context: cancellable, deadline in %.3fs\n", secs(r->deadline - now));
+        else
+            sb_printf(b, "    context: deadline passed %.3fs ago\n", secs(now - r->deadline));
+    }
+    if (r->task_id != 0) {
+        Dl_info info;
+        void *fn = (void *)r->fn;
+        if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_sname != NULL)
+            sb_printf(b, "    function: %s+0x%tx (%s)\n", info.dli_sname,
+                      (char *)fn - (char *)info.dli_saddr,
+                      info.dli_fname ? info.dli_fname : "?");
+        else if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL)
+            sb_printf(b, "    function: %p (%s+0x%tx)\n", fn, info.dli_fname,
+                      (char *)fn - (char *)info.dli_fbase);
+        else
+            sb_printf(b, "    function: %p\n", fn);
+        sb_printf(b, "    os thread %ld\n", r->tid);
+    }
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Tasks first, oldest (lowest id) first; then threads by OS id. */
+static int rec_order(const void *pa, const void *pb) {
+    const obs_rec *a = pa, *b = pb;
+    if ((a->task_id == 0) != (b->task_id == 0)) return a->task_id == 0 ? 1 : -1;
+    if (a->task_id != b->task_id) return a->task_id < b->task_id ? -1 : 1;
+    return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
+/* The dump of @p recs (sorted here) into @p b. */
+static int format_dump(strbuf *b, obs_rec *recs, long n, int64_t now) {
+    qsort(recs, (size_t)n, sizeof *recs, rec_order);
+    long tasks = 0, blocked = 0;
+    for (long i = 0; i < n; i++) {
+        tasks += recs[i].task_id != 0;
+        blocked += is_blocked(&recs[i]);
+    }
+    sb_printf(b, "libgocc dump: %ld tasks live, %ld blocked\n", tasks, blocked);
+    for (long i = 0; i < n; i++) format_entry(b, &recs[i], now);
+    return (int)n;
+}
+
+int gocc_dump(int fd) {
+    if (fd < 0) return GOCC_EINVAL;
+    obs_rec *recs;
+    int64_t now = gocc_now();
+    long n = collect(&recs, now, 0);
+    if (n < 0) return GOCC_ENOMEM;
+    strbuf b = {0};
+    int entries = format_dump(&b, recs, n, now);
+    gocc__free(recs);
+    int rc = b.failed ? GOCC_ENOMEM : write_all(fd, b.p, b.len);
+    gocc__free(b.p);
+    return rc != 0 ? rc : entries;
+}
+
+/* ---- the leak check ---- */
+
+int gocc_leakcheck(size_t baseline, int64_t timeout_ns, int fd) {
+    int64_t deadline = gocc_now() + (timeout_ns > 0 ? timeout_ns : 0);
+    int64_t nap = 100 * GOCC_MICROSECOND;
+    for (;;) {
+        if (gocc_tasks_live() <= baseline) return 0;
+        int64_t left = deadline - gocc_now();
+        if (left <= 0) break;
+        int64_t d = nap < left ? nap : left;
+        struct timespec ts = {(time_t)(d / GOCC_SECOND), (long)(d % GOCC_SECOND)};
+        nanosleep(&ts, NULL);
+        if (nap < 10 * GOCC_MILLISECOND) nap *= 2;
+    }
+    if (fd >= 0) {
+        char line[128];
+        int k = snprintf(line, sizeof line,
+                         "libgocc leakcheck: %zu tasks live, expected at most %zu\n",
+                         gocc_tasks_live(), baseline);
+        if (k > 0) (void)write_all(fd, line, (size_t)k);
+        (void)gocc_dump(fd);
+    }
+    return GOCC_EDEADLINE;
+}
+
+/* ---- the watch thread: dump on a signal, stuck tasks ---- */
+
+static struct {
+    pthread_mutex_t mu;
+    bool running;          /* the thread exists (under mu) */
+    bool signal_on;        /* some signal dumps (under mu) */
+    int64_t threshold;     /* stuck-task threshold, <= 0 off (under mu) */
+    int fd;                /* where stuck reports go (under mu) */
+    int pipe_rd;           /* the thread polls it */
+    _Atomic int pipe_wr;   /* the handler writes 'S' here; -1 until made */
+    uint64_t deadlock_key; /* the deadlock episode reported last (thread only) */
+} watch = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .pipe_rd = -1,
+    .pipe_wr = -1,
+};
+
+#define DEADLOCK_LINE "libgocc: all tasks are asleep - possible deadlock\n"
+
+static void on_dump_signal(int signo) {
+    (void)signo;
+    int saved = errno; /* async-signal-safe: one write(2) */
+    unsigned char c = 'S';
+    ssize_t k = write(atomic_load_explicit(&watch.pipe_wr, RELAXED), &c, 1);
+    (void)k;
+    errno = saved;
+}
+
+/* One look for stuck tasks and for "nothing can ever wake anyone". */
+static void check_stuck(int64_t threshold, int fd) {
+    obs_rec *recs;
+    int64_t now = gocc_now();
+    long n = collect(&recs, now, threshold);
+    if (n < 0) return;
+    strbuf b = {0};
+    bool any = false, all_asleep = n > 0;
+    long tasks = 0;
+    int64_t newest = 0;
+    for (long i = 0; i < n; i++) {
+        const obs_rec *r = &recs[i];
+        tasks += r->task_id != 0;
+        if (!is_blocked(r) || now - r->since < threshold) all_asleep = false;
+        else if (r->since > newest) newest = r->since;
+        if (!r->report) continue;
+        if (!any) sb_printf(&b, "libgocc: blocked longer than %.3fs:\n", secs(threshold));
+        any = true;
+        format_entry(&b, r, now);
+    }
+    /* Asleep for good: every task and every thread in a libgocc call is
+     * blocked, no task is on its way to start, no timer can fire a wake. */
+    if (all_asleep && (size_t)tasks == gocc_tasks_live() && gocc__timer_loud() == 0) {
+        uint64_t key = (uint64_t)newest ^ ((uint64_t)n << 48);
+        if (key != watch.deadlock_key) {
+            watch.deadlock_key = key;
+            sb_printf(&b, DEADLOCK_LINE);
+            (void)format_dump(&b, recs, n, now);
+        }
+    } else if (!all_asleep) {
+        watch.deadlock_key = 0; /* someone moved: a later deadlock is news */
+    }
+    gocc__free(recs);
+    if (!b.failed && b.len > 0) (void)write_all(fd, b.p, b.len);
+    gocc__free(b.p);
+}
+
+static void *watch_main(void *unused) {
+    (void)unused;
+    gocc__os_thread_name("gocc-watch");
+    for (;;) {
+        gocc__lock(&watch.mu);
+        int64_t threshold = watch.threshold;
+        int fd = watch.fd;
+        if (!watch.signal_on && threshold <= 0) {
+            watch.running = false; /* decided under mu: an opt-in restarts us */
+            gocc__unlock(&watch.mu);
+            break;
+        }
+        gocc__unlock(&watch.mu);
+
+        int timeout_ms = -1; /* look a few times per threshold */
+        if (threshold > 0) {
+            int64_t ms = threshold / 4 / GOCC_MILLISECOND;
+            timeout_ms = (int)(ms < 10 ? 10 : ms > 1000 ? 1000 : ms);
+        }
+        struct pollfd pfd = {.fd = watch.pipe_rd, .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) > 0) {
+            unsigned char buf[64];
+            bool dump = false;
+            ssize_t k;
+            while ((k = read(watch.pipe_rd, buf, sizeof buf)) > 0)
+                for (ssize_t i = 0; i < k; i++) dump |= buf[i] == 'S';
+            if (dump) (void)gocc_dump(STDERR_FILENO);
+        }
+        if (threshold > 0) check_stuck(threshold, fd);
+    }
+    return NULL;
+}
+
+/* With watch.mu held: the pipe and the thread exist. */
+static int watch_start_locked(void) {
+    if (watch.pipe_rd < 0) {
+        int p[2];
+        if (pipe(p) != 0) return errno == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
+        for (int i = 0; i < 2; i++) {
+            (void)fcntl(p[i], F_SETFD, FD_CLOEXEC);
+            (void)fcntl(p[i], F_SETFL, O_NONBLOCK); /* the handler never blocks */
+        }
+        watch.pipe_rd = p[0];
+        atomic_store_explicit(&watch.pipe_wr, p[1], RELAXED);
+    }
+    if (watch.running) return 0;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return GOCC_ENOMEM;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, watch_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
+    watch.running = true;
+    return 0;
+}
+
+/* Make the watch thread look at its settings again now. */
+static void watch_poke(void) {
+    int fd = atomic_load_explicit(&watch.pipe_wr, RELAXED);
+    unsigned char c = 'C';
+    if (fd >= 0) {
+        ssize_t k = write(fd, &c, 1);
+        (void)k;
+    }
+}
+
+int gocc_dump_on_signal(int signo) {
+    if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) return GOCC_EINVAL;
+    gocc__lock(&watch.mu);
+    bool was_on = watch.signal_on;
+    watch.signal_on = true;
+    int rc = watch_start_locked();
+    if (rc != 0) {
+        watch.signal_on = was_on;
+        gocc__unlock(&watch.mu);
+        return rc;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_dump_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(signo, &sa, NULL) != 0) rc = GOCC_EINVAL;
+    if (rc != 0) watch.signal_on = was_on;
+    gocc__unlock(&watch.mu);
+    return rc;
+}
+
+int gocc_watch_stuck(int64_t threshold_ns, int fd) {
+    if (threshold_ns > 0 && fd < 0) return GOCC_EINVAL;
+    gocc__lock(&watch.mu);
+    int64_t old_threshold = watch.threshold;
+    int old_fd = watch.fd;
+    watch.threshold = threshold_ns > 0 ? threshold_ns : 0;
+    watch.fd = fd;
+    int rc = 0;
+    if (threshold_ns > 0 && (rc = watch_start_locked()) != 0) {
+        watch.threshold = old_threshold;
+        watch.fd = old_fd;
+    }
+    gocc__unlock(&watch.mu);
+    watch_poke();
+    return rc;
+}
