@@ -663,9 +663,10 @@ GOCC_API void gocc_pool_set_drop_percent(gocc_pool_t *p, unsigned percent);
  * values still buffered in the inputs stay there. @p out must not be closed
  * by anyone else.
  * @return 0; GOCC_EINVAL (NULL @p out, @p n > 0 with NULL @p in, a NULL input,
- *         element sizes that differ); GOCC_ENOMEM / GOCC_EAGAIN when the
- *         tasks cannot be started (then nothing was started and @p out is
- *         left open). With @p n == 0, @p out is closed at once.
+ *         element sizes that differ, @p out among the inputs); GOCC_ENOMEM /
+ *         GOCC_EAGAIN when the tasks cannot be started (then nothing was
+ *         started and @p out is left open). With @p n == 0, or a context
+ *         already done, @p out is closed at once and nothing is forwarded.
  */
 GOCC_API int gocc_chan_merge(gocc_chan_t *const *in, size_t n, gocc_chan_t *out, gocc_ctx_t *ctx);
 
@@ -693,17 +694,23 @@ GOCC_API bool gocc_ratelimit_allow(gocc_ratelimit_t *rl, int64_t n);
  * Wait until @p n tokens are free and take them. Waiters are served in
  * arrival order (each reserves its tokens on arrival, as x/time/rate does).
  * When @p ctx ends first, or its deadline is before the tokens could be
- * free, the reservation is given back and the context's error returned
- * (GOCC_EDEADLINE at once when the deadline is too soon).
+ * free, the whole reservation is given back (waiters behind it move up) and
+ * the context's error returned (GOCC_EDEADLINE at once when the deadline is
+ * too soon). At rate 0 a wait that needs more than the bucket holds fails
+ * at once with a deadline, and otherwise waits for the context or for
+ * gocc_ratelimit_set to give a rate. The dump shows such a wait as `sleep`.
  * @return 0; GOCC_EINVAL (@p n < 0 or @p n > burst: it could never be
- *         satisfied); the context's error.
+ *         satisfied); the context's error; GOCC_ENOMEM / GOCC_EAGAIN when
+ *         the wait could not be set up (as for gocc_sleep).
  */
 GOCC_API int gocc_ratelimit_wait(gocc_ratelimit_t *rl, int64_t n, gocc_ctx_t *ctx);
 
 /** Tokens in the bucket now (negative while waiters hold reservations). */
 GOCC_API double gocc_ratelimit_tokens(gocc_ratelimit_t *rl);
 
-/** Change rate and burst from now on (same rules as new).
+/** Change rate and burst from now on (same rules as new). Queued waiters
+ *  are re-timed at the new rate (x/time/rate keeps their old times); a
+ *  waiter queued for more than a lowered burst is still served.
  *  @return 0 or GOCC_EINVAL (nothing changed). */
 GOCC_API int gocc_ratelimit_set(gocc_ratelimit_t *rl, double per_second, int64_t burst);
 
@@ -743,19 +750,20 @@ GOCC_API gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer);
 GOCC_API int gocc_pubsub_publish(gocc_pubsub_t *ps, const void *elem);
 
 /** Stop delivering to @p sub and close it (values already buffered stay
- *  receivable). @return 0, or GOCC_EINVAL if @p sub is not a current
- *  subscriber of @p ps. */
+ *  receivable). Its drop count is forgotten: read it first.
+ *  @return 0, or GOCC_EINVAL if @p sub is not a current subscriber of @p ps. */
 GOCC_API int gocc_pubsub_unsubscribe(gocc_pubsub_t *ps, gocc_chan_t *sub);
 
-/** Elements @p sub missed because its buffer was full (0 for a channel that
- *  is not a current subscriber). */
+/** Elements @p sub missed because its buffer was full, or because the
+ *  subscriber closed its channel itself (0 for a channel that is not a
+ *  current subscriber). */
 GOCC_API uint64_t gocc_pubsub_dropped(gocc_pubsub_t *ps, gocc_chan_t *sub);
 
 /** Number of current subscribers. */
 GOCC_API size_t gocc_pubsub_subscribers(gocc_pubsub_t *ps);
 
 /** Close every subscriber and refuse later publish/subscribe.
- *  @return 0, or GOCC_ECLOSED when already closed. */
+ *  @return 0, GOCC_ECLOSED when already closed, GOCC_EINVAL for NULL. */
 GOCC_API int gocc_pubsub_close(gocc_pubsub_t *ps);
 
 /** Close (if not closed) and free. No thread may use @p ps during or after. */
@@ -775,7 +783,11 @@ typedef struct gocc_snapshot gocc_snapshot_t;
  * read-mostly configuration). A replaced value is passed to
  * @p free_fn(value, ud) once no reader holds it any more, so a reader
  * never touches freed memory. @p initial may be NULL; @p free_fn may be
- * NULL (values are then never freed by the snapshot).
+ * NULL (values are then never freed by the snapshot); free_fn is never
+ * called for NULL. Each stored value is owned by the snapshot from then
+ * on: store a given pointer once (storing the current value again is
+ * harmless; storing one that an older, still borrowed version holds would
+ * free it twice).
  * @return the snapshot, or NULL with errno ENOMEM.
  */
 GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
@@ -790,7 +802,8 @@ typedef struct gocc_snapshot_ref {
 /** Borrow the current value into @p ref and return it (also in
  *  ref->value): it stays valid until gocc_snapshot_release(@p ref), however
  *  many stores happen meanwhile. Lock-free; never blocks. A NULL @p s gives
- *  NULL and a ref that release ignores. */
+ *  NULL and a ref that release ignores; a NULL @p ref gives NULL and
+ *  borrows nothing. */
 GOCC_API void *gocc_snapshot_acquire(gocc_snapshot_t *s, gocc_snapshot_ref_t *ref);
 
 /** End the borrow in @p ref (NULL, or a ref already released, does nothing;
