@@ -6,13 +6,15 @@
  * and one more task waits for the WaitGroup and closes `out`, so the
  * reader's range loop ends when every input is drained.
  *
- * Go to C: the Go fanIn is written for int. The C fan_in is written once
- * for any element type, the way C does it: it takes the element size and
- * moves elem_size bytes at a time (the forwarder's buffer is a flexible
- * array member), as a generic FanIn[T] would. This program uses it for
- * int. The forwarders and the closer hold their own channel references;
- * the WaitGroup lives in a small heap block that the closer frees once
- * wg.Wait() has returned (a WaitGroup may go away as soon as wait returns).
+ * Go to C: the library has this pattern built in: gocc_chan_merge(cs, n,
+ * out, ctx) starts one forwarding task per input and the last of them to
+ * finish closes `out` (the WaitGroup and the closer goroutine become an
+ * atomic count inside the merge). The Go fanIn is written for int and
+ * makes its own `out`; the C fan_in makes `out` with the inputs' element
+ * size and hands it to gocc_chan_merge, which checks that every input has
+ * that size and moves elem_size bytes at a time, as a generic FanIn[T]
+ * would. This program uses it for int. The merge holds its own channel
+ * references until its tasks end, so the caller may drop its own at once.
  *
  * Checks: three sources of ten values each (source k sends 100*k + i)
  * come out of the merged channel as 30 values, each exactly once, each
@@ -24,8 +26,6 @@
 
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "example.h"
 
@@ -36,86 +36,20 @@
 
 /* ---- fan_in: any element size ------------------------------------------- */
 
-typedef struct fan_in_wait {
-    gocc_waitgroup_t wg;
-    gocc_chan_t *out; /* the closer's reference */
-} fan_in_wait_t;
-
-typedef struct forward_arg {
-    gocc_chan_t *in, *out; /* the task's own references */
-    gocc_waitgroup_t *wg;
-    unsigned char elem[]; /* one element: elem_size bytes */
-} forward_arg_t;
-
-/* go func(ch <-chan int) { defer wg.Done(); for n := range ch { out <- n } }(c) */
-static int forward(gocc_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    forward_arg_t *a = arg;
-    while (gocc_chan_recv(a->in, a->elem, NULL) == 0)
-        if (gocc_chan_send(a->out, a->elem, NULL) != 0) break;
-    gocc_waitgroup_t *wg = a->wg;
-    gocc_chan_release(a->in);
-    gocc_chan_release(a->out);
-    free(a);
-    gocc_waitgroup_done(wg);
-    return 0;
-}
-
-/* go func() { wg.Wait(); close(out) }() */
-static int close_when_done(gocc_ctx_t *ctx, void *arg) {
-    (void)ctx;
-    fan_in_wait_t *w = arg;
-    gocc_waitgroup_wait(&w->wg, NULL);
-    gocc_chan_close(w->out);
-    gocc_chan_release(w->out);
-    free(w);
-    return 0;
-}
-
 /*
- * Merge n channels of elem_size-byte elements into a new unbuffered one.
- * The inputs stay the caller's (the forwarders retain them). Returns the
- * merged channel (caller's reference) or NULL if nothing could be started.
- * If only some forwarders start, the merged channel carries just their
- * inputs (and still closes).
+ * Merge n channels of elem_size-byte elements into a new unbuffered one
+ * (gocc_chan_merge does the forwarding and the close). The inputs stay the
+ * caller's. Returns the merged channel (caller's reference) or NULL if it
+ * could not be made or the forwarders could not be started (then none was:
+ * gocc_chan_merge is all or nothing).
  */
 static gocc_chan_t *fan_in(size_t elem_size, gocc_chan_t *const *cs, size_t n) {
     gocc_chan_t *out = gocc_chan_new(elem_size, 0);
-    fan_in_wait_t *w = malloc(sizeof *w);
-    if (!out || !w) {
-        free(w);
+    if (!out) return NULL;
+    if (gocc_chan_merge(cs, n, out, NULL) != 0) {
         gocc_chan_release(out);
         return NULL;
     }
-    *w = (fan_in_wait_t){GOCC_WAITGROUP_INIT, gocc_chan_retain(out)};
-
-    /* The closer starts first; one count of our own keeps it from closing
-     * out before every forwarder is counted in. (Go starts the closer after
-     * the loop; starting it first means a failure to start it needs no
-     * undoing of running forwarders.) */
-    gocc_waitgroup_add(&w->wg, 1);
-    if (gocc_go(close_when_done, NULL, w) != 0) {
-        gocc_chan_release(w->out);
-        free(w);
-        gocc_chan_release(out);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        forward_arg_t *a = malloc(sizeof *a + elem_size);
-        if (!a) break;
-        a->in = gocc_chan_retain(cs[i]);
-        a->out = gocc_chan_retain(out);
-        a->wg = &w->wg;
-        gocc_waitgroup_add(&w->wg, 1);
-        if (gocc_go(forward, NULL, a) != 0) {
-            gocc_waitgroup_done(&w->wg);
-            gocc_chan_release(a->in);
-            gocc_chan_release(a->out);
-            free(a);
-            break;
-        }
-    }
-    gocc_waitgroup_done(&w->wg); /* our count; w is the closer's from here */
     return out;
 }
 

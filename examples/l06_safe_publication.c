@@ -8,23 +8,25 @@
  *   read the plain, non-atomic config. The close is the edge.
  * l06_mutex: one writer updates the config in place under a pthread mutex,
  *   readers copy it under the same mutex.
- * l06_atomic_snapshot: atomic.Value holding an immutable Config becomes an
- *   _Atomic pointer to a const config_t: the writer fills a fresh config and
- *   stores the pointer (release); readers load it (acquire) and never lock.
- *   C has no GC: a replaced snapshot may still be being read, so it is
- *   retired and freed only once no reader can hold it (here: after the
- *   readers are done; a long-running program would use RCU, epochs or
- *   reference counts).
+ * l06_atomic_snapshot: atomic.Value holding an immutable Config becomes a
+ *   gocc_snapshot_t of const config_t: the writer fills a fresh config and
+ *   stores it (cfg.Store); readers borrow the current one (cfg.Load) with
+ *   gocc_snapshot_acquire, never lock, and end the borrow with
+ *   gocc_snapshot_release. C has no GC: a replaced config may still be
+ *   being read, so the snapshot hands it to its free function only when
+ *   its last borrow ends (split reference counts, see src/snapshot.c).
  *
  * Checks: every read saw a whole config (its checksum matches its fields:
  * nothing torn, nothing half-initialised), versions never went backwards
- * for any reader, every snapshot was freed (ASan checks that), and
- * gocc_tasks_live() == 0. There is no broken half: an unsynchronised
+ * for any reader, every replaced config was freed exactly once by the
+ * snapshot (and the last with it; ASan checks no reader touched a freed
+ * one), and gocc_tasks_live() == 0. There is no broken half: an unsynchronised
  * version would be a data race (undefined behaviour in C). Exit 1 if wrong.
  *
- * Go -> C: atomic.Value holding a Config is an _Atomic(const config_t *)
- * (the type at hand, no interface{}); sync.Mutex is a pthread mutex; the
- * ready channel is a chan struct{}: a channel with elem_size 0.
+ * Go -> C: atomic.Value holding a Config is a gocc_snapshot_t whose values
+ * are config_t pointers (the type at hand, no interface{}), cfg.Load() a
+ * borrow; sync.Mutex is a pthread mutex; the ready channel is a
+ * chan struct{}: a channel with elem_size 0.
  */
 #include <gocc.h>
 
@@ -132,9 +134,19 @@ static int read_locked(gocc_ctx_t *ctx, void *arg) {
 /* ---- L06: atomic snapshot swap ---------------------------------------- */
 
 typedef struct snapshot {
-    _Atomic(const config_t *) current; /* var cfg atomic.Value */
+    gocc_snapshot_t *cfg; /* var cfg atomic.Value */
     atomic_bool writer_done;
 } snapshot_t;
+
+static atomic_int configs_freed;
+
+/* The snapshot's free function: called once per config, after its last
+ * borrow. */
+static void free_config(void *value, void *ud) {
+    (void)ud;
+    free(value);
+    atomic_fetch_add(&configs_freed, 1);
+}
 
 static int read_snapshot(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
@@ -144,11 +156,13 @@ static int read_snapshot(gocc_ctx_t *ctx, void *arg) {
     bool done;
     do {
         done = atomic_load(&s->writer_done);
-        const config_t *c = atomic_load_explicit(&s->current, memory_order_acquire);
+        gocc_snapshot_ref_t ref;
+        const config_t *c = gocc_snapshot_acquire(s->cfg, &ref); /* cfg.Load().(Config) */
         r->reads++;
         if (!whole(c)) r->torn++;
         if (c->version < last) r->went_back = true;
         last = c->version;
+        gocc_snapshot_release(&ref); /* done with c */
     } while (!done);
     return 0;
 }
@@ -216,16 +230,16 @@ static void l06_mutex(void) {
 }
 
 static void l06_atomic_snapshot(void) {
-    static const config_t *retired[UPDATES];
-    int n_retired = 0;
+    int swaps = 0;
     snapshot_t s;
     config_t *first = malloc(sizeof *first);
-    if (!first) {
-        check(false, "allocated a config");
+    if (first) load_config(first, 1);
+    s.cfg = first ? gocc_snapshot_new(first, free_config, NULL) : NULL; /* cfg.Store(loadConfig()) */
+    if (!s.cfg) {
+        check(false, "made the snapshot");
+        free(first);
         return;
     }
-    load_config(first, 1);
-    atomic_init(&s.current, first); /* cfg.Store(loadConfig()) */
     atomic_init(&s.writer_done, false);
 
     reader_t r[READERS];
@@ -236,9 +250,11 @@ static void l06_atomic_snapshot(void) {
         config_t *next = malloc(sizeof *next);
         if (!next) break;
         load_config(next, v); /* build the new one completely ... */
-        const config_t *old =
-            atomic_exchange_explicit(&s.current, next, memory_order_acq_rel); /* ... then swap */
-        retired[n_retired++] = old; /* a reader may still hold it */
+        if (gocc_snapshot_store(s.cfg, next) != 0) { /* ... then swap */
+            free(next);
+            break;
+        }
+        swaps++; /* the old one is freed when its last reader lets go */
         if (v % 20 == 0) gocc_sleep(100 * GOCC_MICROSECOND, NULL);
     }
     atomic_store(&s.writer_done, true);
@@ -246,14 +262,14 @@ static void l06_atomic_snapshot(void) {
     check(exited, "readers returned");
     sum_readers(r, &reads, &torn, &back);
     check(started == READERS && torn == 0 && !back, "snapshot: no torn read, no going back");
-    check(n_retired == UPDATES - 1, "every update swapped a snapshot");
-    if (exited) { /* no reader left: now the retired snapshots can go */
-        for (int i = 0; i < n_retired; i++) free((void *)retired[i]);
-        free((void *)atomic_load(&s.current));
-    }
+    check(swaps == UPDATES - 1, "every update swapped a snapshot");
+    int freed = atomic_load(&configs_freed); /* no reader left: all replaced ones */
+    check(!exited || freed == swaps, "every replaced config was freed once, by the snapshot");
+    if (exited) gocc_snapshot_free(s.cfg); /* and the current one with it */
+    check(!exited || atomic_load(&configs_freed) == swaps + 1, "the last config went with it");
     printf("L06 atomic snapshot: %d swaps, %d readers made %ld lock-free reads: %ld torn, "
-           "versions %s; %d retired snapshots freed after the readers stopped\n",
-           n_retired, started, reads, torn, back ? "WENT BACK" : "never went back", n_retired);
+           "versions %s; %d replaced snapshots freed as their last reader let go\n",
+           swaps, started, reads, torn, back ? "WENT BACK" : "never went back", freed);
 }
 
 int main(void) {

@@ -1,0 +1,211 @@
+/*
+ * b07_errgroup_fetch.c - B07 (seeds/002, "Error Group Pattern"): fetchAll,
+ * one errgroup task per URL, each writing its own results[i], errors
+ * wrapped with the URL, and Wait() returning the first one.
+ *
+ *   g, ctx := errgroup.WithContext(ctx)
+ *   for i, url := range urls { i, url := i, url; g.Go(func() error {
+ *       result, err := fetch(ctx, url)
+ *       if err != nil { return fmt.Errorf("fetching %s: %w", url, err) }
+ *       results[i] = result; return nil }) }
+ *   if err := g.Wait(); err != nil { return nil, err }
+ *   return results, nil
+ *
+ * No network: fetch(ctx, url) is a local slow operation, a sleep of a few
+ * milliseconds that ctx cuts short, after which the "response" is made
+ * from the URL. A URL ending in /missing fails at once with ErrNotFound;
+ * one ending in /slow takes 10 s unless cancelled.
+ *
+ * b07_all_ok: 8 URLs fetched at once; every results[i] belongs to urls[i]
+ *   whatever order the fetches finish in.
+ * b07_one_fails: the same plus /missing and two /slow URLs: Wait returns
+ *   "fetching http://svc.local/missing: not found", errors.Is(err,
+ *   ErrNotFound) holds, fetchAll returns no results, and the slow fetches
+ *   were cancelled by the group context instead of running their 10 s.
+ *
+ * Go -> C: `i, url := i, url` becomes one argument struct per task (its own
+ * array element, which outlives the task because Wait returns after all of
+ * them). An error value is an int in libgocc, so the wrapped error lives
+ * in a per-task record {msg, cause} (msg is "fetching URL: " + the
+ * cause's text, cause is what %w keeps for errors.Is) and the task returns
+ * ERR_TASK_BASE + i as its error: Wait's first error names the record.
+ * fetchAll returns that record (or NULL: nil), and results only on
+ * success. ErrNotFound is a negative errno (-ENOENT, "not found" here).
+ *
+ * Checks: all 8 results match their URL and Wait is nil; with the failing
+ * URL Wait returns its wrapped error (message and cause), no results come
+ * back, the slow fetches saw "context canceled", fetchAll took far less
+ * than 10 s, and gocc_tasks_live() == 0. Exit 1 if wrong.
+ */
+#include <gocc.h>
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "example.h"
+
+#define check(ok, what) example_check_stdout("B07", ok, what)
+
+#define ERR_NOT_FOUND (-ENOENT) /* var ErrNotFound = errors.New("not found") */
+#define ERR_TASK_BASE 1000      /* task i fails with ERR_TASK_BASE + i */
+#define MAX_URLS 16
+
+typedef struct result {
+    char url[64];
+    int status;
+    size_t bytes;
+} result_t;
+
+/* An error wrapped with %w: the message chain and the cause under it. */
+typedef struct wrapped_error {
+    char msg[128];
+    int cause;
+} wrapped_error_t;
+
+static const char *err_text(int err) {
+    return err == ERR_NOT_FOUND ? "not found" : gocc_strerror(err);
+}
+
+/* errors.Is(err, target): the cause under the wrapping. */
+static bool errors_is(const wrapped_error_t *e, int target) { return e && e->cause == target; }
+
+static bool ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* fetch(ctx, url) (Result, error): a local slow operation. */
+static int fetch(gocc_ctx_t *ctx, const char *url, result_t *out) {
+    if (ends_with(url, "/missing")) return ERR_NOT_FOUND;
+    int64_t delay = ends_with(url, "/slow") ? 10 * GOCC_SECOND
+                                            : (int64_t)(2 + strlen(url) % 7) * GOCC_MILLISECOND;
+    int err = gocc_sleep(delay, ctx);
+    if (err != 0) return err; /* ctx.Err() */
+    snprintf(out->url, sizeof out->url, "%s", url);
+    out->status = 200;
+    out->bytes = 100 * strlen(url);
+    return 0;
+}
+
+/* ---- fetchAll ---------------------------------------------------------- */
+
+typedef struct fetch_task {
+    const char *url;
+    result_t *slot;         /* &results[i] */
+    wrapped_error_t *error; /* this task's error record */
+    int index;
+    atomic_int *cancelled; /* counts /slow fetches cut short by ctx */
+} fetch_task_t;
+
+static int fetch_one(gocc_ctx_t *ctx, void *arg) {
+    fetch_task_t *t = arg;
+    result_t r;
+    int err = fetch(ctx, t->url, &r);
+    if (err != 0) { /* return fmt.Errorf("fetching %s: %w", url, err) */
+        snprintf(t->error->msg, sizeof t->error->msg, "fetching %s: %s", t->url, err_text(err));
+        t->error->cause = err;
+        if (err == GOCC_ECANCELED && ends_with(t->url, "/slow")) atomic_fetch_add(t->cancelled, 1);
+        return ERR_TASK_BASE + t->index;
+    }
+    *t->slot = r; /* results[i] = result */
+    return 0;
+}
+
+typedef struct fetch_all_out {
+    result_t *results;        /* NULL on error; caller frees */
+    wrapped_error_t err;      /* the first error, when results is NULL */
+    atomic_int cancelled;     /* /slow fetches that saw ctx cancelled */
+} fetch_all_out_t;
+
+/* func fetchAll(ctx, urls) ([]Result, error). True when no error. */
+static bool fetch_all(gocc_ctx_t *ctx, const char *const *urls, int n, fetch_all_out_t *out) {
+    result_t *results = calloc((size_t)n, sizeof *results);
+    fetch_task_t tasks[MAX_URLS];
+    wrapped_error_t errs[MAX_URLS];
+    gocc_group_t *g = gocc_group_new(ctx); /* g, ctx := errgroup.WithContext(ctx) */
+    out->results = NULL;
+    if (!results || !g || n > MAX_URLS) {
+        out->err = (wrapped_error_t){"fetchAll: out of memory", GOCC_ENOMEM};
+        free(results);
+        gocc_group_free(g);
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        tasks[i] = (fetch_task_t){urls[i], &results[i], &errs[i], i, &out->cancelled};
+        if (gocc_group_go(g, fetch_one, &tasks[i]) != 0)
+            fetch_one(gocc_group_ctx(g), &tasks[i]); /* no thread: do it here */
+    }
+    int err = gocc_group_wait(g); /* the first error; every task has returned */
+    gocc_group_free(g);
+    if (err != 0) {
+        out->err = err >= ERR_TASK_BASE && err < ERR_TASK_BASE + n
+                       ? errs[err - ERR_TASK_BASE]
+                       : (wrapped_error_t){"fetchAll: unexpected error", err};
+        free(results);
+        return false; /* return nil, err */
+    }
+    out->results = results;
+    return true;
+}
+
+/* ---- the two runs ------------------------------------------------------- */
+
+static const char *const ok_urls[] = {
+    "http://svc.local/a",       "http://svc.local/users",  "http://svc.local/orders/7",
+    "http://svc.local/b",       "http://svc.local/health", "http://svc.local/items?page=2",
+    "http://svc.local/profile", "http://svc.local/c",
+};
+#define N_OK (int)(sizeof ok_urls / sizeof ok_urls[0])
+
+static void b07_all_ok(void) {
+    fetch_all_out_t out = {0};
+    int64_t t0 = gocc_now();
+    bool ok = fetch_all(NULL, ok_urls, N_OK, &out);
+    int64_t took = gocc_now() - t0;
+    int right = 0;
+    for (int i = 0; ok && i < N_OK; i++)
+        right += strcmp(out.results[i].url, ok_urls[i]) == 0 && out.results[i].status == 200 &&
+                 out.results[i].bytes == 100 * strlen(ok_urls[i]);
+    check(ok, "Wait returned nil");
+    check(right == N_OK, "every results[i] belongs to urls[i]");
+    printf("B07 fetchAll: %d URLs fetched at once in %.1f ms: err = nil, %d of %d results in "
+           "their own slot (results[1] = %s, %zu bytes)\n", N_OK,
+           (double)took / GOCC_MILLISECOND, right, N_OK, ok ? out.results[1].url : "-",
+           ok ? out.results[1].bytes : 0);
+    free(out.results);
+}
+
+static void b07_one_fails(void) {
+    const char *urls[] = {
+        "http://svc.local/a",    "http://svc.local/slow", "http://svc.local/users",
+        "http://svc.local/missing", "http://svc.local/b", "http://svc.local/slow",
+    };
+    const int n = (int)(sizeof urls / sizeof urls[0]);
+    fetch_all_out_t out = {0};
+    int64_t t0 = gocc_now();
+    bool ok = fetch_all(NULL, urls, n, &out);
+    int64_t took = gocc_now() - t0;
+    check(!ok && out.results == NULL, "fetchAll returned an error and no results");
+    check(strcmp(out.err.msg, "fetching http://svc.local/missing: not found") == 0,
+          "the error is the missing URL's, wrapped with the URL");
+    check(errors_is(&out.err, ERR_NOT_FOUND), "errors.Is(err, ErrNotFound)");
+    check(atomic_load(&out.cancelled) == 2, "both slow fetches were cancelled by the group");
+    check(took < 5 * GOCC_SECOND, "fetchAll did not wait for the 10 s fetches");
+    printf("B07 fetchAll: /missing among %d URLs: err = \"%s\", errors.Is(err, ErrNotFound) = "
+           "%s, results = %s; %d slow fetches cancelled, returned after %.1f ms\n", n,
+           out.err.msg, errors_is(&out.err, ERR_NOT_FOUND) ? "true" : "false",
+           out.results ? "non-nil" : "nil", atomic_load(&out.cancelled),
+           (double)took / GOCC_MILLISECOND);
+}
+
+int main(void) {
+    b07_all_ok();
+    b07_one_fails();
+    check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
+    printf("B07 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
+           gocc_tasks_live());
+    return example_failures ? 1 : 0;
+}
