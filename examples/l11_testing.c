@@ -25,7 +25,8 @@
  * checked (they depend on timing). Exit 1 if wrong.
  *
  * Go -> C: `go test -race` is the -Db_sanitize=thread build, -count=100 a
- * loop, goleak a wait for gocc_tasks_live() to come back to its baseline.
+ * loop, goleak is gocc_leakcheck (wait for gocc_tasks_live() to come back
+ * to its baseline, else write the dump of what is left).
  */
 #include <gocc.h>
 
@@ -33,6 +34,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "example.h"
 
@@ -47,13 +49,11 @@
 
 #define check(ok, what) example_check_stdout("L11", ok, what)
 
-/* The goleak of this file: wait up to `within` for gocc_tasks_live() to
- * drop to `baseline`. */
+/* Go's goleak is gocc_leakcheck: wait up to `within` for
+ * gocc_tasks_live() to drop to `baseline`; on failure it writes the dump
+ * of what is still live to fd (here: nowhere). */
 static bool no_leak(size_t baseline, int64_t within) {
-    int64_t give_up = gocc_now() + within;
-    while (gocc_tasks_live() > baseline && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND / 4, NULL);
-    return gocc_tasks_live() <= baseline;
+    return gocc_leakcheck(baseline, within, -1) == 0;
 }
 
 /* ---- L11: race detection ------------------------------------------------ */
@@ -162,8 +162,10 @@ static int worker(gocc_ctx_t *ctx, void *arg) {
 }
 
 /* The test: start WORKERS workers on ctx, cancel ctx, expect them gone
- * within `deadline`. Returns whether the test passed. */
-static bool cancel_test(workers_t *w, int64_t deadline, size_t *left, double *ms) {
+ * within `deadline`. Returns whether the test passed; a failure's dump
+ * goes to `report_fd` (-1: none). */
+static bool cancel_test(workers_t *w, int64_t deadline, size_t *left, double *ms,
+                        int report_fd) {
     /* The baseline must be taken at rest: a task of an earlier test still
      * on its way out would drop the count later and hide a leak here. */
     no_leak(0, 5 * GOCC_SECOND);
@@ -175,7 +177,7 @@ static bool cancel_test(workers_t *w, int64_t deadline, size_t *left, double *ms
     gocc_sleep(GOCC_MILLISECOND, NULL); /* let them block */
     int64_t t0 = gocc_now();
     gocc_ctx_cancel(ctx);
-    bool passed = no_leak(baseline, deadline);
+    bool passed = gocc_leakcheck(baseline, deadline, report_fd) == 0;
     *ms = (double)(gocc_now() - t0) / 1e6;
     *left = gocc_tasks_live() - baseline;
     gocc_ctx_release(ctx);
@@ -186,17 +188,31 @@ static void l11_cancel_test(void) {
     size_t left = 0;
     double ms = 0;
     workers_t good = {.jobs = gocc_chan_new(sizeof(int), 0), .observe_ctx = true};
-    bool passed = good.jobs && cancel_test(&good, 2 * GOCC_SECOND, &left, &ms);
+    bool passed = good.jobs && cancel_test(&good, 2 * GOCC_SECOND, &left, &ms, -1);
     check(passed, "the workers that observe ctx exit on cancel");
     printf("L11 cancel test: %d workers back to the baseline %.2f ms after cancel: %s\n",
            WORKERS, ms, passed ? "pass" : "FAIL");
     gocc_chan_release(good.jobs);
 
     workers_t leaky = {.jobs = gocc_chan_new(sizeof(int), 0), .observe_ctx = false};
-    passed = leaky.jobs && cancel_test(&leaky, 50 * GOCC_MILLISECOND, &left, &ms);
-    check(leaky.jobs && !passed && left == WORKERS, "the cancel test catches the leak");
+    FILE *report = tmpfile(); /* what gocc_leakcheck says when it fails */
+    passed = leaky.jobs && report &&
+             cancel_test(&leaky, 50 * GOCC_MILLISECOND, &left, &ms, fileno(report));
+    check(leaky.jobs && report && !passed && left == WORKERS, "the cancel test catches the leak");
     printf("L11 cancel test on workers that ignore ctx: %zu of %d still live %.0f ms after "
-           "cancel: the test catches the leak\n", left, WORKERS, ms);
+           "cancel: the test catches the leak; gocc_leakcheck's report begins:\n", left,
+           WORKERS, ms);
+    if (report != NULL) { /* its first lines: the counts, then one leaked task */
+        rewind(report);
+        char line[256];
+        bool named = false;
+        for (int i = 0; i < 5 && fgets(line, sizeof line, report) != NULL; i++) {
+            printf("    %s", line);
+            named |= strstr(line, "[chan receive, ") != NULL;
+        }
+        check(named, "the report shows a leaked worker blocked in chan receive");
+        fclose(report);
+    }
     gocc_chan_close(leaky.jobs); /* free them by hand, so the demo ends */
     check(no_leak(0, 5 * GOCC_SECOND), "the leaked workers exit once their channel closes");
     gocc_chan_release(leaky.jobs);

@@ -47,6 +47,22 @@ gocc_need_deps() {
     fi
 }
 
+# gocc_want_deps: what the build uses when present, installed best-effort
+# (as root with apt-get; never an error): sys/sdt.h for the USDT probes
+# (then `meson test probes` checks them in the built library).
+gocc_want_deps() {
+    [ -f /usr/include/sys/sdt.h ] && return 0
+    [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+    echo "optional: installing systemtap-sdt-dev (USDT probes)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        systemtap-sdt-dev >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+              systemtap-sdt-dev >/dev/null 2>&1; } ||
+        echo "optional: systemtap-sdt-dev not installed; building without probes"
+    return 0
+}
+
 # gocc_setup DIR [meson options...]: configure DIR, reusing it when it is
 # already a meson build directory (the options are applied again), making
 # it afresh otherwise.

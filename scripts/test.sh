@@ -15,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
 
 gocc_need_deps
+gocc_want_deps
 
 builds=(opt tsan asan)
 declare -A opts=(

@@ -247,9 +247,18 @@ static void read_rec(gocc__waiter *w, obs_rec *r) {
     if (r->torn) r->reason = GOCC_WAIT_NONE; /* it is moving: call it running */
 }
 
+/* Tasks first, oldest (lowest id) first; then threads by OS id. */
+static int rec_order(const void *pa, const void *pb) {
+    const obs_rec *a = pa, *b = pb;
+    if ((a->task_id == 0) != (b->task_id == 0)) return a->task_id == 0 ? 1 : -1;
+    if (a->task_id != b->task_id) return a->task_id < b->task_id ? -1 : 1;
+    return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
 /* Copy every record (and, when @p threshold > 0, mark the tasks blocked
- * longer than it that were not reported in this blocking episode yet).
- * Returns the number of records, or -1 when out of memory. */
+ * longer than it that were not reported in this blocking episode yet),
+ * sorted by rec_order. Returns the number of records, or -1 when out of
+ * memory. */
 static long collect(obs_rec **out, int64_t now, int64_t threshold) {
     obs_rec *recs = NULL;
     size_t cap = 0;
@@ -275,6 +284,7 @@ static long collect(obs_rec **out, int64_t now, int64_t threshold) {
         n++;
     }
     gocc__unlock(&reg_mu);
+    if (n > 1) qsort(recs, n, sizeof *recs, rec_order);
     *out = recs;
     return (long)n;
 }
@@ -415,17 +425,8 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-/* Tasks first, oldest (lowest id) first; then threads by OS id. */
-static int rec_order(const void *pa, const void *pb) {
-    const obs_rec *a = pa, *b = pb;
-    if ((a->task_id == 0) != (b->task_id == 0)) return a->task_id == 0 ? 1 : -1;
-    if (a->task_id != b->task_id) return a->task_id < b->task_id ? -1 : 1;
-    return a->tid < b->tid ? -1 : a->tid > b->tid;
-}
-
-/* The dump of @p recs (sorted here) into @p b. */
-static int format_dump(strbuf *b, obs_rec *recs, long n, int64_t now) {
-    qsort(recs, (size_t)n, sizeof *recs, rec_order);
+/* The dump of @p recs into @p b. */
+static int format_dump(strbuf *b, const obs_rec *recs, long n, int64_t now) {
     long tasks = 0, blocked = 0;
     for (long i = 0; i < n; i++) {
         tasks += recs[i].task_id != 0;
