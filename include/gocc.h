@@ -139,6 +139,37 @@ GOCC_API void gocc_runtime_config_get(gocc_runtime_config_t *out);
 /** Number of task threads that exist now (running a task or idle). */
 GOCC_API size_t gocc_runtime_threads(void);
 
+/** Memory functions for every allocation libgocc makes (the OS thread
+ *  stacks are the C library's). @p ud is passed to each. */
+typedef struct gocc_allocator {
+    void *(*malloc_fn)(size_t size, void *ud);
+    void *(*realloc_fn)(void *p, size_t size, void *ud);
+    void (*free_fn)(void *p, void *ud);
+    void *ud;
+} gocc_allocator_t;
+
+/**
+ * Route the library's allocations through @p a (NULL: back to malloc,
+ * realloc and free). Call before the library allocates anything, that is
+ * before any other libgocc call but gocc_runtime_configure/_config_get,
+ * gocc_version and gocc_strerror; memory from one allocator never goes to
+ * another's free.
+ * @return 0; GOCC_EINVAL (a NULL function in @p a); GOCC_EAGAIN (the
+ *         library has allocated already: nothing changed).
+ */
+GOCC_API int gocc_runtime_set_allocator(const gocc_allocator_t *a);
+
+/**
+ * Stop the runtime's own threads and free what it holds, so that a program
+ * can end valgrind-clean or unload the library: idle cached threads exit,
+ * and the timer thread and the watchdog/signal thread stop when nothing
+ * needs them. The runtime starts again on its next use.
+ * @return 0 when everything stopped; GOCC_EAGAIN when something still
+ *         needs the runtime (tasks live, timers armed, a pool's trim timer,
+ *         gocc_watch_stuck or gocc_dump_on_signal on): what could stop did.
+ */
+GOCC_API int gocc_runtime_shutdown(void);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */
