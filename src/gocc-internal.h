@@ -136,6 +136,17 @@ typedef struct gocc__obs {
     _Atomic int64_t reported_since;
 } gocc__obs;
 
+/* What a waiter is about to wait on, kept by its owner (plain fields):
+ * park.c publishes it into gocc__obs only when the thread really goes to
+ * sleep, so a wait that a short spin catches writes nothing shared. */
+typedef struct gocc__waitinfo {
+    int reason;               /* GOCC_WAIT_NONE: nothing to show */
+    bool has_ctx;
+    bool published;           /* copied into obs (and must be cleared) */
+    const void *obj;
+    int64_t detail, len, deadline;
+} gocc__waitinfo;
+
 typedef struct gocc__waiter {
     _Atomic uint32_t state;   /* GOCC__PARK_*: the futex word */
     _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
@@ -151,6 +162,7 @@ typedef struct gocc__waiter {
     long tid;                 /* OS thread id, set at creation */
     bool os_named;            /* the OS thread name was changed by a name */
     char name_local[32];      /* gocc_task_name's answer, owner only */
+    gocc__waitinfo wait;      /* owner only: what the next sleep is for */
     gocc__obs obs;
 } gocc__waiter;
 
@@ -401,10 +413,18 @@ void gocc__obs_unregister(gocc__waiter *w);
 void gocc__obs_task_begin(gocc__waiter *w, uint64_t id, gocc_fn fn, const char *name);
 void gocc__obs_task_end(gocc__waiter *w);
 
-/* Record what @p w is about to park on; and that it runs again. */
-void gocc__obs_park(gocc__waiter *w, int reason, const void *obj, int64_t detail,
-                    int64_t len, int64_t deadline, bool has_ctx);
-void gocc__obs_unpark(gocc__waiter *w);
+/* Note what @p w is about to park on (owner-only stores; park.c publishes
+ * it for the dump if the thread goes to sleep), and that it runs again. */
+static inline void gocc__obs_park(gocc__waiter *w, int reason, const void *obj, int64_t detail,
+                                  int64_t len, int64_t deadline, bool has_ctx) {
+    w->wait = (gocc__waitinfo){reason, has_ctx, false, obj, detail, len, deadline};
+}
+void gocc__obs_publish(gocc__waiter *w); /* park.c, before it sleeps */
+void gocc__obs_clear(gocc__waiter *w);
+static inline void gocc__obs_unpark(gocc__waiter *w) {
+    if (GOCC_UNLIKELY(w->wait.published)) gocc__obs_clear(w);
+    w->wait.reason = GOCC_WAIT_NONE;
+}
 
 /* The OS name of a runtime thread ("gocc", "gocc-timer"), first 15 bytes. */
 void gocc__os_thread_name(const char *name);

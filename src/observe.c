@@ -5,9 +5,11 @@
  * Every thread that ever blocked in libgocc (or runs tasks) has a waiter
  * (park.c); each waiter is on one registry list here. What a thread is
  * doing lives in its waiter's gocc__obs record, which only that thread
- * writes: when it parks (reason, since, what it waits on) and when a task
- * starts or ends on it (id, start function, name). Nothing is written on a
- * path that does not block.
+ * writes: when it goes to sleep in park.c (reason, since, what it waits
+ * on: noted beforehand in plain owner-only fields, w->wait) and when a task
+ * starts or ends on it (id, start function, name). Nothing shared is
+ * written on a path that does not sleep, not even when a short spin
+ * catches the wake.
  *
  * Readers (the dump, the watchdog) copy records under the registry lock and
  * format the copies after dropping it. The lock is only ever taken here,
@@ -91,28 +93,32 @@ static void publish_name(gocc__waiter *w) {
     }
 }
 
-void gocc__obs_park(gocc__waiter *w, int reason, const void *obj, int64_t detail, int64_t len,
-                    int64_t deadline, bool has_ctx) {
+/* The thread is about to sleep for w->wait: make it visible. The time
+ * blocked counts from here; a spin before it lasted microseconds. */
+void gocc__obs_publish(gocc__waiter *w) {
+    const gocc__waitinfo *i = &w->wait;
     gocc__obs *o = &w->obs;
     int64_t now = gocc_now();
     obs_begin(o);
-    atomic_store_explicit(&o->reason, reason, PUT);
+    atomic_store_explicit(&o->reason, i->reason, PUT);
     atomic_store_explicit(&o->since, now, PUT);
-    atomic_store_explicit(&o->obj, (uintptr_t)obj, PUT);
-    atomic_store_explicit(&o->detail, detail, PUT);
-    atomic_store_explicit(&o->len, len, PUT);
-    atomic_store_explicit(&o->deadline, deadline, PUT);
-    atomic_store_explicit(&o->has_ctx, has_ctx, PUT);
+    atomic_store_explicit(&o->obj, (uintptr_t)i->obj, PUT);
+    atomic_store_explicit(&o->detail, i->detail, PUT);
+    atomic_store_explicit(&o->len, i->len, PUT);
+    atomic_store_explicit(&o->deadline, i->deadline, PUT);
+    atomic_store_explicit(&o->has_ctx, i->has_ctx, PUT);
     obs_end(o);
-    GOCC_PROBE2(park, reason, (uintptr_t)obj);
+    w->wait.published = true;
+    GOCC_PROBE2(park, i->reason, (uintptr_t)i->obj);
 }
 
-void gocc__obs_unpark(gocc__waiter *w) {
+void gocc__obs_clear(gocc__waiter *w) {
     gocc__obs *o = &w->obs;
-    GOCC_PROBE1(unpark, atomic_load_explicit(&o->reason, RELAXED));
+    GOCC_PROBE1(unpark, w->wait.reason);
     obs_begin(o);
     atomic_store_explicit(&o->reason, GOCC_WAIT_NONE, PUT);
     obs_end(o);
+    w->wait.published = false;
 }
 
 /* ---- names ---- */

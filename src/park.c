@@ -198,6 +198,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
     if (!atomic_compare_exchange_strong_explicit(&w->state, &expect, GOCC__PARK_SLEEPING,
                                                  memory_order_acq_rel, memory_order_acquire))
         return true; /* only a waker changes WAITING: it is WOKEN */
+    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
     for (;;) {
         if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN)
             return true;
@@ -219,6 +220,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
         }
     }
 #else
+    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
     gocc__lock(&w->mu);
     while (atomic_load_explicit(&w->state, memory_order_acquire) != GOCC__PARK_WOKEN) {
         if (deadline < 0) {
