@@ -22,16 +22,25 @@ if ! { gocc_setup "$dir" -Dbuildtype=release -Dtests=false -Dbenchmarks=false -D
 fi
 
 # In LESSONS.md order: the quick start, then seeds 000 (L), 001 (A),
-# 002 (B), 003 (C), 004 (D).
+# 002 (B), 003 (C), 004 (D), then the debugging example.
+groups=(quickstart L A B C D debug)
+declare -A pattern=([quickstart]='quickstart*' [L]='l[0-9]*' [A]='a[0-9]*' [B]='b[0-9]*'
+                    [C]='c[0-9]*' [D]='d[0-9]*' [debug]='debug*')
+declare -A group_total group_passed
 programs=()
-for prefix in quickstart l a b c d; do
-    mapfile -t found < <(find "$dir/examples" -maxdepth 1 -type f -perm -u+x -name "${prefix}*" | sort)
+program_group=()
+for g in "${groups[@]}"; do
+    mapfile -t found < <(find "$dir/examples" -maxdepth 1 -type f -perm -u+x -name "${pattern[$g]}" | sort)
     programs+=("${found[@]}")
+    for _ in "${found[@]}"; do program_group+=("$g"); done
+    group_total[$g]=${#found[@]}
+    group_passed[$g]=0
 done
 total=${#programs[@]}
 passed=0
 failed=()
-for exe in "${programs[@]}"; do
+for i in "${!programs[@]}"; do
+    exe=${programs[$i]}
     name=$(basename "$exe")
     echo
     echo "=== $name ==="
@@ -41,6 +50,8 @@ for exe in "${programs[@]}"; do
     set -e
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
+        g=${program_group[$i]}
+        group_passed[$g]=$((group_passed[$g] + 1))
     else
         [ "$rc" -eq 124 ] && echo "($name: timed out after 60 s)"
         echo "=== $name FAILED (exit status $rc)"
@@ -50,5 +61,9 @@ done
 
 echo
 if [ "${#failed[@]}" -gt 0 ]; then echo "failed: ${failed[*]}"; fi
-echo "tour: $passed of $total examples passed"
+by_group=""
+for g in "${groups[@]}"; do
+    [ "${group_total[$g]}" -gt 0 ] && by_group+="${by_group:+, }$g ${group_passed[$g]}/${group_total[$g]}"
+done
+echo "tour: $passed of $total examples passed ($by_group)"
 [ "$total" -gt 0 ] && [ "$passed" -eq "$total" ]
