@@ -1,14 +1,27 @@
 /*
- * bench-chan.c - channel and select benchmarks for libgocc, each beside the
- * same scenario on a hand-written mutex + two condvars channel
- * (bench/baseline/basechan.c; scenarios named "baseline/...").
+ * bench-chan.c - channel and select benchmarks for libgocc, each channel
+ * scenario beside the same one on a hand-written mutex + two condvars
+ * channel (bench/baseline/basechan.c; scenarios named "baseline/...").
+ * bench/go/chan.go runs the same scenario names with Go channels.
  *
- * Method, the same for every scenario: a scenario is a function run(n) that
- * does n operations. n is calibrated (grown until one call takes at least
- * min(150 ms, trial duration)), then scaled so one trial lasts about the
- * trial duration; the best and the worst of the trials are reported in
- * nanoseconds per operation. An operation is one value handed from a sender
- * to a receiver (send + recv), or one round trip for pingpong.
+ *   chan/uncontended            send then recv on one thread, capacity 1024
+ *   chan/spsc/capC              1 producer, 1 consumer, capacity C = 1, 16, 1024
+ *   chan/mpsc/capC/tT           T = 2, 4, 8, 16 producers, 1 consumer
+ *   chan/mpmc/capC/tT           T producers and T consumers (T per side)
+ *                               (T = 1 of both sweeps is chan/spsc/capC)
+ *   chan/16p16c/cap64           16 producers, 16 consumers, capacity 64
+ *   chan/pingpong               a round trip over two unbuffered channels
+ *   select/2case/capC           one consumer selects over 2 channels, each
+ *   select/4case/capC           fed by its own producer (4: 4 of each), C = 1, 1024
+ *   select/both/t4/cap0         4 threads select-send over 4 unbuffered
+ *                               channels, 4 threads select-receive over the
+ *                               same 4 (crossbeam's select_both)
+ *   select/try/empty2           gocc_select_try on 2 empty channels (Go's
+ *                               select with default): the price of asking
+ *
+ * Method (harness.h): ns per operation, best and worst of the trials. An
+ * operation is one value handed from a sender to a receiver (send + recv),
+ * one round trip for pingpong, one select_try call for select/try.
  *
  * Producer and consumer threads are plain pthreads, so the numbers measure
  * channels, not task start-up. Every scenario checks that no value was lost
@@ -147,7 +160,7 @@ static void *consumer(void *p) {
     return NULL;
 }
 
-#define MAX_SIDE 8
+#define MAX_SIDE 16
 
 static void run_prodcons(const scenario_t *s, uint64_t n) {
     void *ch = make_chan(s);
@@ -217,52 +230,139 @@ static void run_pingpong(const scenario_t *s, uint64_t n) {
     s->ops->destroy(a.pong);
 }
 
-/* select/2case: two producers, each on its own channel; one consumer
- * selects over both until it has all n values. libgocc only. */
+/* select/2case, select/4case: k producers, each on its own channel; one
+ * consumer selects over all k until it has all n values. libgocc only. */
+#define MAX_CASES 4
+
 typedef struct sel_arg {
     const scenario_t *s;
-    gocc_chan_t *ch[2];
+    gocc_chan_t *ch[MAX_CASES];
+    int k;
     uint64_t n;
     uint64_t sum;
-    uint64_t per_case[2];
 } sel_arg_t;
 
 static void *selector(void *p) {
     sel_arg_t *a = p;
-    uint64_t v[2] = {0, 0}, sum = 0;
-    gocc_case_t cases[2] = {
-        {.ch = a->ch[0], .dir = GOCC_RECV, .elem = &v[0]},
-        {.ch = a->ch[1], .dir = GOCC_RECV, .elem = &v[1]},
-    };
+    uint64_t v[MAX_CASES] = {0}, sum = 0;
+    gocc_case_t cases[MAX_CASES];
+    for (int i = 0; i < a->k; i++)
+        cases[i] = (gocc_case_t){.ch = a->ch[i], .dir = GOCC_RECV, .elem = &v[i]};
     for (uint64_t i = 0; i < a->n; i++) {
-        int idx = gocc_select(cases, 2, NULL);
-        if (idx < 0 || idx > 1) die("select", a->s->name, idx);
+        int idx = gocc_select(cases, (size_t)a->k, NULL);
+        if (idx < 0 || idx >= a->k) die("select", a->s->name, idx);
         if (!cases[idx].ok) die("select: closed channel", a->s->name, 0);
         sum += v[idx];
-        a->per_case[idx]++;
     }
     a->sum = sum;
     return NULL;
 }
 
-static void run_select2(const scenario_t *s, uint64_t n) {
-    sel_arg_t a = {.s = s, .n = n};
-    pc_arg_t pa[2];
-    pthread_t pt[2], ct;
-    for (int i = 0; i < 2; i++) {
+static void run_select_recv(const scenario_t *s, uint64_t n) {
+    int k = s->producers;
+    sel_arg_t a = {.s = s, .k = k, .n = n};
+    pc_arg_t pa[MAX_CASES];
+    pthread_t pt[MAX_CASES], ct;
+    for (int i = 0; i < k; i++) {
         a.ch[i] = gocc_chan_new(sizeof(uint64_t), s->capacity);
         if (!a.ch[i]) die("channel creation failed", s->name, -errno);
     }
     start_thread(&ct, selector, &a, s->name);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < k; i++) {
         pa[i] = (pc_arg_t){.s = s, .ch = a.ch[i]};
-        share(n, i, 2, &pa[i].lo, &pa[i].hi);
+        share(n, i, k, &pa[i].lo, &pa[i].hi);
         start_thread(&pt[i], producer, &pa[i], s->name);
     }
-    for (int i = 0; i < 2; i++) join_thread(pt[i]);
+    for (int i = 0; i < k; i++) join_thread(pt[i]);
     join_thread(ct);
     if (a.sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
-    for (int i = 0; i < 2; i++) gocc_chan_release(a.ch[i]);
+    for (int i = 0; i < k; i++) gocc_chan_release(a.ch[i]);
+}
+
+/* select/both: T senders each select a SEND over the same T channels, T
+ * receivers each select a RECV over them. Senders send disjoint ranges of
+ * 0 .. n-1; receivers take their share of the count. */
+typedef struct both_arg {
+    const scenario_t *s;
+    gocc_chan_t **ch;
+    int k;
+    uint64_t lo, hi; /* as in pc_arg_t */
+    uint64_t sum;
+} both_arg_t;
+
+static void *select_sender(void *p) {
+    both_arg_t *a = p;
+    uint64_t v = 0;
+    gocc_case_t cases[MAX_SIDE];
+    for (int i = 0; i < a->k; i++)
+        cases[i] = (gocc_case_t){.ch = a->ch[i], .dir = GOCC_SEND, .elem = &v};
+    for (v = a->lo; v < a->hi; v++) {
+        int idx = gocc_select(cases, (size_t)a->k, NULL);
+        if (idx < 0 || idx >= a->k || !cases[idx].ok) die("select send", a->s->name, idx);
+    }
+    return NULL;
+}
+
+static void *select_receiver(void *p) {
+    both_arg_t *a = p;
+    uint64_t v = 0, sum = 0;
+    gocc_case_t cases[MAX_SIDE];
+    for (int i = 0; i < a->k; i++)
+        cases[i] = (gocc_case_t){.ch = a->ch[i], .dir = GOCC_RECV, .elem = &v};
+    for (uint64_t i = a->lo; i < a->hi; i++) {
+        int idx = gocc_select(cases, (size_t)a->k, NULL);
+        if (idx < 0 || idx >= a->k || !cases[idx].ok) die("select recv", a->s->name, idx);
+        sum += v;
+    }
+    a->sum = sum;
+    return NULL;
+}
+
+static void run_select_both(const scenario_t *s, uint64_t n) {
+    int k = s->producers;
+    gocc_chan_t *ch[MAX_SIDE];
+    both_arg_t sa[MAX_SIDE], ra[MAX_SIDE];
+    pthread_t st[MAX_SIDE], rt[MAX_SIDE];
+    for (int i = 0; i < k; i++) {
+        ch[i] = gocc_chan_new(sizeof(uint64_t), s->capacity);
+        if (!ch[i]) die("channel creation failed", s->name, -errno);
+    }
+    for (int i = 0; i < k; i++) {
+        ra[i] = (both_arg_t){.s = s, .ch = ch, .k = k};
+        share(n, i, k, &ra[i].lo, &ra[i].hi);
+        start_thread(&rt[i], select_receiver, &ra[i], s->name);
+    }
+    for (int i = 0; i < k; i++) {
+        sa[i] = (both_arg_t){.s = s, .ch = ch, .k = k};
+        share(n, i, k, &sa[i].lo, &sa[i].hi);
+        start_thread(&st[i], select_sender, &sa[i], s->name);
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < k; i++) join_thread(st[i]);
+    for (int i = 0; i < k; i++) {
+        join_thread(rt[i]);
+        sum += ra[i].sum;
+    }
+    if (sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
+    for (int i = 0; i < k; i++) gocc_chan_release(ch[i]);
+}
+
+/* select/try/empty2: select_try over two empty channels, n times. */
+static void run_select_try(const scenario_t *s, uint64_t n) {
+    gocc_chan_t *a = gocc_chan_new(sizeof(uint64_t), s->capacity);
+    gocc_chan_t *b = gocc_chan_new(sizeof(uint64_t), s->capacity);
+    if (!a || !b) die("channel creation failed", s->name, -errno);
+    uint64_t va = 0, vb = 0;
+    gocc_case_t cases[2] = {
+        {.ch = a, .dir = GOCC_RECV, .elem = &va},
+        {.ch = b, .dir = GOCC_RECV, .elem = &vb},
+    };
+    for (uint64_t i = 0; i < n; i++) {
+        int rc = gocc_select_try(cases, 2);
+        if (rc != GOCC_EAGAIN) die("select_try on empty channels", s->name, rc);
+    }
+    gocc_chan_release(a);
+    gocc_chan_release(b);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -274,13 +374,14 @@ static void run_scenario(const void *self, uint64_t n) {
     s->run(s, n);
 }
 
-#define MAX_SCENARIOS 32
+#define MAX_SCENARIOS 96
 static scenario_t scenarios[MAX_SCENARIOS];
 static int nscenarios;
 
 static void add(const chanops_t *ops, const char *name, const char *unit,
                 void (*run)(const scenario_t *, uint64_t), int producers,
                 int consumers, size_t capacity) {
+    if (nscenarios == MAX_SCENARIOS) die("too many scenarios", name, 0);
     scenario_t *s = &scenarios[nscenarios++];
     snprintf(s->name, sizeof s->name, "%s%s", ops->prefix, name);
     s->unit = unit;
@@ -288,25 +389,42 @@ static void add(const chanops_t *ops, const char *name, const char *unit,
     s->run = run;
     s->producers = producers;
     s->consumers = consumers;
-    s->threads = run == run_uncontended ? 1 : producers + consumers;
+    s->threads = producers + consumers;
     s->capacity = capacity;
 }
 
 static void build_scenarios(void) {
+    static const size_t caps[] = {1, 16, 1024};
+    static const int sweep[] = {2, 4, 8, 16};
     const chanops_t *impls[] = {&GOCC_OPS, &BASE_OPS};
+    char name[64];
     for (size_t i = 0; i < 2; i++) {
         const chanops_t *o = impls[i];
-        add(o, "chan/uncontended", "ns/op", run_uncontended, 0, 0, 1024);
-        add(o, "chan/spsc/cap1", "ns/op", run_prodcons, 1, 1, 1);
-        add(o, "chan/spsc/cap1024", "ns/op", run_prodcons, 1, 1, 1024);
-        add(o, "chan/mpmc4x4/cap1", "ns/op", run_prodcons, 4, 4, 1);
-        add(o, "chan/mpmc4x4/cap1024", "ns/op", run_prodcons, 4, 4, 1024);
-        add(o, "chan/pingpong", "ns/roundtrip", run_pingpong, 1, 1, 0);
-        if (o == &GOCC_OPS) {
-            add(o, "select/2case/cap1", "ns/op", run_select2, 2, 1, 1);
-            add(o, "select/2case/cap1024", "ns/op", run_select2, 2, 1, 1024);
+        add(o, "chan/uncontended", "ns/op", run_uncontended, 1, 0, 1024);
+        for (size_t c = 0; c < 3; c++) {
+            snprintf(name, sizeof name, "chan/spsc/cap%zu", caps[c]);
+            add(o, name, "ns/op", run_prodcons, 1, 1, caps[c]);
         }
+        for (size_t c = 0; c < 3; c++)
+            for (size_t t = 0; t < 4; t++) {
+                snprintf(name, sizeof name, "chan/mpsc/cap%zu/t%d", caps[c], sweep[t]);
+                add(o, name, "ns/op", run_prodcons, sweep[t], 1, caps[c]);
+            }
+        for (size_t c = 0; c < 3; c++)
+            for (size_t t = 0; t < 4; t++) {
+                snprintf(name, sizeof name, "chan/mpmc/cap%zu/t%d", caps[c], sweep[t]);
+                add(o, name, "ns/op", run_prodcons, sweep[t], sweep[t], caps[c]);
+            }
+        add(o, "chan/16p16c/cap64", "ns/op", run_prodcons, 16, 16, 64);
+        add(o, "chan/pingpong", "ns/roundtrip", run_pingpong, 1, 1, 0);
     }
+    const chanops_t *o = &GOCC_OPS;
+    add(o, "select/2case/cap1", "ns/op", run_select_recv, 2, 1, 1);
+    add(o, "select/2case/cap1024", "ns/op", run_select_recv, 2, 1, 1024);
+    add(o, "select/4case/cap1", "ns/op", run_select_recv, 4, 1, 1);
+    add(o, "select/4case/cap1024", "ns/op", run_select_recv, 4, 1, 1024);
+    add(o, "select/both/t4/cap0", "ns/op", run_select_both, 4, 4, 0);
+    add(o, "select/try/empty2", "ns/op", run_select_try, 1, 0, 1);
 }
 
 int main(int argc, char **argv) {

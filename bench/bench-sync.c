@@ -1,15 +1,26 @@
 /*
  * bench-sync.c - benchmarks for tasks, error groups, the weighted semaphore,
- * WaitGroup and Once (same method and CSV as bench-chan; see harness.h).
+ * WaitGroup, Once, and the counters of lesson L07 (same method and CSV as
+ * bench-chan; see harness.h). bench/go/sync.go runs the same names in Go
+ * (goroutines, x/sync errgroup and semaphore, sync.Mutex, sync/atomic).
  *
  *   tasks/go                  gocc_go of a trivial task + its finish
  *                             (a WaitGroup), one at a time: thread reuse
  *   group/10000/nolimit       a group runs batches of 10,000 trivial tasks
  *   group/10000/limit8        the same with set_limit(8)   (ns per task)
- *   sem/uncontended           acquire(1) + release(1) on one thread
- *   sem/16threads/w4of8       16 threads acquire(4) + release(4), size 8
+ *   sem/uncontended           acquire(1) + release(1) on one thread, size 8
+ *   sem/t16/w4of8             16 threads acquire(4) + release(4), size 8
  *   once/fastpath             gocc_once_do after the first call
  *   waitgroup/add-done        add(1) + done, one thread
+ *   counter/mutex/t4          4 threads increment one counter: under a
+ *   counter/atomic/t4         mutex; with an atomic add; in per-thread
+ *   counter/sharded/t4        cache-line shards summed at the end; by
+ *   counter/channel/t4        sending +1 on a channel (capacity 1024) to
+ *                             the one thread that owns the counter (L07's
+ *                             "share memory by communicating" variant).
+ *                             ns per increment (wall time / increments);
+ *                             the lesson's claim is the order
+ *                             sharded < atomic < mutex < channel.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -17,7 +28,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "harness.h"
 
@@ -134,6 +147,111 @@ static void run_wg(const void *self, uint64_t n) {
     }
 }
 
+/* ---- L07 counters ---- */
+
+enum { COUNTER_THREADS = 4, COUNTER_CHAN_CAP = 1024 };
+
+typedef struct counter_case {
+    const char *name;
+    void *(*worker)(void *);
+} counter_case;
+
+typedef struct counter_shared {
+    pthread_mutex_t mu;
+    long locked;               /* under mu */
+    _Alignas(64) _Atomic long atomic;
+    gocc_chan_t *ch;           /* counter/channel: increments to the owner */
+} counter_shared;
+
+typedef struct counter_arg {
+    _Alignas(64) long shard;   /* counter/sharded: this thread's own line */
+    counter_shared *sh;
+    uint64_t n;
+    const char *name;
+} counter_arg;
+
+static void *count_mutex(void *p) {
+    counter_arg *a = p;
+    for (uint64_t i = 0; i < a->n; i++) {
+        pthread_mutex_lock(&a->sh->mu);
+        a->sh->locked++;
+        pthread_mutex_unlock(&a->sh->mu);
+    }
+    return NULL;
+}
+
+static void *count_atomic(void *p) {
+    counter_arg *a = p;
+    for (uint64_t i = 0; i < a->n; i++)
+        atomic_fetch_add_explicit(&a->sh->atomic, 1, memory_order_relaxed);
+    return NULL;
+}
+
+static void *count_sharded(void *p) {
+    counter_arg *a = p;
+    volatile long *shard = &a->shard; /* one store per increment, as the others */
+    for (uint64_t i = 0; i < a->n; i++) *shard = *shard + 1;
+    return NULL;
+}
+
+static void *count_channel(void *p) {
+    counter_arg *a = p;
+    const long one = 1;
+    for (uint64_t i = 0; i < a->n; i++) {
+        int rc = gocc_chan_send(a->sh->ch, &one, NULL);
+        if (rc != 0) bench_die("send", a->name, rc);
+    }
+    return NULL;
+}
+
+/* The owner of counter/channel: adds up until the channel is closed. */
+static void *count_owner(void *p) {
+    counter_shared *sh = p;
+    long v;
+    while (gocc_chan_recv(sh->ch, &v, NULL) == 0) sh->locked += v;
+    return NULL;
+}
+
+static void run_counter(const void *self, uint64_t n) {
+    const counter_case *c = self;
+    counter_shared sh = {.locked = 0};
+    pthread_mutex_init(&sh.mu, NULL);
+    atomic_init(&sh.atomic, 0);
+    pthread_t owner;
+    bool owned = c->worker == count_channel;
+    if (owned) {
+        sh.ch = gocc_chan_new(sizeof(long), COUNTER_CHAN_CAP);
+        if (sh.ch == NULL) bench_die("gocc_chan_new", c->name, GOCC_ENOMEM);
+        if (pthread_create(&owner, NULL, count_owner, &sh) != 0)
+            bench_die("pthread_create", c->name, GOCC_EAGAIN);
+    }
+    counter_arg *a = aligned_alloc(64, sizeof(counter_arg) * COUNTER_THREADS);
+    if (a == NULL) bench_die("aligned_alloc", c->name, GOCC_ENOMEM);
+    pthread_t t[COUNTER_THREADS];
+    for (int i = 0; i < COUNTER_THREADS; i++) {
+        a[i] = (counter_arg){.sh = &sh, .name = c->name,
+                             .n = n / COUNTER_THREADS + ((uint64_t)i < n % COUNTER_THREADS)};
+        if (pthread_create(&t[i], NULL, c->worker, &a[i]) != 0)
+            bench_die("pthread_create", c->name, GOCC_EAGAIN);
+    }
+    for (int i = 0; i < COUNTER_THREADS; i++) pthread_join(t[i], NULL);
+    if (owned) {
+        gocc_chan_close(sh.ch);
+        pthread_join(owner, NULL);
+        gocc_chan_release(sh.ch);
+    }
+    long total = sh.locked + atomic_load(&sh.atomic);
+    for (int i = 0; i < COUNTER_THREADS; i++) total += a[i].shard;
+    free(a);
+    pthread_mutex_destroy(&sh.mu);
+    if (total != (long)n) bench_die("increments lost", c->name, 0);
+}
+
+static const counter_case c_mutex = {"counter/mutex/t4", count_mutex};
+static const counter_case c_atomic = {"counter/atomic/t4", count_atomic};
+static const counter_case c_sharded = {"counter/sharded/t4", count_sharded};
+static const counter_case c_channel = {"counter/channel/t4", count_channel};
+
 static const group_case nolimit = {"group/10000/nolimit", -1};
 static const group_case limit8 = {"group/10000/limit8", 8};
 
@@ -143,9 +261,13 @@ int main(int argc, char **argv) {
         {nolimit.name, "ns/task", 0, 0, run_group, &nolimit},
         {limit8.name, "ns/task", 8, 0, run_group, &limit8},
         {"sem/uncontended", "ns/op", 1, 8, run_sem_uncontended, "sem/uncontended"},
-        {"sem/16threads/w4of8", "ns/op", 16, 8, run_sem_contended, "sem/16threads/w4of8"},
+        {"sem/t16/w4of8", "ns/op", 16, 8, run_sem_contended, "sem/t16/w4of8"},
         {"once/fastpath", "ns/op", 1, 0, run_once, "once/fastpath"},
         {"waitgroup/add-done", "ns/op", 1, 0, run_wg, "waitgroup/add-done"},
+        {c_mutex.name, "ns/op", COUNTER_THREADS, 0, run_counter, &c_mutex},
+        {c_atomic.name, "ns/op", COUNTER_THREADS, 0, run_counter, &c_atomic},
+        {c_sharded.name, "ns/op", COUNTER_THREADS, 0, run_counter, &c_sharded},
+        {c_channel.name, "ns/op", COUNTER_THREADS + 1, COUNTER_CHAN_CAP, run_counter, &c_channel},
     };
     return bench_main(argc, argv, "bench-sync", descs, (int)(sizeof descs / sizeof descs[0]));
 }
