@@ -1,4 +1,5 @@
-/*
+/**
+ * @file gocc.h
  * gocc.h - the one public header of libgocc: Go's concurrency model for C11.
  *
  * Tasks (goroutines) on cached OS threads, channels with direct handoff,
@@ -38,9 +39,9 @@ extern "C" {
 
 /** @name Version */
 /** @{ */
-#define GOCC_VERSION_MAJOR 0
-#define GOCC_VERSION_MINOR 1
-#define GOCC_VERSION_PATCH 0
+#define GOCC_VERSION_MAJOR 0 /**< major version of this header (semantic versioning) */
+#define GOCC_VERSION_MINOR 1 /**< minor version of this header */
+#define GOCC_VERSION_PATCH 0 /**< patch version of this header */
 /** The library's version as "MAJOR.MINOR.PATCH" (that of the linked library). */
 GOCC_API const char *gocc_version(void);
 /** @} */
@@ -75,7 +76,10 @@ GOCC_API int64_t gocc_now(void);
 
 /** @} */
 
+/** A context (Go's context.Context): cancellation, deadline and values;
+ *  reference-counted, opaque. */
 typedef struct gocc_ctx gocc_ctx_t;
+/** A channel of fixed-size elements; reference-counted, opaque. */
 typedef struct gocc_chan gocc_chan_t;
 
 /**
@@ -142,10 +146,10 @@ GOCC_API size_t gocc_runtime_threads(void);
 /** Memory functions for every allocation libgocc makes (the OS thread
  *  stacks are the C library's). @p ud is passed to each. */
 typedef struct gocc_allocator {
-    void *(*malloc_fn)(size_t size, void *ud);
-    void *(*realloc_fn)(void *p, size_t size, void *ud);
-    void (*free_fn)(void *p, void *ud);
-    void *ud;
+    void *(*malloc_fn)(size_t size, void *ud);           /**< as malloc(size) */
+    void *(*realloc_fn)(void *p, size_t size, void *ud); /**< as realloc(p, size) */
+    void (*free_fn)(void *p, void *ud);                  /**< as free(p) */
+    void *ud;                                            /**< passed to each function */
 } gocc_allocator_t;
 
 /**
@@ -161,12 +165,23 @@ GOCC_API int gocc_runtime_set_allocator(const gocc_allocator_t *a);
 
 /**
  * Stop the runtime's own threads and free what it holds, so that a program
- * can end valgrind-clean or unload the library: idle cached threads exit,
- * and the timer thread and the watchdog/signal thread stop when nothing
- * needs them. The runtime starts again on its next use.
+ * can end valgrind-clean or dlclose the library with nothing of it running:
+ * idle cached threads exit, and the timer thread and the watchdog/signal
+ * thread stop when nothing needs them. The runtime starts again on its next
+ * use. (The shared library is linked with -z nodelete: dlclose leaves it
+ * mapped, because threads that once used it run its per-thread destructors
+ * when they exit.)
+ *
+ * fork(): the child may use libgocc freely for objects it creates. Objects
+ * created before the fork may be used in the child only if no other thread
+ * was using them at the fork (as with any pthread program); timers,
+ * tickers and deadlines armed before the fork do not fire in the child, and
+ * gocc_watch_stuck and gocc_dump_on_signal are off there.
  * @return 0 when everything stopped; GOCC_EAGAIN when something still
- *         needs the runtime (tasks live, timers armed, a pool's trim timer,
- *         gocc_watch_stuck or gocc_dump_on_signal on): what could stop did.
+ *         needs the runtime (tasks live or just finishing, timer objects,
+ *         contexts with a deadline or rate limiters not yet freed, object
+ *         pools or worker pools alive, gocc_watch_stuck or
+ *         gocc_dump_on_signal on): what could stop did.
  */
 GOCC_API int gocc_runtime_shutdown(void);
 
@@ -202,15 +217,18 @@ GOCC_API void gocc_chan_release(gocc_chan_t *ch);
  *            done (GOCC_EINVAL at once when ctx can never be done).
  * @param ctx cancellation; NULL = block until done.
  * @return 0; GOCC_ECLOSED (closed before or while blocked: the value was
- *         not delivered); the context's error (the send had no effect).
+ *         not delivered); the context's error (the send had no effect);
+ *         GOCC_EINVAL (NULL @p elem with elem_size > 0); GOCC_ENOMEM (this
+ *         thread's first blocking call could not allocate its wait record).
  */
 GOCC_API int gocc_chan_send(gocc_chan_t *ch, const void *elem, gocc_ctx_t *ctx);
 
 /**
  * Receive the oldest value into @p out (NULL discards it). After close,
  * buffered values still drain; then GOCC_ECLOSED with @p out zero-filled.
- * @return 0; GOCC_ECLOSED; the context's error (nothing was taken).
- *         A NULL channel behaves as in gocc_chan_send.
+ * @return 0; GOCC_ECLOSED; the context's error (nothing was taken);
+ *         GOCC_ENOMEM as for gocc_chan_send. A NULL channel behaves as in
+ *         gocc_chan_send.
  */
 GOCC_API int gocc_chan_recv(gocc_chan_t *ch, void *out, gocc_ctx_t *ctx);
 
@@ -241,6 +259,7 @@ GOCC_API size_t gocc_chan_cap(gocc_chan_t *ch);
 /** @name Select */
 /** @{ */
 
+/** Direction of a select case (gocc_case_t::dir). */
 enum { GOCC_RECV = 1, GOCC_SEND = 2 };
 
 /** One case of a select. */
@@ -262,7 +281,8 @@ typedef struct gocc_case {
  * selects) and the context's cancellation wakes the select directly.
  *
  * @return the index of the case that proceeded; the context's error;
- *         GOCC_EINVAL for a bad case (dir, NULL cases with n > 0), or when
+ *         GOCC_EINVAL for a bad case (dir, NULL cases with n > 0, a SEND
+ *         case with NULL elem on a channel of elem_size > 0), or when
  *         nothing can ever proceed (n == 0 or only nil cases) and ctx can
  *         never be done; GOCC_ENOMEM when n is large and memory ran out.
  */
@@ -349,6 +369,7 @@ GOCC_API gocc_ctx_t *gocc_ctx_retain(gocc_ctx_t *ctx);
  *  reference; children and tasks hold their own. NULL does nothing. */
 GOCC_API void gocc_ctx_release(gocc_ctx_t *ctx);
 
+/** A pending gocc_ctx_after_func, for gocc_ctx_after_func_stop; opaque. */
 typedef struct gocc_after_func gocc_after_func_t;
 
 /**
@@ -373,7 +394,9 @@ GOCC_API bool gocc_ctx_after_func_stop(gocc_after_func_t *h);
 /** @name Timers and tickers (Go 1.23 semantics) */
 /** @{ */
 
+/** A one-shot timer (Go's time.Timer); opaque, freed by gocc_timer_free. */
 typedef struct gocc_timer gocc_timer_t;
+/** A periodic ticker (Go's time.Ticker); opaque, freed by gocc_ticker_free. */
 typedef struct gocc_ticker gocc_ticker_t;
 
 /**
@@ -434,6 +457,7 @@ GOCC_API int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx);
 /** @name Error groups (structured tasks; golang.org/x/sync/errgroup) */
 /** @{ */
 
+/** An error group (x/sync errgroup.Group); opaque, freed by gocc_group_free. */
 typedef struct gocc_group gocc_group_t;
 
 /**
@@ -493,6 +517,7 @@ typedef struct gocc_waitgroup {
     uint64_t state_;  /**< private: counter << 1 | lock bit (atomic) */
     void *waiters_;   /**< private: parked waiters */
 } gocc_waitgroup_t;
+/** Static initialiser of a gocc_waitgroup_t (counter 0). */
 #define GOCC_WAITGROUP_INIT {0, NULL}
 
 /** Add @p delta (may be negative) to the counter. @return 0, or GOCC_EINVAL
@@ -515,6 +540,7 @@ typedef struct gocc_once {
     int result_;      /**< private: fn's result */
     void *waiters_;   /**< private: callers waiting for the first */
 } gocc_once_t;
+/** Static initialiser of a gocc_once_t (not yet run). */
 #define GOCC_ONCE_INIT {0, 0, NULL}
 
 /**
@@ -532,6 +558,7 @@ GOCC_API int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg);
 /** @name Weighted semaphore (golang.org/x/sync/semaphore) */
 /** @{ */
 
+/** A weighted semaphore; opaque, freed by gocc_sem_free. */
 typedef struct gocc_sem gocc_sem_t;
 
 /** A semaphore of total weight @p size (>= 0). @return it, or NULL with
@@ -563,6 +590,7 @@ GOCC_API void gocc_sem_free(gocc_sem_t *s);
 /** @name Worker pool (bounded queue, backpressure, load shedding) */
 /** @{ */
 
+/** A worker pool; opaque, freed by gocc_workpool_free. */
 typedef struct gocc_workpool gocc_workpool_t;
 
 /**
@@ -610,11 +638,14 @@ GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *
  * until accepted, @p ctx is done, or the pool shuts down. Safe to call from
  * the pool's own tasks (shutdown wakes a blocked submitter).
  * @return 0; the context's error (not accepted); GOCC_ESHUTDOWN;
- *         GOCC_EINVAL (NULL p or fn); GOCC_ENOMEM.
+ *         GOCC_EINVAL (NULL p or fn); GOCC_ENOMEM; GOCC_EAGAIN when the pool
+ *         has no worker and none could be started (nothing was queued).
  */
 GOCC_API int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *ctx);
 
-/** Queue without blocking: GOCC_EAGAIN (counted in rejected) when full. */
+/** Queue without blocking: GOCC_EAGAIN (counted in rejected) when full or
+ *  when no worker could be started; GOCC_ESHUTDOWN; GOCC_EINVAL (NULL p or
+ *  fn). */
 GOCC_API int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg);
 
 /**
@@ -640,6 +671,7 @@ GOCC_API void gocc_workpool_free(gocc_workpool_t *p);
 /** @name Object pool (sync.Pool) */
 /** @{ */
 
+/** An object pool (Go's sync.Pool); opaque, freed by gocc_pool_free. */
 typedef struct gocc_pool gocc_pool_t;
 
 /** Most objects a pool keeps however many are put (the rest go to free_fn). */
@@ -652,7 +684,8 @@ typedef struct gocc_pool gocc_pool_t;
  * bounded depot and beyond that to free_fn(obj, ud). Objects unused for two
  * trims are freed (trims run every few seconds on the timer thread, or by
  * gocc_pool_trim). The pool is not a cache: any object may be dropped.
- * @return the pool, or NULL with errno EINVAL (NULL free_fn) / ENOMEM.
+ * @return the pool, or NULL with errno EINVAL (NULL free_fn) / ENOMEM /
+ *         EAGAIN (the timer thread could not be started).
  */
 GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
                                     void *ud);
@@ -707,6 +740,7 @@ GOCC_API int gocc_chan_merge(gocc_chan_t *const *in, size_t n, gocc_chan_t *out,
 /** @name Rate limiter (token bucket; golang.org/x/time/rate) */
 /** @{ */
 
+/** A token-bucket rate limiter; opaque, freed by gocc_ratelimit_free. */
 typedef struct gocc_ratelimit gocc_ratelimit_t;
 
 /**
@@ -754,6 +788,7 @@ GOCC_API void gocc_ratelimit_free(gocc_ratelimit_t *rl);
 /** @name Publish/subscribe (broadcast with per-subscriber buffers) */
 /** @{ */
 
+/** A broadcaster to subscriber channels; opaque, freed by gocc_pubsub_free. */
 typedef struct gocc_pubsub gocc_pubsub_t;
 
 /** A broadcaster of elements of @p elem_size bytes (> 0).
@@ -806,6 +841,7 @@ GOCC_API void gocc_pubsub_free(gocc_pubsub_t *ps);
 /** @name Snapshot (atomic.Pointer with safe reclamation) */
 /** @{ */
 
+/** A snapshot pointer (Go's atomic.Pointer); opaque, freed by gocc_snapshot_free. */
 typedef struct gocc_snapshot gocc_snapshot_t;
 
 /**
@@ -867,7 +903,8 @@ GOCC_API void gocc_snapshot_free(gocc_snapshot_t *s);
  * Name the calling task (or, outside a task, the calling thread). The name
  * is copied (its first 31 bytes kept); NULL clears it. The OS thread name
  * is set too (first 15 bytes) so gdb's `info threads` and `top -H` show it.
- * A task's name ends with the task. @return 0.
+ * A task's name ends with the task.
+ * @return 0, or GOCC_ENOMEM (this thread's record could not be made).
  */
 GOCC_API int gocc_task_set_name(const char *name);
 
@@ -885,7 +922,8 @@ GOCC_API const char *gocc_task_name(void);
  *
  * where STATE is `running` or `<REASON>, <SECONDS>s`. Safe from any thread
  * at any time; never blocks a running task (a consistent-enough snapshot).
- * @return the number of entries written, or GOCC_EINVAL for @p fd < 0.
+ * @return the number of entries written; GOCC_EINVAL for @p fd < 0;
+ *         GOCC_ENOMEM; a failed write(2) as a negative errno.
  */
 GOCC_API int gocc_dump(int fd);
 
@@ -908,7 +946,8 @@ GOCC_API int gocc_dump_on_signal(int signo);
  * @p fd, once per episode, each task blocked longer than the threshold, and
  * when every live task and libgocc-blocked thread has been blocked that long
  * with nothing that could wake it, the line
- * `libgocc: all tasks are asleep - possible deadlock` and the dump.
+ * `libgocc: all tasks are asleep - possible deadlock` and the dump. Once
+ * it returns, the fd given before is no longer written.
  * @return 0, or GOCC_EINVAL for @p fd < 0 while turning it on.
  */
 GOCC_API int gocc_watch_stuck(int64_t threshold_ns, int fd);

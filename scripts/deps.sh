@@ -47,19 +47,50 @@ gocc_need_deps() {
     fi
 }
 
-# gocc_want_deps: what the build uses when present, installed best-effort
-# (as root with apt-get; never an error): sys/sdt.h for the USDT probes
-# (then `meson test probes` checks them in the built library).
-gocc_want_deps() {
-    [ -f /usr/include/sys/sdt.h ] && return 0
+# gocc_want_pkg PACKAGE WHY CHECK...: when the command CHECK... fails,
+# install the Debian PACKAGE best-effort (as root with apt-get; never an
+# error: without it, what WHY names is skipped).
+gocc_want_pkg() {
+    local pkg=$1 why=$2
+    shift 2
+    "$@" >/dev/null 2>&1 && return 0
     [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
-    echo "optional: installing systemtap-sdt-dev (USDT probes)"
+    echo "optional: installing $pkg ($why)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        systemtap-sdt-dev >/dev/null 2>&1 ||
+        "$pkg" >/dev/null 2>&1 ||
         { apt-get update >/dev/null 2>&1 &&
           DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-              systemtap-sdt-dev >/dev/null 2>&1; } ||
-        echo "optional: systemtap-sdt-dev not installed; building without probes"
+              "$pkg" >/dev/null 2>&1; } ||
+        echo "optional: $pkg not installed; going on without $why"
+    return 0
+}
+
+# gocc_have_header H: the C compiler finds <H> (wherever it lives: Debian
+# puts sys/sdt.h under /usr/include/<multiarch>/).
+gocc_have_header() {
+    printf '#include <%s>\n' "$1" | cc -E -x c - >/dev/null 2>&1
+}
+
+# gocc_want_deps: what the build and tests use when present: sys/sdt.h for
+# the USDT probes (then `meson test probes` checks them in the built
+# library), doxygen for the `docs` target and the `doxygen` test, cmake for
+# the CMake project of the `consumers` test.
+gocc_want_deps() {
+    gocc_want_pkg systemtap-sdt-dev "USDT probes" gocc_have_header sys/sdt.h
+    gocc_want_pkg doxygen "the API reference check" command -v doxygen
+    gocc_want_pkg cmake "the CMake consumer check" command -v cmake
+    return 0
+}
+
+# gocc_want_fuzz_deps: clang with libFuzzer and the sanitizer runtimes, for
+# the bounded fuzz run (tests/fuzz/run.sh; skipped without them). Debian:
+# clang, and libclang-rt-dev (libclang-rt-14-dev on bookworm).
+gocc_want_fuzz_deps() {
+    local check
+    check="$(dirname "${BASH_SOURCE[0]}")/../tests/fuzz/run.sh"
+    gocc_want_pkg clang "the fuzz run" command -v clang
+    gocc_want_pkg libclang-rt-dev "the fuzz run" "$check" --check
+    gocc_want_pkg libclang-rt-14-dev "the fuzz run" "$check" --check
     return 0
 }
 

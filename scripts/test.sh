@@ -3,8 +3,12 @@
 # (core, examples, bench) in each:
 #   build-ci/opt   optimised (-O2, debugoptimized)
 #   build-ci/tsan  ThreadSanitizer
-#   build-ci/asan  AddressSanitizer + UndefinedBehaviorSanitizer
-# All with -Dwerror=true. Installs missing build tools with apt-get when run
+#   build-ci/asan  AddressSanitizer + UndefinedBehaviorSanitizer, with fault
+#                  injection (tests/test-fault.c fails every allocation and
+#                  thread creation of each public operation in turn)
+# All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
+# (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
+# fuzzers. Installs missing build tools with apt-get when run
 # as root. Exit status 0 only when every build and every test passed.
 # The last line is "N passed, N failed" (tests over all builds; a build that
 # fails to configure or compile counts as one failure).
@@ -21,7 +25,7 @@ builds=(opt tsan asan)
 declare -A opts=(
     [opt]="-Dbuildtype=debugoptimized"
     [tsan]="-Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false"
-    [asan]="-Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false"
+    [asan]="-Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dfault_injection=true"
 )
 
 total_pass=0
@@ -72,6 +76,29 @@ for b in "${builds[@]}"; do
     total_pass=$((total_pass + pass))
     total_fail=$((total_fail + fail))
 done
+
+# ---- fuzz: a bounded libFuzzer run (tests/fuzz/run.sh: clang, ASan+UBSan)
+# over channels, select, contexts and tasks, counted as one test; skipped,
+# and said so, where clang cannot build fuzzers. GOCC_FUZZ_SECONDS (60).
+fuzz_secs=${GOCC_FUZZ_SECONDS:-60}
+gocc_want_fuzz_deps
+if tests/fuzz/run.sh --check; then
+    echo "=== build-ci/fuzz: tests/fuzz/run.sh $fuzz_secs ==="
+    start=$(date +%s)
+    if GOCC_FUZZ_BUILD=build-ci/fuzz tests/fuzz/run.sh "$fuzz_secs"; then
+        status=ok pass=1 fail=0
+    else
+        status="fuzz failed" pass=0 fail=1
+    fi
+    secs=$(( $(date +%s) - start ))
+    line=$(printf '%-14s %-15s %3d passed, %3d failed  (%d s)' build-ci/fuzz "$status" "$pass" "$fail" "$secs")
+    total_pass=$((total_pass + pass))
+    total_fail=$((total_fail + fail))
+else
+    line=$(printf '%-14s %s' build-ci/fuzz "skipped: clang cannot build fuzzers (apt-get install clang libclang-rt-14-dev)")
+fi
+echo "=== $line"
+summary+=("$line")
 
 echo
 echo "=== summary (tests over all builds) ==="

@@ -8,7 +8,10 @@
  *
  * Global lock order (never acquire against it):
  *   ctx->mu (parent before child)  ->  channel locks (address order, select)
- *   ->  timer heap lock  ->  runtime (thread cache) lock.
+ *   ->  timer heap lock  ->  runtime (thread cache) lock;
+ *   and watch lock -> waiter registry lock -> timer heap lock (observe.c).
+ * The fork handlers take the process-wide ones in that order: watch,
+ * registry, timer heap, thread cache.
  * A waiter is woken only after every channel lock is dropped.
  */
 #ifndef GOCC_INTERNAL_H
@@ -63,10 +66,35 @@
 
 /* ---- memory: every allocation of the library goes through these ---- */
 
+/* Each goes to the C library, or to the hooks of gocc_runtime_set_allocator
+ * (park.c). No file of the library calls malloc/calloc/realloc/free/strdup
+ * directly. A size of 0 is taken as 1, so NULL always means failure. */
 void *gocc__malloc(size_t n);
 void *gocc__calloc(size_t nmemb, size_t n);
 void *gocc__realloc(void *p, size_t n);
 void gocc__free(void *p);
+
+/* ---- fault injection (meson -Dfault_injection=true; tests only) ----
+ *
+ * gocc__fault_arm starts counting, from 0, the allocation points (every
+ * gocc__malloc/calloc/realloc) and thread-creation points (every
+ * gocc__thread_create) met by any thread, and makes the fail_alloc_at-th
+ * allocation return NULL and the fail_thread_at-th thread creation fail
+ * with EAGAIN, once each (1-based; 0 fails none). A test runs an operation
+ * once to count its points, then again failing each one in turn.
+ * Without the option none of this exists and GOCC_FAULT_THREAD() is a
+ * constant false: no cost. */
+#if defined(GOCC_FAULT_INJECTION)
+void gocc__fault_arm(long fail_alloc_at, long fail_thread_at);
+void gocc__fault_disarm(void);
+long gocc__fault_allocs(void);   /* allocation points met since arming */
+long gocc__fault_threads(void);  /* thread-creation points met since arming */
+long gocc__fault_injected(void); /* failures injected since arming (0..2) */
+bool gocc__fault_thread_fails(void);
+#define GOCC_FAULT_THREAD() gocc__fault_thread_fails()
+#else
+#define GOCC_FAULT_THREAD() false
+#endif
 
 /* Aborts: only for the impossible (a pthread call failing on a valid object). */
 void gocc__mutex_init(pthread_mutex_t *mu);
@@ -393,6 +421,36 @@ int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, 
  * counted by gocc_tasks_live (worker-pool workers, which count themselves
  * only while they run a job). */
 int gocc__spawn(gocc_fn fn, void *arg);
+
+/* Start a runtime-internal thread (task threads, the timer thread, the
+ * watch thread) with every signal blocked, joinable, with @p stack bytes of
+ * stack (0: the default). The one place threads are made, so the one
+ * fault-injection point for them. Returns 0, GOCC_ENOMEM or GOCC_EAGAIN. */
+int gocc__thread_create(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg);
+
+/* Once per process, on the library's first use (its first allocation, or a
+ * call that takes a global lock without allocating): registers the fork
+ * handlers (runtime.c). Never at load time. */
+void gocc__runtime_init(void);
+
+/* Fork support (pthread_atfork, runtime.c drives them). Prepare takes the
+ * module's global locks in the global lock order (watch -> registry ->
+ * timer heap -> thread cache); parent releases them; child releases them
+ * and resets what refers to threads that do not exist in the child. */
+void gocc__timer_fork_prepare(void);
+void gocc__timer_fork_parent(void);
+void gocc__timer_fork_child(void);
+void gocc__pool_fork_prepare(void);
+void gocc__pool_fork_parent(void);
+void gocc__pool_fork_child(void);
+void gocc__obs_fork_prepare(void);
+void gocc__obs_fork_parent(void);
+void gocc__obs_fork_child(void);
+
+/* Shutdown steps (gocc_runtime_shutdown): 0 when stopped (or not running),
+ * GOCC_EAGAIN when still needed. */
+int gocc__timer_shutdown(void);
+int gocc__watch_shutdown(void);
 
 /* Count/uncount a task (every part of the library that starts one).
  * gocc__tasks_inc returns the new task's id (1, 2, ...; for the dump). */

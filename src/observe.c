@@ -28,7 +28,10 @@
  *
  * The signal handler only writes one byte to a pipe; the watch thread
  * (runtime-internal, not a task, started on the first opt-in) reads it and
- * writes the dump. Lock order: watch.mu -> registry lock -> timer lock.
+ * writes the dump. Once started it stays (blocked in poll when both
+ * features are off) until gocc_runtime_shutdown, which joins it when
+ * neither is on and closes the pipe; the next opt-in starts it again.
+ * Lock order: watch.mu -> registry lock -> timer lock.
  */
 #include "gocc-internal.h"
 
@@ -486,7 +489,10 @@ int gocc_leakcheck(size_t baseline, int64_t timeout_ns, int fd) {
 
 static struct {
     pthread_mutex_t mu;
+    pthread_cond_t cv;     /* opt-ins wait here while a shutdown joins */
+    pthread_t thread;      /* valid while running (under mu) */
     bool running;          /* the thread exists (under mu) */
+    bool quit;             /* shutdown is stopping the thread (under mu) */
     bool signal_on;        /* some signal dumps (under mu) */
     int64_t threshold;     /* stuck-task threshold, <= 0 off (under mu) */
     int fd;                /* where stuck reports go (under mu) */
@@ -495,6 +501,7 @@ static struct {
     uint64_t deadlock_key; /* the deadlock episode reported last (thread only) */
 } watch = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
+    .cv = PTHREAD_COND_INITIALIZER,
     .pipe_rd = -1,
     .pipe_wr = -1,
 };
@@ -543,7 +550,14 @@ static void check_stuck(int64_t threshold, int fd) {
         watch.deadlock_key = 0; /* someone moved: a later deadlock is news */
     }
     gocc__free(recs);
-    if (!b.failed && b.len > 0) (void)write_all(fd, b.p, b.len);
+    if (!b.failed && b.len > 0) {
+        /* Only while still asked to, to the fd asked for: once
+         * gocc_watch_stuck returned, the old fd is not written any more
+         * (its owner may close it). */
+        gocc__lock(&watch.mu);
+        if (watch.threshold > 0 && watch.fd == fd) (void)write_all(fd, b.p, b.len);
+        gocc__unlock(&watch.mu);
+    }
     gocc__free(b.p);
 }
 
@@ -554,12 +568,9 @@ static void *watch_main(void *unused) {
         gocc__lock(&watch.mu);
         int64_t threshold = watch.threshold;
         int fd = watch.fd;
-        if (!watch.signal_on && threshold <= 0) {
-            watch.running = false; /* decided under mu: an opt-in restarts us */
-            gocc__unlock(&watch.mu);
-            break;
-        }
+        bool quit = watch.quit; /* shutdown joins us */
         gocc__unlock(&watch.mu);
+        if (quit) break;
 
         int timeout_ms = -1; /* look a few times per threshold */
         if (threshold > 0) {
@@ -575,6 +586,10 @@ static void *watch_main(void *unused) {
                 for (ssize_t i = 0; i < k; i++) dump |= buf[i] == 'S';
             if (dump) (void)gocc_dump(STDERR_FILENO);
         }
+        gocc__lock(&watch.mu); /* a poke may have changed them */
+        threshold = watch.threshold;
+        fd = watch.fd;
+        gocc__unlock(&watch.mu);
         if (threshold > 0) check_stuck(threshold, fd);
     }
     return NULL;
@@ -582,6 +597,7 @@ static void *watch_main(void *unused) {
 
 /* With watch.mu held: the pipe and the thread exist. */
 static int watch_start_locked(void) {
+    while (watch.quit) pthread_cond_wait(&watch.cv, &watch.mu); /* a shutdown joins */
     if (watch.pipe_rd < 0) {
         int p[2];
         if (pipe(p) != 0) return errno == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
@@ -593,22 +609,14 @@ static int watch_start_locked(void) {
         atomic_store_explicit(&watch.pipe_wr, p[1], RELAXED);
     }
     if (watch.running) return 0;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) return GOCC_ENOMEM;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, watch_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
+    int rc = gocc__thread_create(&watch.thread, 0, watch_main, NULL);
+    if (rc != 0) return rc;
     watch.running = true;
     return 0;
 }
 
-/* Make the watch thread look at its settings again now. */
+/* Make the watch thread look at its settings again now. With watch.mu
+ * held, so that shutdown cannot close the pipe under us. */
 static void watch_poke(void) {
     int fd = atomic_load_explicit(&watch.pipe_wr, RELAXED);
     unsigned char c = 'C';
@@ -620,6 +628,7 @@ static void watch_poke(void) {
 
 int gocc_dump_on_signal(int signo) {
     if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) return GOCC_EINVAL;
+    gocc__runtime_init();
     gocc__lock(&watch.mu);
     bool was_on = watch.signal_on;
     watch.signal_on = true;
@@ -642,6 +651,7 @@ int gocc_dump_on_signal(int signo) {
 
 int gocc_watch_stuck(int64_t threshold_ns, int fd) {
     if (threshold_ns > 0 && fd < 0) return GOCC_EINVAL;
+    gocc__runtime_init();
     gocc__lock(&watch.mu);
     int64_t old_threshold = watch.threshold;
     int old_fd = watch.fd;
@@ -652,7 +662,66 @@ int gocc_watch_stuck(int64_t threshold_ns, int fd) {
         watch.threshold = old_threshold;
         watch.fd = old_fd;
     }
-    gocc__unlock(&watch.mu);
     watch_poke();
+    gocc__unlock(&watch.mu);
     return rc;
+}
+
+/* ---- shutdown and fork ---- */
+
+static void pipe_close(void) {
+    int wr = atomic_exchange_explicit(&watch.pipe_wr, -1, RELAXED);
+    if (wr >= 0) (void)close(wr);
+    if (watch.pipe_rd >= 0) (void)close(watch.pipe_rd);
+    watch.pipe_rd = -1;
+}
+
+int gocc__watch_shutdown(void) {
+    gocc__lock(&watch.mu);
+    while (watch.quit) pthread_cond_wait(&watch.cv, &watch.mu); /* another shutdown */
+    if (watch.signal_on || watch.threshold > 0) {
+        gocc__unlock(&watch.mu);
+        return GOCC_EAGAIN;
+    }
+    if (watch.running) {
+        watch.quit = true;
+        watch_poke();
+        pthread_t th = watch.thread;
+        gocc__unlock(&watch.mu);
+        pthread_join(th, NULL);
+        gocc__lock(&watch.mu);
+        watch.running = watch.quit = false;
+        pthread_cond_broadcast(&watch.cv);
+    }
+    pipe_close(); /* no handler writes to it: dump_on_signal was never on */
+    gocc__unlock(&watch.mu);
+    return 0;
+}
+
+void gocc__obs_fork_prepare(void) {
+    gocc__lock(&watch.mu);
+    gocc__lock(&reg_mu);
+}
+
+void gocc__obs_fork_parent(void) {
+    gocc__unlock(&reg_mu);
+    gocc__unlock(&watch.mu);
+}
+
+/* The child: the registry holds only the forking thread (the others' waiters
+ * stay allocated, unreachable: nothing in the child may touch them); no
+ * watch thread, both features off (the pipe was shared with the parent: a
+ * signal in the child must not make the parent dump). */
+void gocc__obs_fork_child(void) {
+    gocc__waiter *self = gocc__self_peek();
+    reg_head = self;
+    reg_count = self != NULL;
+    if (self != NULL) self->reg_prev = self->reg_next = NULL;
+    gocc__unlock(&reg_mu);
+    pipe_close();
+    watch.running = watch.quit = watch.signal_on = false;
+    watch.threshold = 0;
+    watch.deadlock_key = 0;
+    pthread_cond_init(&watch.cv, NULL);
+    gocc__unlock(&watch.mu);
 }

@@ -362,3 +362,14 @@ void gocc_pool_free(gocc_pool_t *p) {
     gocc__free(p->spare);
     gocc__free(p);
 }
+
+/* ---- fork (runtime.c's handlers take registry_mu before the runtime's
+ * locks: it is held only around list work and p->mu, never while one of
+ * them is taken) */
+
+void gocc__pool_fork_prepare(void) { gocc__lock(&registry_mu); }
+void gocc__pool_fork_parent(void) { gocc__unlock(&registry_mu); }
+/* In the child the lock is free again; caches of threads that do not exist
+ * there stay linked (their memory is the pools') and are never touched by
+ * an owner again. */
+void gocc__pool_fork_child(void) { gocc__unlock(&registry_mu); }

@@ -19,9 +19,26 @@
  *
  * Lock order: rt.mu is a leaf. Nothing else is locked while holding it.
  *
- * Threads are detached and block every signal (a good guest in someone
- * else's process: signals go to the application's own threads). A process
- * may exit at any moment; idle threads just vanish with it.
+ * Threads block every signal (a good guest in someone else's process:
+ * signals go to the application's own threads). A process may exit at any
+ * moment; idle threads just vanish with it.
+ *
+ * How a thread ends (threads are created joinable):
+ *  - on its own (idle timeout, or no waiter could be made): it counts
+ *    itself in rt.leaving, detaches itself and returns; a thread-specific
+ *    destructor that runs after every other one of the thread (gone_key)
+ *    takes it out of rt.leaving. Nobody joins it.
+ *  - told to by gocc_runtime_shutdown: shutdown takes it off the idle list
+ *    (marking it quit), wakes it, joins it and frees its worker record; the
+ *    join returns after the thread's destructors (its waiter, its object
+ *    pool caches) ran. Shutdown then waits for rt.leaving to reach 0, so
+ *    when it returns no thread of the cache is still on its way out.
+ *
+ * Fork (pthread_atfork, registered on first use): prepare takes the
+ * global locks in the global order (watch -> registry -> timer heap ->
+ * thread cache); the child forgets the threads that do not exist in it
+ * (idle list, thread counts, the tasks they ran) and the timer and watch
+ * threads. See docs/design.md, "fork".
  */
 #include "gocc-internal.h"
 
@@ -40,6 +57,9 @@
 typedef struct worker {
     struct worker *prev, *next; /* idle list, under rt.mu */
     bool idle;                  /* on the idle list, under rt.mu */
+    bool quit;                  /* shutdown took it off the list: exit (written under
+                                 * rt.mu before the wake, read after it) */
+    pthread_t self;             /* written by the thread before it first idles */
     gocc__waiter *w;            /* the thread's waiter, NULL if it has none */
     /* The task to run: written by gocc_go before the wake (or before
      * pthread_create), read by the worker after it. */
@@ -55,15 +75,18 @@ typedef struct worker {
 
 static struct {
     pthread_mutex_t mu;
+    pthread_cond_t gone; /* signalled when leaving drops to 0 */
     worker *idle_head; /* most recently idle first */
     worker *idle_tail;
     size_t nthreads;   /* task threads that exist */
     size_t nidle;
+    size_t leaving;    /* threads that left on their own and are still exiting */
     size_t stack_size;
     int64_t idle_timeout;
     size_t max_threads;
 } rt = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
+    .gone = PTHREAD_COND_INITIALIZER,
     .stack_size = GOCC__DEFAULT_STACK,
     .idle_timeout = GOCC__DEFAULT_IDLE,
 };
@@ -131,8 +154,26 @@ static void uncount(worker *wk) {
     if (wk->counted) gocc__tasks_dec();
 }
 
+/* The worker record of this thread while it is a runtime thread (fork). */
+static GOCC_TLS worker *self_worker;
+
+/* A thread that leaves on its own is in rt.leaving until this destructor
+ * ran a second time: the first call asks for one more pass, and POSIX runs
+ * a pass only after every destructor of the previous one, so by then the
+ * thread's waiter and object-pool caches have been freed. */
+static pthread_key_t gone_key;
+
+static void gone(void *v) {
+    if (v == (void *)1 && pthread_setspecific(gone_key, (void *)2) == 0) return;
+    gocc__lock(&rt.mu);
+    if (--rt.leaving == 0) pthread_cond_broadcast(&rt.gone);
+    gocc__unlock(&rt.mu);
+}
+
 static void *worker_main(void *p) {
     worker *wk = p;
+    self_worker = wk;
+    wk->self = pthread_self(); /* read by shutdown once it finds us idle */
     gocc__os_thread_name("gocc");
     wk->w = gocc__self_try();
     for (;;) {
@@ -141,6 +182,7 @@ static void *worker_main(void *p) {
         gocc__lock(&rt.mu);
         if (wk->w == NULL) { /* cannot park: do not cache this thread */
             rt.nthreads--;
+            rt.leaving++;
             gocc__unlock(&rt.mu);
             uncount(wk);
             break;
@@ -157,36 +199,50 @@ static void *worker_main(void *p) {
             if (wk->idle) { /* nobody took us: exit */
                 idle_remove(wk);
                 rt.nthreads--;
+                rt.leaving++;
                 gocc__unlock(&rt.mu);
                 break;
             }
             gocc__unlock(&rt.mu);
-            gocc__park(wk->w); /* gocc_go took us; its wake is coming */
+            gocc__park(wk->w); /* gocc_go or shutdown took us; its wake is coming */
+        }
+        if (wk->quit) { /* shutdown: it joins us and frees wk */
+            self_worker = NULL;
+            return NULL;
         }
     }
+    self_worker = NULL;
     gocc__free(wk);
+    gocc__runtime_init(); /* gone_key exists */
+    pthread_detach(pthread_self());
+    if (pthread_setspecific(gone_key, (void *)1) != 0) gone((void *)2);
     return NULL;
 }
 
-static int spawn_thread(worker *wk) {
+int gocc__thread_create(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg) {
+    if (GOCC_FAULT_THREAD()) return GOCC_EAGAIN;
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0) return GOCC_ENOMEM;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    gocc__lock(&rt.mu);
-    size_t stack = rt.stack_size;
-    gocc__unlock(&rt.mu);
-    if (stack < (size_t)PTHREAD_STACK_MIN) stack = (size_t)PTHREAD_STACK_MIN;
-    pthread_attr_setstacksize(&attr, stack);
-
+    if (stack != 0) {
+        if (stack < (size_t)PTHREAD_STACK_MIN) stack = (size_t)PTHREAD_STACK_MIN;
+        pthread_attr_setstacksize(&attr, stack);
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t tid;
-    int rc = pthread_create(&tid, &attr, worker_main, wk);
+    int rc = pthread_create(t, &attr, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc == 0) return 0;
     return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
+}
+
+static int spawn_thread(worker *wk) {
+    gocc__lock(&rt.mu);
+    size_t stack = rt.stack_size;
+    gocc__unlock(&rt.mu);
+    pthread_t tid;
+    return gocc__thread_create(&tid, stack, worker_main, wk);
 }
 
 static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
@@ -260,9 +316,93 @@ fail_locked:
     return rc;
 }
 
+/* ---- shutdown ---- */
+
+int gocc_runtime_shutdown(void) {
+    gocc__runtime_init();
+    /* Idle cached threads: off the list (so no gocc_go can pick them), told
+     * to quit, woken, joined. */
+    gocc__lock(&rt.mu);
+    worker *quit = rt.idle_head;
+    for (worker *wk = quit; wk != NULL; wk = wk->next) {
+        wk->idle = false;
+        wk->quit = true;
+        rt.nthreads--;
+    }
+    rt.idle_head = rt.idle_tail = NULL;
+    rt.nidle = 0;
+    gocc__unlock(&rt.mu);
+    for (worker *wk = quit; wk != NULL; wk = wk->next) gocc__wake(wk->w);
+    while (quit != NULL) {
+        worker *next = quit->next;
+        pthread_join(quit->self, NULL);
+        gocc__free(quit);
+        quit = next;
+    }
+    /* Threads that timed out on their own just before: wait out their exit. */
+    gocc__lock(&rt.mu);
+    while (rt.leaving > 0) pthread_cond_wait(&rt.gone, &rt.mu);
+    bool busy = rt.nthreads > 0; /* running a task, or runtime work (pool workers) */
+    gocc__unlock(&rt.mu);
+
+    int rc = busy || gocc_tasks_live() > 0 ? GOCC_EAGAIN : 0;
+    if (gocc__timer_shutdown() != 0) rc = GOCC_EAGAIN;
+    if (gocc__watch_shutdown() != 0) rc = GOCC_EAGAIN;
+    return rc;
+}
+
+/* ---- fork ---- */
+
+static void fork_prepare(void) {
+    gocc__pool_fork_prepare();
+    gocc__obs_fork_prepare();
+    gocc__timer_fork_prepare();
+    gocc__lock(&rt.mu);
+}
+
+static void fork_parent(void) {
+    gocc__unlock(&rt.mu);
+    gocc__timer_fork_parent();
+    gocc__obs_fork_parent();
+    gocc__pool_fork_parent();
+}
+
+/* Only the forking thread exists in the child. If it is a runtime thread,
+ * it is the one thread of the cache (busy: it runs a task or pool work,
+ * and goes idle as usual afterwards); the idle ones are gone (their
+ * records stay allocated: nothing in the child may touch them). Tasks that
+ * ran on other threads do not exist any more: only a task the forking
+ * thread runs stays counted. */
+static void fork_child(void) {
+    rt.idle_head = rt.idle_tail = NULL;
+    rt.nidle = 0;
+    rt.leaving = 0;
+    rt.nthreads = self_worker != NULL ? 1 : 0;
+    gocc__waiter *w = gocc__self_peek();
+    uint64_t live = w != NULL && atomic_load_explicit(&w->obs.task_id, memory_order_relaxed) != 0;
+    uint64_t word = atomic_load_explicit(&tasks_word, memory_order_relaxed);
+    atomic_store_explicit(&tasks_word, (word & ~(uint64_t)0xffffffffu) | live,
+                          memory_order_relaxed);
+    pthread_cond_init(&rt.gone, NULL); /* no waiter of the parent's survives */
+    gocc__unlock(&rt.mu);
+    gocc__timer_fork_child();
+    gocc__obs_fork_child();
+    gocc__pool_fork_child();
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void runtime_init_once(void) {
+    if (pthread_key_create(&gone_key, gone) != 0) abort();
+    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) abort();
+}
+
+void gocc__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }
+
 /* ---- configuration ---- */
 
 int gocc_runtime_configure(const gocc_runtime_config_t *cfg) {
+    gocc__runtime_init();
     if (cfg == NULL || cfg->idle_timeout_ns < 0) return GOCC_EINVAL;
     gocc__lock(&rt.mu);
     if (cfg->stack_size) rt.stack_size = cfg->stack_size;
@@ -275,6 +415,7 @@ int gocc_runtime_configure(const gocc_runtime_config_t *cfg) {
 
 void gocc_runtime_config_get(gocc_runtime_config_t *out) {
     if (out == NULL) return;
+    gocc__runtime_init();
     gocc__lock(&rt.mu);
     out->stack_size = rt.stack_size;
     out->idle_timeout_ns = rt.idle_timeout;
@@ -283,6 +424,7 @@ void gocc_runtime_config_get(gocc_runtime_config_t *out) {
 }
 
 size_t gocc_runtime_threads(void) {
+    gocc__runtime_init();
     gocc__lock(&rt.mu);
     size_t n = rt.nthreads;
     gocc__unlock(&rt.mu);
@@ -291,7 +433,12 @@ size_t gocc_runtime_threads(void) {
 
 /* ---- process-wide facts ---- */
 
-const char *gocc_version(void) { return "0.1.0"; }
+#define GOCC_STR_(x) #x
+#define GOCC_STR(x) GOCC_STR_(x)
+const char *gocc_version(void) {
+    return GOCC_STR(GOCC_VERSION_MAJOR) "." GOCC_STR(GOCC_VERSION_MINOR) "." GOCC_STR(
+        GOCC_VERSION_PATCH);
+}
 
 int64_t gocc_now(void) {
     struct timespec ts;

@@ -20,6 +20,14 @@
  * never under a channel lock; callbacks run without it (they take channel
  * and ctx locks).
  *
+ * Life of the thread: started by the first gocc__timer_reserve (or, in the
+ * child of a fork, by the first add), it runs until gocc_runtime_shutdown
+ * finds nothing reserved: then it is told to stop, joined, and the heap
+ * array freed. While that join is in progress (T.stopping) a reserve waits
+ * on T.restart, then starts a new thread. Reservations are what keep the
+ * thread: every entry that can be armed holds one, so "nothing reserved"
+ * means no entry can be added until the next reserve.
+ *
  * Go 1.23 semantics for gocc_timer_t/gocc_ticker_t: the channel has
  * capacity 1; stop and reset remove the entry, wait for a fire in progress,
  * and discard an unreceived value, all under the object's mutex, so no
@@ -28,14 +36,17 @@
 #include "gocc-internal.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <time.h>
 
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake;       /* the timer thread sleeps here */
     pthread_cond_t fired;      /* del_sync waits here for a callback */
-    bool started;
+    pthread_cond_t restart;    /* reserve waits here while a shutdown joins */
+    bool conds_ready;          /* wake and fired are initialised (once) */
+    bool started;              /* the thread runs (or is being stopped) */
+    bool stop;                 /* shutdown: the thread exits at its next look */
+    bool stopping;             /* shutdown is joining the thread */
     pthread_t thread;
     gocc__timer_entry **heap;
     size_t len, cap, reserved;
@@ -47,6 +58,7 @@ static struct {
     int64_t sleeping_until;    /* the thread's current wake-up, INT64_MAX idle */
 } T = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
+    .restart = PTHREAD_COND_INITIALIZER,
     .sleeping_until = INT64_MAX,
 };
 
@@ -109,6 +121,7 @@ static void *timer_main(void *unused) {
     gocc__os_thread_name("gocc-timer");
     gocc__lock(&T.mu);
     for (;;) {
+        if (T.stop) break; /* shutdown: the heap is empty, nothing reserved */
         if (T.len == 0) {
             T.sleeping_until = INT64_MAX;
             pthread_cond_wait(&T.wake, &T.mu);
@@ -138,37 +151,77 @@ static void *timer_main(void *unused) {
         T.firing = NULL;
         if (T.sync_waiters) pthread_cond_broadcast(&T.fired);
     }
+    gocc__unlock(&T.mu);
     return NULL;
 }
 
-/* Caller holds T.mu. */
-static int start_thread(void) {
+static void conds_init(void) {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&T.wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&T.fired, NULL);
+}
 
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    size_t stack = 512 * 1024; /* callbacks cancel context trees */
-    if (stack < (size_t)PTHREAD_STACK_MIN) stack = (size_t)PTHREAD_STACK_MIN;
-    pthread_attr_setstacksize(&attr, stack);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&T.thread, &attr, timer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        pthread_cond_destroy(&T.wake);
-        pthread_cond_destroy(&T.fired);
-        return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
+/* Caller holds T.mu, and no shutdown is joining the old thread. */
+static int start_thread(void) {
+    if (!T.conds_ready) {
+        conds_init();
+        T.conds_ready = true;
     }
+    /* 512 KiB: callbacks cancel context trees. */
+    int rc = gocc__thread_create(&T.thread, 512 * 1024, timer_main, NULL);
+    if (rc != 0) return rc;
     T.started = true;
     return 0;
+}
+
+int gocc__timer_shutdown(void) {
+    gocc__lock(&T.mu);
+    while (T.stopping) pthread_cond_wait(&T.restart, &T.mu); /* another shutdown */
+    if (T.reserved > 0 || T.len > 0 || (T.started && pthread_equal(pthread_self(), T.thread))) {
+        gocc__unlock(&T.mu);
+        return GOCC_EAGAIN;
+    }
+    if (T.started) {
+        T.stop = true;
+        T.stopping = true;
+        pthread_cond_signal(&T.wake);
+        pthread_t th = T.thread;
+        gocc__unlock(&T.mu);
+        pthread_join(th, NULL);
+        gocc__lock(&T.mu);
+        T.started = T.stop = T.stopping = false;
+        T.sleeping_until = INT64_MAX;
+        pthread_cond_broadcast(&T.restart);
+    }
+    gocc__free(T.heap); /* the next reserve makes a new one */
+    T.heap = NULL;
+    T.cap = 0;
+    gocc__unlock(&T.mu);
+    return 0;
+}
+
+void gocc__timer_fork_prepare(void) { gocc__lock(&T.mu); }
+void gocc__timer_fork_parent(void) { gocc__unlock(&T.mu); }
+
+/* The child has no timer thread: entries armed before the fork are dropped
+ * from the heap (they never fire in the child; stop/reset/free still work
+ * on them), reservations stay with their objects, and the first add starts
+ * a thread again. */
+void gocc__timer_fork_child(void) {
+    for (size_t i = 0; i < T.len; i++) T.heap[i]->heap_index = SIZE_MAX;
+    T.len = 0;
+    T.quiet = 0;
+    T.firing = NULL;
+    T.firing_loud = false;
+    T.sync_waiters = 0;
+    T.sleeping_until = INT64_MAX;
+    T.started = T.stop = T.stopping = false;
+    if (T.conds_ready) conds_init(); /* no waiter of the parent's survives */
+    pthread_cond_init(&T.restart, NULL);
+    gocc__unlock(&T.mu);
 }
 
 /* ---- internal API ---- */
@@ -184,6 +237,7 @@ void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int6
 int gocc__timer_reserve(void) {
     int rc = 0;
     gocc__lock(&T.mu);
+    while (T.stopping) pthread_cond_wait(&T.restart, &T.mu);
     if (!T.started && (rc = start_thread()) != 0) goto out;
     if (T.reserved == T.cap) {
         size_t ncap = T.cap ? 2 * T.cap : 64;
@@ -209,6 +263,9 @@ void gocc__timer_unreserve(void) {
 
 void gocc__timer_add(gocc__timer_entry *e, int64_t when, int64_t period) {
     gocc__lock(&T.mu);
+    /* Only in the child of a fork can a reserved entry find no thread; if
+     * none can be started now, the next reserve starts it. */
+    if (GOCC_UNLIKELY(!T.started)) (void)start_thread();
     e->when = when;
     e->period = period;
     e->seq = T.seq++;

@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 
 enum { POOL_OPEN, POOL_CLOSING };
 
@@ -337,8 +338,9 @@ gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t 
 
 enum { ACCEPTED, ACCEPTED_SPAWN, FULL };
 
-/* Accept j without blocking if there is room; caller holds mu, pool open. */
-static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake) {
+/* Accept j without blocking if there is room; caller holds mu, pool open.
+ * @p grow: a new worker may be reserved (ACCEPTED_SPAWN). */
+static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake, bool grow) {
     gocc__waitrec *r;
     while ((r = p->idle_head) != NULL) {
         gocc__waitrec_unlink(&p->idle_head, NULL, r);
@@ -356,18 +358,37 @@ static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake) {
         p->running++;
         return ACCEPTED;
     }
-    if (p->workers < p->max) { /* grow: a new worker starts with j */
+    if (grow && p->workers < p->max) { /* grow: a new worker starts with j */
         p->workers++;
         p->submitted++;
         p->running++;
         return ACCEPTED_SPAWN;
     }
-    if (p->count < p->cap) {
+    /* Queue only behind a worker that exists: with none (growing failed)
+     * nobody would ever take j out. (Found by the fault walk of
+     * tests/test-fault.c: a job queued that way was never run.) */
+    if (p->count < p->cap && p->workers > 0) {
         ring_push(p, j);
         p->submitted++;
         return ACCEPTED;
     }
     return FULL;
+}
+
+/* A new worker was reserved for j (ACCEPTED_SPAWN): start it. If no thread
+ * can be made, the reservation is undone and j goes to a worker that went
+ * idle meanwhile, or into the queue behind an existing worker; else it was
+ * not accepted and the error is returned. */
+static int spawn_or_place(gocc_workpool_t *p, job j) {
+    int rc = spawn_worker(p, j);
+    if (rc == 0) return 0;
+    gocc__waiter *wake = NULL;
+    gocc__lock(&p->mu);
+    if (p->state != POOL_OPEN) rc = GOCC_ESHUTDOWN;
+    else if (accept_locked(p, j, &wake, false) == ACCEPTED) rc = 0;
+    gocc__unlock(&p->mu);
+    if (wake != NULL) gocc__signal(wake);
+    return rc;
 }
 
 /* One try under the lock: 0, GOCC_ESHUTDOWN, or GOCC_EAGAIN (full). */
@@ -378,25 +399,12 @@ static int try_accept(gocc_workpool_t *p, job j) {
         gocc__unlock(&p->mu);
         return GOCC_ESHUTDOWN;
     }
-    int a = accept_locked(p, j, &wake);
+    int a = accept_locked(p, j, &wake, true);
     gocc__unlock(&p->mu);
     if (wake != NULL) gocc__signal(wake);
     if (a == ACCEPTED) return 0;
     if (a == FULL) return GOCC_EAGAIN;
-    if (spawn_worker(p, j) == 0) return 0;
-    /* No thread could be made (the reservation was undone): queue it if
-     * there is room now, without trying to grow again on this call. */
-    int rc = GOCC_EAGAIN;
-    gocc__lock(&p->mu);
-    if (p->state != POOL_OPEN) {
-        rc = GOCC_ESHUTDOWN;
-    } else if (p->count < p->cap) {
-        ring_push(p, j);
-        p->submitted++;
-        rc = 0;
-    }
-    gocc__unlock(&p->mu);
-    return rc;
+    return spawn_or_place(p, j);
 }
 
 int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg) {
@@ -430,11 +438,11 @@ int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *
         gocc__unlock(&p->mu);
         return GOCC_ESHUTDOWN;
     }
-    int a = accept_locked(p, j, &wake);
+    int a = accept_locked(p, j, &wake, true);
     if (a != FULL) {
         gocc__unlock(&p->mu);
         if (wake != NULL) gocc__signal(wake);
-        return a == ACCEPTED_SPAWN ? spawn_worker(p, j) : 0;
+        return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : 0;
     }
     submit_rec sr = {.rec = {.w = w}, .j = j};
     gocc__waiter_arm(w);
@@ -504,7 +512,15 @@ int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
     gocc__signal_all(wake);
 
     int err = gocc_ctx_err(ctx);
-    if (err == 0) err = wait_workers(p, ctx);
+    /* No memory to wait with (our waiter, ctx's done channel) is no reason
+     * to drop jobs that were accepted: try again until we can wait, or ctx
+     * ends. (Found by the fault walk of tests/test-fault.c: a graceful
+     * shutdown became a forced one and dropped the queue.) */
+    while (err == 0 && (err = wait_workers(p, ctx)) == GOCC_ENOMEM) {
+        struct timespec pause = {0, (long)GOCC_MILLISECOND};
+        nanosleep(&pause, NULL);
+        err = gocc_ctx_err(ctx);
+    }
     if (err != 0) { /* forced: stop running tasks, drop the queue */
         gocc__lock(&p->mu);
         p->forced = true;
