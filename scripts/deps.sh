@@ -74,11 +74,13 @@ gocc_have_header() {
 # gocc_want_deps: what the build and tests use when present: sys/sdt.h for
 # the USDT probes (then `meson test probes` checks them in the built
 # library), doxygen for the `docs` target and the `doxygen` test, cmake for
-# the CMake project of the `consumers` test.
+# the CMake project of the `consumers` test, spin for the model check of
+# the select protocol (docs/model/check.sh).
 gocc_want_deps() {
     gocc_want_pkg systemtap-sdt-dev "USDT probes" gocc_have_header sys/sdt.h
     gocc_want_pkg doxygen "the API reference check" command -v doxygen
     gocc_want_pkg cmake "the CMake consumer check" command -v cmake
+    gocc_want_pkg spin "the model check" command -v spin
     return 0
 }
 

@@ -8,7 +8,9 @@
 #                  thread creation of each public operation in turn)
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
-# fuzzers. Installs missing build tools with apt-get when run
+# fuzzers. Then docs/model: spin over the select protocol's Promela model
+# (docs/model/check.sh), one test, skipped without spin. Installs missing
+# build tools with apt-get when run
 # as root. Exit status 0 only when every build and every test passed.
 # The last line is "N passed, N failed" (tests over all builds; a build that
 # fails to configure or compile counts as one failure).
@@ -96,6 +98,27 @@ if tests/fuzz/run.sh --check; then
     total_fail=$((total_fail + fail))
 else
     line=$(printf '%-14s %s' build-ci/fuzz "skipped: clang cannot build fuzzers (apt-get install clang libclang-rt-14-dev)")
+fi
+echo "=== $line"
+summary+=("$line")
+
+# ---- model: spin over the Promela model of the select/park protocol
+# (docs/model/check.sh, about a minute), counted as one test; skipped, and
+# said so, without spin or a C compiler.
+if command -v spin >/dev/null 2>&1 && command -v "${CC:-cc}" >/dev/null 2>&1; then
+    echo "=== docs/model: docs/model/check.sh ==="
+    start=$(date +%s)
+    if docs/model/check.sh; then
+        status=ok pass=1 fail=0
+    else
+        status="model failed" pass=0 fail=1
+    fi
+    secs=$(( $(date +%s) - start ))
+    line=$(printf '%-14s %-15s %3d passed, %3d failed  (%d s)' docs/model "$status" "$pass" "$fail" "$secs")
+    total_pass=$((total_pass + pass))
+    total_fail=$((total_fail + fail))
+else
+    line=$(printf '%-14s %s' docs/model "skipped: no spin or C compiler (apt-get install spin)")
 fi
 echo "=== $line"
 summary+=("$line")
