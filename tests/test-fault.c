@@ -588,13 +588,14 @@ static int op_workpool_new(void) {
 /* The one job of a pool that has no worker yet: the worker cannot start.
  * The job must run, or submit must say it was not accepted - never sit in
  * the queue with no worker to take it. */
-static int op_workpool_first_submit(void) {
+static int workpool_first(bool try) {
     gocc_workpool_options_t o = {.min_workers = 0, .max_workers = 1, .queue_cap = 4};
     gocc_workpool_t *p = gocc_workpool_new_opts(&o, NULL);
     WCHECK(p != NULL);
     atomic_int ran = 0;
     FAULT_BEGIN();
-    int rc = gocc_workpool_submit(p, set_flag, &ran, NULL);
+    int rc = try ? gocc_workpool_try_submit(p, set_flag, &ran)
+                 : gocc_workpool_submit(p, set_flag, &ran, NULL);
     if (rc == 0) WCHECK(flag_reaches(&ran, 1));
     FAULT_END();
     CHECK_RC(rc);
@@ -605,23 +606,10 @@ static int op_workpool_first_submit(void) {
     return 0;
 }
 
+static int op_workpool_first_submit(void) { return workpool_first(false); }
+
 /* try_submit, the same. */
-static int op_workpool_first_try_submit(void) {
-    gocc_workpool_options_t o = {.min_workers = 0, .max_workers = 1, .queue_cap = 4};
-    gocc_workpool_t *p = gocc_workpool_new_opts(&o, NULL);
-    WCHECK(p != NULL);
-    atomic_int ran = 0;
-    FAULT_BEGIN();
-    int rc = gocc_workpool_try_submit(p, set_flag, &ran);
-    if (rc == 0) WCHECK(flag_reaches(&ran, 1));
-    FAULT_END();
-    CHECK_RC(rc);
-    WCHECK(gocc_workpool_shutdown(p, NULL) == 0);
-    rc = pool_accounts(p, rc == 0, atomic_load(&ran));
-    if (rc != 0) return rc;
-    gocc_workpool_free(p);
-    return 0;
-}
+static int op_workpool_first_try_submit(void) { return workpool_first(true); }
 
 /* A worker start fails while jobs are queued behind a busy worker: the
  * queued jobs are not stranded (another worker runs them, or the submit
