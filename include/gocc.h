@@ -376,7 +376,9 @@ typedef struct gocc_after_func gocc_after_func_t;
  * Run fn(arg) in its own task once ctx is done (Go 1.21 context.AfterFunc);
  * at once if it is already done. A pending function holds a reference to
  * the context it waits on. If no task can be started, fn runs on the thread
- * that cancelled.
+ * that cancelled. The task is started by whichever cancellation made ctx
+ * done (a deadline: the timer thread), so a gocc_ctx_cancel that finds ctx
+ * already done may return before fn has begun.
  * @param stop_handle out, may be NULL: a handle owned by the context, valid
  *        while the caller holds its reference to ctx.
  * @return 0, GOCC_EINVAL (NULL ctx or fn), GOCC_ENOMEM.
