@@ -139,7 +139,6 @@ enum gocc__wait_reason {
     GOCC_WAIT_ONCE,
     GOCC_WAIT_WORKPOOL_SUBMIT,
     GOCC_WAIT_WORKPOOL_SHUTDOWN,
-    GOCC_WAIT_IDLE, /* a cached thread (or pool worker) waiting for work */
 };
 
 /* What a thread shows to gocc_dump and the stuck-task watchdog (observe.c).

@@ -223,7 +223,7 @@ typedef struct obs_rec {
 } obs_rec;
 
 static bool is_blocked(const obs_rec *r) {
-    return r->reason != GOCC_WAIT_NONE && r->reason != GOCC_WAIT_IDLE;
+    return r->reason != GOCC_WAIT_NONE;
 }
 
 /* An entry of the dump: every task, and every other thread blocked here. */
