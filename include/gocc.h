@@ -93,17 +93,49 @@ typedef int (*gocc_fn)(gocc_ctx_t *ctx, void *arg);
 /** @{ */
 
 /**
- * Run fn(ctx, arg) concurrently on a runtime-managed OS thread.
+ * Run fn(ctx, arg) concurrently as a task (Go's `go` statement).
  *
- * An idle cached thread takes the task if there is one (no pthread_create);
- * otherwise a new thread is made. The task holds a reference to @p ctx
- * (NULL means background) until fn returns. The task is counted in
- * gocc_tasks_live() before this call returns.
+ * A task is a coroutine with its own stack, run by one of the runtime's
+ * worker threads (see gocc_runtime_config_t.procs); it may resume on
+ * another worker after any libgocc call that can block. Starting one makes
+ * no system call when a cached task record and stack exist. The task holds
+ * a reference to @p ctx (NULL means background) until fn returns. The task
+ * is counted in gocc_tasks_live() before this call returns.
  *
- * @return 0; GOCC_EINVAL if fn is NULL; GOCC_ENOMEM; GOCC_EAGAIN when no
- *         thread can be made (the configured maximum, or the OS refused).
+ * @return 0; GOCC_EINVAL if fn is NULL; GOCC_ENOMEM (no task record or
+ *         stack); GOCC_EAGAIN when no worker thread can be made to run it.
  */
 GOCC_API int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg);
+
+/** Options for gocc_go_opts; a zeroed struct means the defaults. */
+typedef struct gocc_task_opts {
+    /** Bytes reserved for the task's stack (address space, committed as
+     *  touched; rounded up to whole pages); 0 = the runtime default
+     *  (gocc_runtime_config_t.stack_size). */
+    size_t stack_size;
+    /** Run on an OS thread of its own, which runs nothing else while the
+     *  task lives (Go's LockOSThread): thread-locals, signal masks and
+     *  thread identity behave as on any thread, and its blocking calls
+     *  sleep in the kernel. For tasks that block in foreign code for long. */
+    bool own_thread;
+    /** The task's name from its start (copied; first 31 bytes), or NULL.
+     *  For an own_thread task it is also the OS thread name. */
+    const char *name;
+} gocc_task_opts_t;
+
+/**
+ * gocc_go with options; @p opts NULL means defaults.
+ * @return as gocc_go; GOCC_EINVAL or GOCC_ENOMEM for a stack size the
+ *         runtime cannot provide (then no task starts).
+ */
+GOCC_API int gocc_go_opts(gocc_fn fn, gocc_ctx_t *ctx, void *arg, const gocc_task_opts_t *opts);
+
+/**
+ * Let other ready tasks run before the caller continues (Go's
+ * runtime.Gosched). From a thread that is not a coroutine task (main, the
+ * program's own threads, own_thread tasks) it is sched_yield().
+ */
+GOCC_API void gocc_yield(void);
 
 /**
  * Number of tasks started by any part of the library whose function has not
@@ -117,30 +149,46 @@ GOCC_API size_t gocc_tasks_live(void);
 
 /** Runtime settings; a zero field means "keep the current value". */
 typedef struct gocc_runtime_config {
-    /** Stack size of task threads made from now on (bytes; default 256 KiB,
-     *  more under sanitizers; raised to PTHREAD_STACK_MIN if smaller). */
+    /** Default task stack reservation (bytes; default 256 KiB, 1 MiB under
+     *  sanitizers): address space, of which only touched pages cost
+     *  memory. Also the stack of own_thread tasks' threads. */
     size_t stack_size;
-    /** How long a cached thread waits for a task before it exits (ns;
-     *  default 10 s). */
+    /** How long an idle extra thread (a spare worker, a cached own_thread
+     *  thread) waits for work before it exits (ns; default 10 s). */
     int64_t idle_timeout_ns;
-    /** Most task threads at once; gocc_go returns GOCC_EAGAIN beyond it.
-     *  By default there is no limit but the OS's (reported as 0); pass
-     *  GOCC_RUNTIME_UNLIMITED to remove a limit set earlier. */
+    /** Most OS threads the runtime makes for tasks (workers and own_thread
+     *  threads, each kind counted on its own); beyond it a task that needs
+     *  a new thread gets GOCC_EAGAIN. By default there is no limit but the
+     *  OS's (reported as 0); pass GOCC_RUNTIME_UNLIMITED to remove a limit
+     *  set earlier. */
     size_t max_threads;
+    /** Worker threads running tasks at once (Go's GOMAXPROCS). Read when
+     *  the workers start, on first use of the library; default: the CPUs
+     *  the process may run on (sched_getaffinity). Changing it later is
+     *  GOCC_EINVAL (and applies none of the fields). */
+    size_t procs;
+    /** A worker that has not come back to its scheduler for this long
+     *  (a task blocked in read(2), a long computation) while other tasks
+     *  are ready gets help: another thread runs the ready tasks (ns;
+     *  default 10 ms). */
+    int64_t block_threshold_ns;
 } gocc_runtime_config_t;
 
 /**
- * Change runtime settings. May be called at any time; a new stack size
- * applies to threads made afterwards, a new idle timeout to threads that go
- * idle afterwards.
- * @return 0, or GOCC_EINVAL for a NULL @p cfg or a negative timeout.
+ * Change runtime settings. May be called at any time, except that
+ * @c procs can only be set before first use; a new stack size applies to
+ * tasks started afterwards, a new idle timeout to threads that go idle
+ * afterwards.
+ * @return 0, or GOCC_EINVAL for a NULL @p cfg, a negative time, or a
+ *         @c procs change after first use (nothing is applied then).
  */
 GOCC_API int gocc_runtime_configure(const gocc_runtime_config_t *cfg);
 
 /** Current runtime settings (defaults filled in) into @p out. */
 GOCC_API void gocc_runtime_config_get(gocc_runtime_config_t *out);
 
-/** Number of task threads that exist now (running a task or idle). */
+/** Number of OS threads that run tasks now: scheduler workers and
+ *  own_thread threads (running a task or idle). */
 GOCC_API size_t gocc_runtime_threads(void);
 
 /** Memory functions for every allocation libgocc makes (the OS thread

@@ -91,9 +91,12 @@ long gocc__fault_allocs(void);   /* allocation points met since arming */
 long gocc__fault_threads(void);  /* thread-creation points met since arming */
 long gocc__fault_injected(void); /* failures injected since arming (0..2) */
 bool gocc__fault_thread_fails(void);
+bool gocc__fault_alloc_fails(void); /* an allocation point outside gocc__malloc (stacks) */
 #define GOCC_FAULT_THREAD() gocc__fault_thread_fails()
+#define GOCC_FAULT_ALLOC() gocc__fault_alloc_fails()
 #else
 #define GOCC_FAULT_THREAD() false
+#define GOCC_FAULT_ALLOC() false
 #endif
 
 /* Aborts: only for the impossible (a pthread call failing on a valid object). */
@@ -174,8 +177,12 @@ typedef struct gocc__waitinfo {
     int64_t detail, len, deadline;
 } gocc__waitinfo;
 
+typedef struct gocc__task gocc__task;
+
 typedef struct gocc__waiter {
     _Atomic uint32_t state;   /* GOCC__PARK_*: the futex word */
+    gocc__task *task;         /* the coroutine task this waiter belongs to; NULL for a
+                               * thread's own waiter (set once, never changes) */
     _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
     gocc__sudog *winner;      /* written by the claimer before the wake */
 #if !defined(__linux__)
@@ -190,6 +197,7 @@ typedef struct gocc__waiter {
     bool os_named;            /* the OS thread name was changed by a name */
     char name_local[32];      /* gocc_task_name's answer, owner only */
     gocc__waitinfo wait;      /* owner only: what the next sleep is for */
+    void *current_pool;       /* owner only: the worker pool whose job runs here */
     gocc__obs obs;
 } gocc__waiter;
 
@@ -198,11 +206,17 @@ typedef struct gocc__waiter {
 #define GOCC__WINNER_TIMEOUT ((gocc__sudog *)(uintptr_t)1)
 #define GOCC__WINNER_SIGNAL ((gocc__sudog *)(uintptr_t)2)
 
-/* The calling thread's waiter (made on first use; lives as long as the
- * thread). gocc__self_try returns NULL if that first allocation fails;
- * gocc__self is for threads known to have one already. */
+/* The caller's waiter: the running coroutine task's own, or else the
+ * calling thread's (made on first use; lives as long as the thread).
+ * gocc__self_try returns NULL if that first allocation fails; gocc__self
+ * is for callers known to have one already. */
 gocc__waiter *gocc__self_try(void);
 gocc__waiter *gocc__self(void);
+/* The scheduler switches the answer of gocc__self_try on every switch
+ * (NULL: back to the thread's own waiter, made on demand). */
+void gocc__set_self(gocc__waiter *w);
+/* The calling thread's own waiter, never a task's (made on first use). */
+gocc__waiter *gocc__thread_waiter(void);
 
 /* Arm for a new wait: claim = 0, state = waiting. Call before enqueueing. */
 void gocc__waiter_arm(gocc__waiter *w);
@@ -407,6 +421,100 @@ bool gocc__timer_del_sync(gocc__timer_entry *e);
 /* Armed entries that could wake someone (all but quiet ones): the
  * watchdog's "nothing can wake anyone" needs it to be 0. */
 size_t gocc__timer_loud(void);
+
+/* ---- coroutines: the switch and the stacks (context.c) ---- */
+
+#if !defined(GOCC_CONTEXT_ASM)
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(GOCC_FORCE_UCONTEXT)
+#define GOCC_CONTEXT_ASM 1
+#else
+#define GOCC_CONTEXT_ASM 0
+#endif
+#endif
+#if !GOCC_CONTEXT_ASM
+#include <ucontext.h>
+#endif
+
+/* A suspended execution context. */
+typedef struct gocc__cctx {
+#if GOCC_CONTEXT_ASM
+    void *sp; /* everything else is saved on the stack it points into */
+#else
+    ucontext_t uc;
+    void (*entry)(void *);
+    void *arg;
+#endif
+} gocc__cctx;
+
+/* Save the caller into *from and resume *to. */
+void gocc__ctx_switch(gocc__cctx *from, gocc__cctx *to);
+/* Prepare *c to start entry(arg) on the stack [stack_lo, stack_lo + size);
+ * entry must never return. Returns 0 or GOCC_ENOMEM. */
+int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *),
+                   void *arg);
+
+enum { GOCC__GUARD_NONE, GOCC__GUARD_MADV, GOCC__GUARD_MPROTECT };
+typedef struct gocc__stack {
+    void *base;   /* the mapping: guard page, then the stack */
+    void *lo;     /* lowest usable address */
+    size_t size;  /* usable bytes */
+    int guard;    /* GOCC__GUARD_*: NONE means a canary at lo */
+    unsigned vg_id;
+} gocc__stack;
+
+/* A requested size rounded to whole pages (at least 4); 0 if absurd. */
+size_t gocc__stack_round(size_t size);
+/* Reserve a guarded stack of (rounded) @p size bytes: 0, GOCC_ENOMEM, GOCC_EINVAL. */
+int gocc__stack_alloc(gocc__stack *s, size_t size);
+void gocc__stack_free(gocc__stack *s);
+/* False when an unguarded stack's canary was overwritten (an overflow). */
+bool gocc__stack_intact(const gocc__stack *s);
+
+/* ---- the scheduler (sched.c) ----
+ *
+ * Coroutine tasks on `procs` worker threads. A task's waiter is embedded in
+ * its record (w->task != NULL): gocc__park on it switches to the worker's
+ * scheduler, gocc__wake makes it runnable. The park protocol (Go's
+ * park_m): the task switches away with its waiter WAITING; only then, on
+ * the scheduler's stack, is WAITING -> SLEEPING tried; if a waker (WOKEN)
+ * or a timeout (TIMEDOUT) got there first, the task runs again at once. A
+ * waker that sees SLEEPING makes the task runnable: its registers are
+ * saved, so no worker can resume a stack still in use. */
+enum { GOCC__PARK_WAITING = 0, GOCC__PARK_SLEEPING = 1, GOCC__PARK_WOKEN = 2,
+       GOCC__PARK_TIMEDOUT = 3 };
+
+/* What a new task runs (a copy is kept in its record). */
+typedef struct gocc__start {
+    gocc_fn fn;
+    gocc_ctx_t *ctx;          /* retained by the caller for the task */
+    void *arg;
+    void (*on_exit)(void *, int);
+    void *exit_arg;
+    uint64_t task_id;         /* 0: runtime work, not counted */
+    const char *name;         /* may be NULL; copied */
+    size_t stack_size;        /* 0: the runtime default */
+} gocc__start;
+
+/* Start a coroutine task. Returns 0, GOCC_ENOMEM, GOCC_EINVAL (a stack
+ * size that cannot be had) or GOCC_EAGAIN (no worker thread can run). */
+int gocc__sched_go(const gocc__start *st);
+/* Park the running task (w->task != NULL) until woken, or until
+ * @p deadline (monotonic ns; < 0: none). Returns false on timeout. */
+bool gocc__sched_park(gocc__waiter *w, int64_t deadline);
+/* Make a parked task runnable (its waiter went SLEEPING -> WOKEN). */
+void gocc__sched_ready(gocc__task *t);
+/* True when the caller is a coroutine task. */
+bool gocc__in_task(void);
+/* Settings and numbers (runtime.c's configure and queries). */
+int gocc__sched_configure(const gocc_runtime_config_t *cfg);
+void gocc__sched_config_get(gocc_runtime_config_t *out);
+size_t gocc__sched_threads(void);
+int gocc__sched_shutdown(void);
+void gocc__sched_fork_prepare(void);
+void gocc__sched_fork_parent(void);
+void gocc__sched_fork_child(void);
+/* The running coroutine task's id (0 if none): fork keeps it counted. */
+uint64_t gocc__sched_current_task_id(void);
 
 /* ---- runtime (runtime.c) ---- */
 

@@ -149,6 +149,7 @@ static void set_os_name(const char *name) {
 }
 
 void gocc__os_thread_name(const char *name) {
+    if (gocc__in_task()) return; /* workers keep the runtime's names */
     copy_trunc(base_name, sizeof base_name, name);
     set_os_name(base_name);
 }
@@ -165,6 +166,7 @@ int gocc_task_set_name(const char *name) {
     obs_begin(&w->obs);
     set_name_fields(w, name);
     obs_end(&w->obs);
+    if (w->task != NULL) return 0; /* a coroutine: its worker keeps its own name */
     if (name != NULL && name[0] != '\0') {
 #if defined(__linux__) || defined(__GLIBC__)
         if (!w->os_named && base_name[0] == '\0')

@@ -30,7 +30,6 @@
 #include <sys/syscall.h>
 #endif
 
-enum { GOCC__PARK_WAITING = 0, GOCC__PARK_SLEEPING = 1, GOCC__PARK_WOKEN = 2 };
 
 /* Spinning before sleeping, adapted per thread. A handoff between two
  * threads that really run at once lands within a few hundred PAUSEs (~20 ns
@@ -148,6 +147,7 @@ static bool fault_hit(_Atomic long *count, _Atomic long *at) {
 }
 
 bool gocc__fault_thread_fails(void) { return fault_hit(&fault.threads, &fault.fail_thread_at); }
+bool gocc__fault_alloc_fails(void) { return fault_hit(&fault.allocs, &fault.fail_alloc_at); }
 #define FAULT_ALLOC_FAILS(s) (((s) & ALLOC_FAULT) && fault_hit(&fault.allocs, &fault.fail_alloc_at))
 #else
 #define FAULT_ALLOC_FAILS(s) ((void)(s), false)
@@ -218,7 +218,8 @@ void gocc__mutex_init(pthread_mutex_t *mu) {
 
 /* ---- per-thread state ---- */
 
-static GOCC_TLS gocc__waiter *self_waiter;
+static GOCC_TLS gocc__waiter *self_waiter;   /* what gocc__self answers */
+static GOCC_TLS gocc__waiter *thread_waiter; /* the thread's own */
 static GOCC_TLS uint32_t rand_state;
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
@@ -227,6 +228,7 @@ static void waiter_destroy(void *p) {
     gocc__waiter *w = p;
     gocc__obs_unregister(w);
     self_waiter = NULL;
+    thread_waiter = NULL;
 #if !defined(__linux__)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
@@ -244,6 +246,14 @@ static void waiter_key_make(void) {
 gocc__waiter *gocc__self_try(void) {
     gocc__waiter *w = self_waiter;
     if (GOCC_LIKELY(w != NULL)) return w;
+    return gocc__thread_waiter();
+}
+
+void gocc__set_self(gocc__waiter *w) { self_waiter = w != NULL ? w : thread_waiter; }
+
+gocc__waiter *gocc__thread_waiter(void) {
+    gocc__waiter *w = thread_waiter;
+    if (GOCC_LIKELY(w != NULL)) return w;
     pthread_once(&waiter_key_once, waiter_key_make);
     w = gocc__calloc(1, sizeof *w);
     if (w == NULL) return NULL;
@@ -260,7 +270,8 @@ gocc__waiter *gocc__self_try(void) {
     w->tid = (long)(uintptr_t)pthread_self();
 #endif
     pthread_setspecific(waiter_key, w);
-    self_waiter = w;
+    thread_waiter = w;
+    if (self_waiter == NULL) self_waiter = w;
     gocc__obs_register(w);
     return w;
 }
@@ -387,13 +398,27 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
 #endif
 }
 
-void gocc__park(gocc__waiter *w) { (void)park_impl(w, -1); }
-
-bool gocc__park_until(gocc__waiter *w, int64_t deadline) {
-    return park_impl(w, deadline < 0 ? 0 : deadline);
+void gocc__park(gocc__waiter *w) {
+    if (w->task != NULL) (void)gocc__sched_park(w, -1);
+    else (void)park_impl(w, -1);
 }
 
+bool gocc__park_until(gocc__waiter *w, int64_t deadline) {
+    if (deadline < 0) deadline = 0;
+    if (w->task != NULL) return gocc__sched_park(w, deadline);
+    return park_impl(w, deadline);
+}
+
+/* A task waiter that was SLEEPING is made runnable (its registers are
+ * saved); one still WAITING sees WOKEN itself, in its scheduler's CAS or
+ * after it; one TIMEDOUT was made runnable by its timer. */
 void gocc__wake(gocc__waiter *w) {
+    gocc__task *t = w->task; /* fixed for the waiter's life: read while it is ours */
+    if (t != NULL) {
+        uint32_t old = atomic_exchange_explicit(&w->state, GOCC__PARK_WOKEN, memory_order_acq_rel);
+        if (old == GOCC__PARK_SLEEPING) gocc__sched_ready(t);
+        return;
+    }
 #if defined(__linux__)
     uint32_t old = atomic_exchange_explicit(&w->state, GOCC__PARK_WOKEN, memory_order_acq_rel);
     if (old == GOCC__PARK_SLEEPING) futex_wake(&w->state);

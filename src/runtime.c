@@ -134,6 +134,7 @@ static void run_task(worker *wk) {
     gocc_ctx_t *ctx = wk->ctx;
     if (wk->counted) {
         gocc__obs_task_begin(wk->w, wk->task_id, wk->fn, wk->name);
+        if (wk->name[0] != '\0') (void)gocc_task_set_name(wk->name); /* the OS name too */
         GOCC_PROBE2(task_start, wk->task_id, (uintptr_t)wk->fn);
     }
     int rc = wk->fn(ctx, wk->arg);
@@ -263,25 +264,52 @@ static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
     wk->exit_arg = exit_arg;
 }
 
+static int start_thread(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                        void *exit_arg, bool counted, const char *name);
+
+/* Every task the library starts comes through here: a coroutine on the
+ * scheduler's workers, or with own_thread a thread of the cache below. */
 static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                 void *exit_arg, bool counted, const char *name);
+                 void *exit_arg, bool counted, const gocc_task_opts_t *opts) {
+    if (fn == NULL) return GOCC_EINVAL;
+    const char *name = opts != NULL ? opts->name : NULL;
+    if (opts != NULL && opts->own_thread)
+        return start_thread(fn, ctx, arg, on_exit, exit_arg, counted, name);
+    gocc__start st = {
+        .fn = fn, .ctx = ctx, .arg = arg, .on_exit = on_exit, .exit_arg = exit_arg,
+        .name = name, .stack_size = opts != NULL ? opts->stack_size : 0,
+    };
+    st.task_id = counted ? gocc__tasks_inc() : 0;
+    gocc_ctx_retain(ctx);
+    int rc = gocc__sched_go(&st);
+    if (rc != 0) {
+        gocc_ctx_release(ctx);
+        if (counted) gocc__tasks_dec();
+    }
+    return rc;
+}
 
 int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
     return start(fn, ctx, arg, NULL, NULL, true, NULL);
 }
 
+int gocc_go_opts(gocc_fn fn, gocc_ctx_t *ctx, void *arg, const gocc_task_opts_t *opts) {
+    return start(fn, ctx, arg, NULL, NULL, true, opts);
+}
+
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
                 void *exit_arg, const char *name) {
-    return start(fn, ctx, arg, on_exit, exit_arg, true, name);
+    gocc_task_opts_t o = {.name = name};
+    return start(fn, ctx, arg, on_exit, exit_arg, true, &o);
 }
 
 int gocc__spawn(gocc_fn fn, void *arg) {
     return start(fn, NULL, arg, NULL, NULL, false, NULL);
 }
 
-static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                 void *exit_arg, bool counted, const char *name) {
-    if (fn == NULL) return GOCC_EINVAL;
+/* An own_thread task: an idle cached thread, or a new one. */
+static int start_thread(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                        void *exit_arg, bool counted, const char *name) {
     uint64_t task_id = counted ? gocc__tasks_inc() : 0;
     gocc_ctx_retain(ctx);
 
@@ -320,6 +348,7 @@ fail_locked:
 
 int gocc_runtime_shutdown(void) {
     gocc__runtime_init();
+    int sched_rc = gocc__sched_shutdown();
     /* Idle cached threads: off the list (so no gocc_go can pick them), told
      * to quit, woken, joined. */
     gocc__lock(&rt.mu);
@@ -345,7 +374,7 @@ int gocc_runtime_shutdown(void) {
     bool busy = rt.nthreads > 0; /* running a task, or runtime work (pool workers) */
     gocc__unlock(&rt.mu);
 
-    int rc = busy || gocc_tasks_live() > 0 ? GOCC_EAGAIN : 0;
+    int rc = busy || sched_rc != 0 || gocc_tasks_live() > 0 ? GOCC_EAGAIN : 0;
     if (gocc__timer_shutdown() != 0) rc = GOCC_EAGAIN;
     if (gocc__watch_shutdown() != 0) rc = GOCC_EAGAIN;
     return rc;
@@ -357,11 +386,13 @@ static void fork_prepare(void) {
     gocc__pool_fork_prepare();
     gocc__obs_fork_prepare();
     gocc__timer_fork_prepare();
+    gocc__sched_fork_prepare();
     gocc__lock(&rt.mu);
 }
 
 static void fork_parent(void) {
     gocc__unlock(&rt.mu);
+    gocc__sched_fork_parent();
     gocc__timer_fork_parent();
     gocc__obs_fork_parent();
     gocc__pool_fork_parent();
@@ -380,11 +411,13 @@ static void fork_child(void) {
     rt.nthreads = self_worker != NULL ? 1 : 0;
     gocc__waiter *w = gocc__self_peek();
     uint64_t live = w != NULL && atomic_load_explicit(&w->obs.task_id, memory_order_relaxed) != 0;
+    /* (a coroutine task's waiter is the one gocc__self_peek answers) */
     uint64_t word = atomic_load_explicit(&tasks_word, memory_order_relaxed);
     atomic_store_explicit(&tasks_word, (word & ~(uint64_t)0xffffffffu) | live,
                           memory_order_relaxed);
     pthread_cond_init(&rt.gone, NULL); /* no waiter of the parent's survives */
     gocc__unlock(&rt.mu);
+    gocc__sched_fork_child();
     gocc__timer_fork_child();
     gocc__obs_fork_child();
     gocc__pool_fork_child();
@@ -404,6 +437,8 @@ void gocc__runtime_init(void) { pthread_once(&init_once, runtime_init_once); }
 int gocc_runtime_configure(const gocc_runtime_config_t *cfg) {
     gocc__runtime_init();
     if (cfg == NULL || cfg->idle_timeout_ns < 0) return GOCC_EINVAL;
+    int rc = gocc__sched_configure(cfg); /* checks everything first: all or nothing */
+    if (rc != 0) return rc;
     gocc__lock(&rt.mu);
     if (cfg->stack_size) rt.stack_size = cfg->stack_size;
     if (cfg->idle_timeout_ns) rt.idle_timeout = cfg->idle_timeout_ns;
@@ -416,11 +451,7 @@ int gocc_runtime_configure(const gocc_runtime_config_t *cfg) {
 void gocc_runtime_config_get(gocc_runtime_config_t *out) {
     if (out == NULL) return;
     gocc__runtime_init();
-    gocc__lock(&rt.mu);
-    out->stack_size = rt.stack_size;
-    out->idle_timeout_ns = rt.idle_timeout;
-    out->max_threads = rt.max_threads;
-    gocc__unlock(&rt.mu);
+    gocc__sched_config_get(out);
 }
 
 size_t gocc_runtime_threads(void) {
@@ -428,7 +459,7 @@ size_t gocc_runtime_threads(void) {
     gocc__lock(&rt.mu);
     size_t n = rt.nthreads;
     gocc__unlock(&rt.mu);
-    return n;
+    return n + gocc__sched_threads();
 }
 
 /* ---- process-wide facts ---- */

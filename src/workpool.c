@@ -83,9 +83,9 @@ struct gocc_workpool {
     gocc__waitrec *down_waiters;        /* shutdown callers */
 };
 
-/* The pool whose job this thread is running (to refuse a shutdown that
- * would wait for itself). */
-static GOCC_TLS gocc_workpool_t *current_pool;
+/* The pool whose job the caller is running (to refuse a shutdown that
+ * would wait for itself) is kept in the worker's waiter (current_pool):
+ * a worker is a task, which may move between threads. */
 
 typedef struct start_rec { /* a new worker's first job */
     gocc_workpool_t *p;
@@ -207,9 +207,9 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
             uint64_t id = gocc__tasks_inc(); /* a task while it runs a job */
             gocc__obs_task_begin(w, id, j.fn, name);
             GOCC_PROBE2(task_start, id, (uintptr_t)j.fn);
-            current_pool = p;
+            if (w != NULL) w->current_pool = p;
             int rc = j.fn(p->ctx, j.arg);
-            current_pool = NULL;
+            if (w != NULL) w->current_pool = NULL;
             GOCC_PROBE2(task_end, id, rc);
             gocc__obs_task_end(w);
             if (rc != 0 && p->on_error != NULL) p->on_error(p->ud, rc, j.fn, j.arg);
@@ -485,7 +485,9 @@ static int wait_workers(gocc_workpool_t *p, gocc_ctx_t *ctx) {
 }
 
 int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
-    if (p == NULL || current_pool == p) return GOCC_EINVAL; /* would wait for itself */
+    gocc__waiter *self = gocc__self_peek();
+    if (p == NULL || (self != NULL && self->current_pool == p))
+        return GOCC_EINVAL; /* would wait for itself */
     gocc__waitrec *wake = NULL;
     gocc__lock(&p->mu);
     if (p->state == POOL_OPEN) {

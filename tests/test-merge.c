@@ -262,11 +262,10 @@ static void test_merge_ctx_already_done(void **state) {
     ctx_done_release(safety);
 }
 
-/* All or nothing: with the runtime's thread limit two above the threads it
- * has (all idle), a merge of threads + 3 inputs cannot start its last
- * forwarders. It fails with GOCC_EAGAIN, has taken no value, out stays open
- * and no task stays behind; with the limit lifted the same channels merge
- * and every value comes through. */
+/* All or nothing: when a forwarder cannot start (here: its stack cannot be
+ * had), the merge fails, has taken no value, out stays open and no task
+ * stays behind; with the limit lifted the same channels merge and every
+ * value comes through. */
 static void test_merge_start_fails_all_or_nothing(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
@@ -274,8 +273,10 @@ static void test_merge_start_fails_all_or_nothing(void **state) {
     gocc_ctx_t *safety = safety_ctx();
     gocc_runtime_config_t old;
     gocc_runtime_config_get(&old);
-    size_t threads = gocc_runtime_threads();
-    size_t n = threads + 3;
+    /* Tasks are coroutines: a start fails when its stack cannot be had.
+     * With 16 TiB stacks (address space only) the first few starts get one
+     * and a later one does not, so the merge fails part-way. */
+    size_t n = 64;
     gocc_chan_t **in = calloc(n, sizeof *in);
     assert_non_null(in);
     for (size_t i = 0; i < n; i++) {
@@ -285,14 +286,13 @@ static void test_merge_start_fails_all_or_nothing(void **state) {
     }
     gocc_chan_t *out = chan_new(sizeof(int), 0);
 
-    gocc_runtime_config_t lim = {.max_threads = threads + 2};
+    gocc_runtime_config_t lim = {.stack_size = (size_t)16 << 40};
     assert_int_equal(gocc_runtime_configure(&lim), 0);
     int rc = gocc_chan_merge(in, n, out, NULL);
-    gocc_runtime_config_t back = {.max_threads = old.max_threads ? old.max_threads
-                                                                 : GOCC_RUNTIME_UNLIMITED};
+    gocc_runtime_config_t back = {.stack_size = old.stack_size};
     assert_int_equal(gocc_runtime_configure(&back), 0);
 
-    assert_int_equal(rc, GOCC_EAGAIN);
+    if (rc != GOCC_ENOMEM && rc != GOCC_EINVAL) fail_msg("merge returned %d", rc);
     ASSERT_NO_TASKS(start);
     assert_open_empty(out);
     for (size_t i = 0; i < n; i++) assert_int_equal(gocc_chan_len(in[i]), 1);

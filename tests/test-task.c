@@ -350,14 +350,62 @@ static void test_task_starts_tasks(void **state) {
 
 /* ---- the thread cache ---- */
 
+/* An own_thread task: the thread-per-task path, where the thread cache,
+ * stack_size for threads, max_threads and idle_timeout apply as before. */
+static int go_thread(gocc_fn fn, gocc_ctx_t *ctx, void *arg) {
+    gocc_task_opts_t o = {.own_thread = true};
+    return gocc_go_opts(fn, ctx, arg, &o);
+}
+
+typedef struct thread_seen {
+    pthread_mutex_t mu;
+    pthread_t ids[256];
+    size_t n;
+    _Atomic int ran;
+} thread_seen;
+
+static int note_thread(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    thread_seen *ts = arg;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&ts->mu);
+    bool known = false;
+    for (size_t i = 0; i < ts->n; i++) known = known || pthread_equal(ts->ids[i], self);
+    if (!known && ts->n < 256) ts->ids[ts->n++] = self;
+    pthread_mutex_unlock(&ts->mu);
+    atomic_fetch_add(&ts->ran, 1);
+    return 0;
+}
+
+/* Clarification "Thread reuse" for coroutine tasks: a program that runs
+ * tasks one after another runs them all on the existing workers: at most
+ * procs distinct threads, and no thread is made while a worker is idle. */
+static void test_thread_reuse_workers(void **state) {
+    (void)state;
+    size_t start = gocc_tasks_live();
+    TEST_NAME();
+    gocc_runtime_config_t cfg;
+    gocc_runtime_config_get(&cfg);
+    thread_seen ts = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(gocc_go(note_thread, NULL, &ts), 0);
+        assert_int_equal(spin_tasks(start, 5 * GOCC_SECOND), start);
+    }
+    assert_int_equal(atomic_load(&ts.ran), 200);
+    if (ts.n > cfg.procs)
+        fail_msg("200 sequential tasks ran on %zu threads, procs is %zu", ts.n, cfg.procs);
+    CHECK_GE(gocc_runtime_threads(), 1);
+    ASSERT_NO_TASKS(start);
+}
+
 static int count_task(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     atomic_fetch_add((_Atomic int *)arg, 1);
     return 0;
 }
 
-/* Clarification "Thread reuse": start, wait for the count to drop, start:
- * one thread does all of it (no thread is made while one is idle). */
+/* own_thread tasks: start, wait for the count to drop, start: one cached
+ * thread does all of it (no thread is made while one is idle). */
 static void test_thread_reuse(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
@@ -367,7 +415,7 @@ static void test_thread_reuse(void **state) {
     size_t bound = before > 0 ? before : 1;
     size_t peak = 0;
     for (int i = 0; i < 100; i++) {
-        assert_int_equal(gocc_go(count_task, NULL, &ran), 0);
+        assert_int_equal(go_thread(count_task, NULL, &ran), 0);
         size_t during = gocc_runtime_threads();
         if (during < 1) fail_msg("iteration %d: a task runs but gocc_runtime_threads() == 0", i);
         if (during > peak) peak = during;
@@ -567,8 +615,8 @@ static int stack_task(gocc_ctx_t *ctx, void *arg) {
     return 0;
 }
 
-/* A small configured stack applies to threads made afterwards, and tasks run
- * on them. */
+/* A small configured stack applies to threads made afterwards, and
+ * own_thread tasks run on them. */
 static void test_runtime_small_stack(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
@@ -592,7 +640,7 @@ static void test_runtime_small_stack(void **state) {
     size_t cached = gocc_runtime_threads();
     size_t n = cached + 8, started = 0;
     int go_rc = 0;
-    while (started < n && (go_rc = gocc_go(stack_task, NULL, &s)) == 0) started++;
+    while (started < n && (go_rc = go_thread(stack_task, NULL, &s)) == 0) started++;
     size_t entered = wait_size(&s.entered, started, 10 * GOCC_SECOND);
     size_t threads = gocc_runtime_threads();
     /* release the tasks before asserting anything */
@@ -611,8 +659,8 @@ static void test_runtime_small_stack(void **state) {
     ASSERT_NO_TASKS(start);
 }
 
-/* max_threads: beyond the limit gocc_go fails with GOCC_EAGAIN (and counts
- * nothing); raising the limit again lets tasks start. */
+/* max_threads: beyond the limit an own_thread start fails with GOCC_EAGAIN
+ * (and counts nothing); raising the limit again lets tasks start. */
 static void test_runtime_max_threads(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
@@ -634,7 +682,7 @@ static void test_runtime_max_threads(void **state) {
          * moment: retry EAGAIN briefly. */
         int rc;
         int64_t end = gocc_now() + 2 * GOCC_SECOND;
-        while ((rc = gocc_go(gate_task, NULL, &s)) == GOCC_EAGAIN && gocc_now() < end)
+        while ((rc = go_thread(gate_task, NULL, &s)) == GOCC_EAGAIN && gocc_now() < end)
             sleep_ns(GOCC_MILLISECOND);
         if (rc == 0)
             started++;
@@ -644,7 +692,7 @@ static void test_runtime_max_threads(void **state) {
     wait_size(&s.entered, started, 10 * GOCC_SECOND);
     size_t live_full = gocc_tasks_live();
     /* Every allowed thread runs a blocked task: one more cannot start. */
-    int extra = gocc_go(gate_task, NULL, &s);
+    int extra = go_thread(gate_task, NULL, &s);
     size_t live_after = gocc_tasks_live();
 
     gocc_chan_close(s.gate);
@@ -653,7 +701,7 @@ static void test_runtime_max_threads(void **state) {
 
     /* With the limit lifted a task starts again. */
     _Atomic int ran = 0;
-    int again = gocc_go(count_task, NULL, &ran);
+    int again = go_thread(count_task, NULL, &ran);
 
     assert_int_equal(failed, 0);
     assert_int_equal(started, m);
@@ -670,7 +718,8 @@ static void test_runtime_max_threads(void **state) {
     ASSERT_NO_TASKS(start);
 }
 
-/* idle_timeout: cached threads that go idle after the change exit after it. */
+/* idle_timeout: cached own_thread threads that go idle after the change exit
+ * after it. */
 static void test_runtime_idle_timeout(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
@@ -685,7 +734,7 @@ static void test_runtime_idle_timeout(void **state) {
     gate_state s;
     gate_init(&s);
     size_t n = before + 6; /* uses every cached thread and makes 6 more */
-    for (size_t i = 0; i < n; i++) assert_int_equal(gocc_go(gate_task, NULL, &s), 0);
+    for (size_t i = 0; i < n; i++) assert_int_equal(go_thread(gate_task, NULL, &s), 0);
     assert_int_equal(wait_size(&s.entered, n, 10 * GOCC_SECOND), n);
     size_t busy = gocc_runtime_threads();
     CHECK_GE(busy, n);
@@ -707,7 +756,7 @@ static void test_runtime_idle_timeout(void **state) {
     restore_config(&old);
     /* Tasks still run afterwards (a new thread is made). */
     _Atomic int ran = 0;
-    assert_int_equal(gocc_go(count_task, NULL, &ran), 0);
+    assert_int_equal(go_thread(count_task, NULL, &ran), 0);
     ASSERT_NO_TASKS(start);
     assert_int_equal(atomic_load(&ran), 1);
     assert_int_equal(atomic_load(&s.bad), 0);
@@ -816,6 +865,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         /* first: the thread cache is empty, so "one thread" is exact */
         GOCC_TEST(test_thread_reuse),
+        GOCC_TEST(test_thread_reuse_workers),
         GOCC_TEST(test_version),
         GOCC_TEST(test_strerror),
         GOCC_TEST(test_now_monotonic),

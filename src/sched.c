@@ -1,0 +1,1259 @@
+/*
+ * sched.c - coroutine tasks multiplexed onto a few worker threads (Go's
+ * M:N scheduler, simplified): run queues, parking, stealing, idle workers,
+ * and the monitor that rescues ready tasks from a worker stuck outside
+ * libgocc.
+ *
+ * A task is a record (gocc__task) with its own stack and its own waiter.
+ * Workers are runtime threads; each runs a scheduler loop on its own
+ * pthread stack and switches into one task at a time. A task switches back
+ * to that loop when it parks, yields or ends; the loop then finishes what
+ * the task could not do on its own stack (Go's park_m): try WAITING ->
+ * SLEEPING, requeue, or recycle the record.
+ *
+ * Run queues (per worker, Go's runq):
+ *  - runnext: the task a running task just woke. It runs next on the same
+ *    thread, so the partner of a handoff runs without a system call and
+ *    with warm caches. At most RUNNEXT_STREAK runs in a row come from it,
+ *    so two chatty tasks cannot starve the rest of the queue.
+ *  - ring: RING slots, pushed only by the owner, taken by the owner and
+ *    by thieves (CAS on head). When full, half goes to the global queue.
+ *  - the global queue (sched.mu): wakes from plain threads and the timer
+ *    thread, yields, overflow. Every GLOBAL_EVERY ticks a worker looks
+ *    there first, so it is never starved.
+ *
+ * Idle and spinning workers (Go's wakep / resetspinning): a worker with no
+ * work becomes "spinning" while it steals; if that finds nothing it goes
+ * on the idle list and sleeps on its thread's own futex waiter. New work
+ * wakes an idle worker only when no worker spins (at most one spinner is
+ * woken for a burst of work; a spinner that finds work wakes the next).
+ * A task woken into runnext wakes nobody (the waker's worker runs it next)
+ * unless it pushed an older runnext task out into the ring.
+ * No lost wake-up: a worker publishes itself idle (nidle, under sched.mu),
+ * then issues a full fence and looks at every queue once more; a producer
+ * publishes its task, fences, then reads nidle. One of the two sees the
+ * other.
+ *
+ * Blocking outside libgocc: each worker bumps `tick` every time it returns
+ * to its loop. The monitor thread looks every 1-10 ms; a worker running the
+ * same task for block_threshold while tasks wait is marked stuck: it stops
+ * counting against `procs`, and an idle worker is woken (or a new one made,
+ * up to max_threads) to run the waiting tasks. Thieves also take a stuck
+ * worker's runnext. When the stuck task comes back, its worker counts
+ * again; if more than `procs` now run, it hands its queue to the global
+ * queue and goes idle; surplus idle workers exit after idle_timeout.
+ *
+ * Lock order: sched.mu is a leaf (nothing is locked under it); the
+ * monitor's and the record cache's locks are leaves too.
+ *
+ * Memory: task records (with their stacks) are recycled: a per-worker
+ * cache first, then a global one, then munmap. Workers are never freed
+ * while the process runs (thieves read them without locks); a worker that
+ * exits leaves its record for the next one.
+ */
+#include "gocc-internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+#if defined(GOCC_TSAN)
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+#if defined(GOCC_ASAN)
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                     size_t *size_old);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#endif
+
+#define RING 256
+#define RUNNEXT_STREAK 3
+#define GLOBAL_EVERY 61
+#define STEAL_ROUNDS 4
+#define MAX_WORKERS 1024
+#define LOCAL_CACHE 32     /* dead task records a worker keeps */
+#define GLOBAL_CACHE 4096  /* ... and the runtime keeps */
+
+#if defined(GOCC_ASAN) || defined(GOCC_TSAN)
+#define DEFAULT_STACK (1024u * 1024u) /* sanitizers need room */
+#else
+#define DEFAULT_STACK (256u * 1024u)
+#endif
+#define DEFAULT_THRESHOLD (10 * GOCC_MILLISECOND)
+#define DEFAULT_IDLE (10 * GOCC_SECOND)
+
+typedef struct gocc__worker worker;
+
+/* What the task asks its scheduler to do once it is off its stack. */
+enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_EXIT };
+
+struct gocc__task {
+    gocc__waiter w;          /* first: the task's waiter (w.task == this) */
+    gocc__cctx ctx;          /* saved registers while not running */
+    gocc__stack stack;
+    gocc__task *next;        /* global queue or cache link */
+    gocc__start st;          /* what it runs */
+    char name[32];
+    int saved_errno;         /* errno is the task's own */
+    gocc__timer_entry tm;    /* a timed park's timeout */
+#if defined(GOCC_TSAN)
+    void *tsan_fiber;
+#endif
+#if defined(GOCC_ASAN)
+    void *asan_fake;         /* the fake stack saved when it switched away */
+#endif
+};
+
+struct gocc__worker {
+    gocc__cctx sched_ctx;    /* the loop's context, on the thread's stack */
+    gocc__task *cur;         /* the task running now (loop-owned) */
+    int after;               /* AFTER_*: set by the task before it switches back */
+    _Atomic(gocc__task *) runnext;
+    _Atomic uint32_t head;   /* ring: taken by owner and thieves (CAS) */
+    _Atomic uint32_t tail;   /* ring: pushed by the owner only */
+    _Atomic(gocc__task *) ring[RING];
+    /* (returns to the loop) << 1 | stuck. The worker bumps it on every
+     * return (exchange); the monitor sets the stuck bit with a CAS on the
+     * value it saw, so a mark can only land on the run it looked at, and
+     * the worker's exchange sees every mark that landed. A stuck worker
+     * does not count against procs. */
+    _Atomic uint64_t run;
+    uint64_t ticks;          /* owner's copy of run >> 1 */
+    _Atomic int64_t run_since; /* when cur started running; 0 when in the loop */
+    bool spinning;           /* owner only */
+    bool idle;               /* on the idle list (sched.mu) */
+    bool quit;               /* shutdown: exit (sched.mu) */
+    bool alive;              /* a thread runs this record (sched.mu) */
+    uint32_t sched_tick, streak;
+    worker *idle_next;       /* sched.mu */
+    gocc__waiter idle_w;     /* idle sleeps (a thread waiter, never registered) */
+    pthread_t thread;
+    int index;
+    gocc__task *cache;       /* dead records with warm stacks (owner only) */
+    size_t ncache;
+    uint64_t last_run;       /* monitor only */
+    int64_t last_seen;       /* monitor only */
+#if defined(GOCC_TSAN)
+    void *tsan_fiber;
+#endif
+#if defined(GOCC_ASAN)
+    void *asan_fake;
+    const void *stack_bottom;
+    size_t stack_size;
+#endif
+};
+
+static struct {
+    pthread_mutex_t mu;          /* global queue, idle list, worker records */
+    gocc__task *gq_head, *gq_tail;
+    _Atomic size_t gq_len;
+    worker *idle;                /* idle workers, most recent first */
+    _Atomic int nidle;
+    _Atomic int nspinning;
+    _Atomic int nactive;         /* running, not idle, not stuck */
+    _Atomic int nworkers;        /* records in `all` that were ever used */
+    _Atomic int nthreads;        /* worker threads alive */
+    _Atomic size_t nlive;        /* coroutine tasks started and not ended (runtime work too) */
+    worker *all[MAX_WORKERS];
+    bool started;                /* procs fixed, monitor started (mu) */
+    int procs;
+    size_t stack_size;
+    size_t max_threads;          /* 0: no limit */
+    _Atomic int64_t threshold;
+    int64_t idle_timeout;
+    /* the record cache */
+    pthread_mutex_t cache_mu;
+    gocc__task *cache;
+    size_t ncache;
+    /* the monitor */
+    pthread_mutex_t mon_mu;
+    pthread_t mon_thread;
+    bool mon_running, mon_quit;
+    gocc__waiter *mon_w;         /* its thread waiter, for shutdown's wake */
+    pthread_cond_t exited;       /* a worker thread ended (shutdown waits) */
+} S = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .cache_mu = PTHREAD_MUTEX_INITIALIZER,
+    .mon_mu = PTHREAD_MUTEX_INITIALIZER,
+    .exited = PTHREAD_COND_INITIALIZER,
+    .stack_size = DEFAULT_STACK,
+    .threshold = DEFAULT_THRESHOLD,
+    .idle_timeout = DEFAULT_IDLE,
+};
+
+/* The worker this thread is (NULL on other threads). Read through a
+ * function that is never inlined: a task may resume on another thread
+ * after any switch, and a compiler may keep a thread-local's address in a
+ * register across what looks to it like an ordinary call. */
+static GOCC_TLS worker *self_worker;
+
+static GOCC_NOINLINE worker *my_worker(void) {
+    __asm__ __volatile__("" ::: "memory");
+    return self_worker;
+}
+
+bool gocc__in_task(void) {
+    worker *wk = my_worker();
+    return wk != NULL && wk->cur != NULL;
+}
+
+uint64_t gocc__sched_current_task_id(void) {
+    worker *wk = my_worker();
+    return wk != NULL && wk->cur != NULL ? wk->cur->st.task_id : 0;
+}
+
+static int cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* ---- the per-worker ring (Go's runqput / runqget / runqgrab) ---- */
+
+static bool ring_empty(worker *wk) {
+    uint32_t h = atomic_load_explicit(&wk->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&wk->tail, memory_order_acquire);
+    return h == t;
+}
+
+static void gq_put_batch(gocc__task *first, gocc__task *last, size_t n);
+
+/* Owner only. When the ring is full, half of it and t go to the global
+ * queue. */
+static void ring_put(worker *wk, gocc__task *t) {
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&wk->head, memory_order_acquire);
+        uint32_t tl = atomic_load_explicit(&wk->tail, memory_order_relaxed);
+        if (tl - h < RING) {
+            atomic_store_explicit(&wk->ring[tl % RING], t, memory_order_relaxed);
+            atomic_store_explicit(&wk->tail, tl + 1, memory_order_release);
+            return;
+        }
+        /* Full: move the older half out with t. */
+        uint32_t n = (tl - h) / 2;
+        gocc__task *batch[RING / 2 + 1];
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&wk->ring[(h + i) % RING], memory_order_relaxed);
+        if (!atomic_compare_exchange_strong_explicit(&wk->head, &h, h + n, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            continue; /* a thief took some: room now, perhaps */
+        batch[n] = t;
+        for (uint32_t i = 0; i < n; i++) batch[i]->next = batch[i + 1];
+        gq_put_batch(batch[0], t, n + 1);
+        return;
+    }
+}
+
+/* Owner or thief. */
+static gocc__task *ring_get(worker *wk) {
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&wk->head, memory_order_acquire);
+        uint32_t tl = atomic_load_explicit(&wk->tail, memory_order_acquire);
+        if (tl == h) return NULL;
+        gocc__task *t = atomic_load_explicit(&wk->ring[h % RING], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&wk->head, &h, h + 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return t;
+    }
+}
+
+/* Thief: move half of victim's ring into mine (empty: only its owner
+ * pushes, and the owner is the caller); return one task to run. */
+static gocc__task *ring_steal(worker *me, worker *victim) {
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
+        uint32_t tl = atomic_load_explicit(&victim->tail, memory_order_acquire);
+        uint32_t n = tl - h;
+        n -= n / 2;
+        if (n == 0 || n > RING / 2 + 1) {
+            if (n == 0) break;
+            continue; /* inconsistent snapshot: the owner moved on */
+        }
+        uint32_t mt = atomic_load_explicit(&me->tail, memory_order_relaxed);
+        for (uint32_t i = 0; i < n; i++) {
+            gocc__task *t = atomic_load_explicit(&victim->ring[(h + i) % RING],
+                                                 memory_order_relaxed);
+            atomic_store_explicit(&me->ring[(mt + i) % RING], t, memory_order_relaxed);
+        }
+        if (!atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n,
+                                                     memory_order_acq_rel, memory_order_relaxed))
+            continue;
+        /* Keep the last for now; publish the rest. */
+        gocc__task *t = atomic_load_explicit(&me->ring[(mt + n - 1) % RING], memory_order_relaxed);
+        if (n > 1) atomic_store_explicit(&me->tail, mt + n - 1, memory_order_release);
+        return t;
+    }
+    /* A stuck worker's runnext is fair game at once. */
+    if ((atomic_load_explicit(&victim->run, memory_order_acquire) & 1) &&
+        atomic_load_explicit(&victim->runnext, memory_order_relaxed) != NULL)
+        return atomic_exchange_explicit(&victim->runnext, NULL, memory_order_acq_rel);
+    return NULL;
+}
+
+/* ---- the global queue (sched.mu) ---- */
+
+static void gq_put_locked(gocc__task *t) {
+    t->next = NULL;
+    if (S.gq_tail) S.gq_tail->next = t;
+    else S.gq_head = t;
+    S.gq_tail = t;
+    atomic_fetch_add_explicit(&S.gq_len, 1, memory_order_relaxed);
+}
+
+static void gq_put_batch(gocc__task *first, gocc__task *last, size_t n) {
+    last->next = NULL;
+    gocc__lock(&S.mu);
+    if (S.gq_tail) S.gq_tail->next = first;
+    else S.gq_head = first;
+    S.gq_tail = last;
+    atomic_fetch_add_explicit(&S.gq_len, n, memory_order_relaxed);
+    gocc__unlock(&S.mu);
+}
+
+static gocc__task *gq_get_locked(void) {
+    gocc__task *t = S.gq_head;
+    if (t == NULL) return NULL;
+    S.gq_head = t->next;
+    if (S.gq_head == NULL) S.gq_tail = NULL;
+    atomic_fetch_sub_explicit(&S.gq_len, 1, memory_order_relaxed);
+    return t;
+}
+
+/* One task to run from the global queue, and up to a fair share more into
+ * wk's ring. */
+static gocc__task *gq_get(worker *wk, bool batch) {
+    if (atomic_load_explicit(&S.gq_len, memory_order_relaxed) == 0) return NULL;
+    gocc__lock(&S.mu);
+    gocc__task *t = gq_get_locked();
+    if (t != NULL && batch) {
+        size_t n = atomic_load_explicit(&S.gq_len, memory_order_relaxed);
+        int procs = S.procs > 0 ? S.procs : 1;
+        n = n / (size_t)procs + 1;
+        if (n > RING / 2) n = RING / 2;
+        for (size_t i = 0; i < n; i++) {
+            gocc__task *more = gq_get_locked();
+            if (more == NULL) break;
+            ring_put(wk, more); /* cannot overflow: at most half the ring */
+        }
+    }
+    gocc__unlock(&S.mu);
+    return t;
+}
+
+static bool work_anywhere(void) {
+    if (atomic_load_explicit(&S.gq_len, memory_order_relaxed) != 0) return true;
+    int n = atomic_load_explicit(&S.nworkers, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        worker *v = S.all[i];
+        if (!ring_empty(v)) return true;
+        if ((atomic_load_explicit(&v->run, memory_order_relaxed) & 1) &&
+            atomic_load_explicit(&v->runnext, memory_order_relaxed) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* ---- waking workers ---- */
+
+static int start_worker(void);
+
+/* There is new work no running worker may see soon: make sure some worker
+ * looks (Go's wakep). Cheap when a worker already spins or none is free. */
+static void wakep(void) {
+    if (atomic_load_explicit(&S.nspinning, memory_order_relaxed) != 0) return;
+    if (atomic_load_explicit(&S.nactive, memory_order_relaxed) >= S.procs) return;
+    int zero = 0;
+    if (!atomic_compare_exchange_strong_explicit(&S.nspinning, &zero, 1, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return;
+    gocc__lock(&S.mu);
+    worker *wk = NULL;
+    if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs) {
+        wk = S.idle;
+        if (wk != NULL) {
+            S.idle = wk->idle_next;
+            wk->idle = false;
+            wk->spinning = true; /* read by the worker after the wake */
+            atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
+        }
+    }
+    gocc__unlock(&S.mu);
+    if (wk != NULL) {
+        gocc__wake(&wk->idle_w);
+        return;
+    }
+    /* No idle worker to wake: make one if procs allows (it starts spinning). */
+    if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs && start_worker() == 0)
+        return;
+    atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_release);
+}
+
+/* A spinning worker found work: stop counting as spinning, and if it was
+ * the last spinner, wake another for what may be left (Go's resetspinning). */
+static void stop_spinning(worker *wk) {
+    wk->spinning = false;
+    if (atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_acq_rel) == 1) wakep();
+}
+
+/* ---- making tasks runnable ---- */
+
+void gocc__sched_ready(gocc__task *t) {
+    worker *wk = my_worker();
+    GOCC_PROBE1(task_ready, t->st.task_id);
+    if (wk != NULL) {
+        gocc__task *old = atomic_exchange_explicit(&wk->runnext, t, memory_order_acq_rel);
+        if (old == NULL) return; /* runs next here: nobody to wake */
+        ring_put(wk, old);
+    } else {
+        gocc__lock(&S.mu);
+        gq_put_locked(t);
+        gocc__unlock(&S.mu);
+    }
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with the idle re-check */
+    wakep();
+}
+
+/* A new task: into the ring (not runnext: the spawner goes on running, and
+ * an idle worker may take the new one at once). */
+static void ready_new(gocc__task *t) {
+    worker *wk = my_worker();
+    if (wk != NULL) {
+        ring_put(wk, t);
+    } else {
+        gocc__lock(&S.mu);
+        gq_put_locked(t);
+        gocc__unlock(&S.mu);
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+    wakep();
+}
+
+/* ---- switching ---- */
+
+/* Set the thread up to run task t and switch to it; back here when it
+ * parks, yields or ends. */
+static void run_task(worker *wk, gocc__task *t) {
+    wk->cur = t;
+    wk->after = AFTER_NONE;
+    atomic_store_explicit(&wk->run_since, gocc_now(), memory_order_relaxed);
+    gocc__set_self(&t->w);
+    errno = t->saved_errno;
+#if defined(GOCC_ASAN)
+    __sanitizer_start_switch_fiber(&wk->asan_fake, t->stack.lo, t->stack.size);
+#endif
+#if defined(GOCC_TSAN)
+    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+    gocc__ctx_switch(&wk->sched_ctx, &t->ctx);
+#if defined(GOCC_ASAN)
+    __sanitizer_finish_switch_fiber(wk->asan_fake, NULL, NULL);
+#endif
+    t->saved_errno = errno;
+    gocc__set_self(NULL);
+    atomic_store_explicit(&wk->run_since, 0, memory_order_relaxed);
+    wk->cur = NULL;
+}
+
+/* From a task: switch back to its worker's loop, which then does `after`.
+ * Returns when the task runs again (perhaps on another thread). */
+static void switch_to_sched(gocc__task *t, int after) {
+    worker *wk = my_worker();
+    if (GOCC_UNLIKELY(!gocc__stack_intact(&t->stack))) {
+        fprintf(stderr, "libgocc: task %llu \"%s\" overflowed its stack (%zu bytes); "
+                        "give it more with gocc_task_opts_t.stack_size\n",
+                (unsigned long long)t->st.task_id, t->w.name_local, t->stack.size);
+        abort();
+    }
+    wk->after = after;
+#if defined(GOCC_ASAN)
+    __sanitizer_start_switch_fiber(after == AFTER_EXIT ? NULL : &t->asan_fake,
+                                   wk->stack_bottom, wk->stack_size);
+#endif
+#if defined(GOCC_TSAN)
+    __tsan_switch_to_fiber(wk->tsan_fiber, 0);
+#endif
+    gocc__ctx_switch(&t->ctx, &wk->sched_ctx);
+#if defined(GOCC_ASAN)
+    __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
+#endif
+}
+
+/* ---- task records ---- */
+
+static void task_entry(void *p);
+
+static void record_free(gocc__task *t) {
+    gocc__obs_unregister(&t->w);
+#if defined(GOCC_TSAN)
+    __tsan_destroy_fiber(t->tsan_fiber);
+#endif
+    gocc__stack_free(&t->stack);
+    gocc__free(t);
+}
+
+static gocc__task *record_new(size_t stack_size, int *err) {
+    gocc__task *t = gocc__calloc(1, sizeof *t);
+    if (t == NULL) {
+        *err = GOCC_ENOMEM;
+        return NULL;
+    }
+    int rc = gocc__stack_alloc(&t->stack, stack_size);
+    if (rc != 0) {
+        gocc__free(t);
+        *err = rc;
+        return NULL;
+    }
+    t->w.task = t;
+    atomic_init(&t->w.state, GOCC__PARK_WAITING);
+    atomic_init(&t->w.claim, 1);
+    atomic_init(&t->w.obs.deadline, INT64_MAX);
+#if defined(GOCC_TSAN)
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    gocc__obs_register(&t->w);
+    return t;
+}
+
+/* A record whose stack is exactly @p size: from this worker's cache, the
+ * global one, or new. */
+static gocc__task *record_get(size_t size, int *err) {
+    worker *wk = my_worker();
+    if (wk != NULL && wk->cache != NULL && wk->cache->stack.size == size) {
+        gocc__task *t = wk->cache;
+        wk->cache = t->next;
+        wk->ncache--;
+        return t;
+    }
+    if (size == S.stack_size) {
+        gocc__lock(&S.cache_mu);
+        gocc__task *t = S.cache;
+        if (t != NULL) {
+            S.cache = t->next;
+            S.ncache--;
+        }
+        gocc__unlock(&S.cache_mu);
+        if (t != NULL) return t;
+    }
+    return record_new(size, err);
+}
+
+static void record_put(worker *wk, gocc__task *t) {
+    t->st = (gocc__start){0};
+    t->w.current_pool = NULL;
+    if (t->stack.size != S.stack_size) {
+        record_free(t);
+        return;
+    }
+    if (wk != NULL && wk->ncache < LOCAL_CACHE) {
+        t->next = wk->cache;
+        wk->cache = t;
+        wk->ncache++;
+        return;
+    }
+    gocc__lock(&S.cache_mu);
+    if (S.ncache < GLOBAL_CACHE) {
+        t->next = S.cache;
+        S.cache = t;
+        S.ncache++;
+        t = NULL;
+    }
+    gocc__unlock(&S.cache_mu);
+    if (t != NULL) record_free(t);
+}
+
+/* ---- the task's side ---- */
+
+static void task_entry(void *p) {
+    gocc__task *t = p;
+#if defined(GOCC_ASAN)
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    const gocc__start *st = &t->st;
+    if (st->task_id != 0) {
+        gocc__obs_task_begin(&t->w, st->task_id, st->fn, t->name[0] ? t->name : NULL);
+        GOCC_PROBE2(task_start, st->task_id, (uintptr_t)st->fn);
+    }
+    int rc = st->fn(st->ctx, st->arg);
+    if (st->task_id != 0) {
+        GOCC_PROBE2(task_end, st->task_id, rc);
+        gocc__obs_task_end(&t->w);
+    }
+    if (st->on_exit != NULL) st->on_exit(st->exit_arg, rc);
+    gocc_ctx_release(st->ctx);
+    switch_to_sched(t, AFTER_EXIT); /* the loop uncounts and recycles it */
+    abort();                        /* never resumed */
+}
+
+bool gocc__sched_park(gocc__waiter *w, int64_t deadline) {
+    gocc__task *t = w->task;
+    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
+    int reserved = -1;
+    if (deadline >= 0) {
+        reserved = gocc__timer_reserve();
+        if (reserved == 0) {
+            gocc__timer_init(&t->tm, NULL, t);
+            extern void gocc__sched_timeout(gocc__timer_entry *, int64_t);
+            t->tm.fn = gocc__sched_timeout;
+            gocc__timer_add(&t->tm, deadline, 0);
+        } else {
+            /* No timer to be had: wait by yielding until the deadline
+             * (slow, but never a wait that did not happen). */
+            while (atomic_load_explicit(&w->state, memory_order_acquire) != GOCC__PARK_WOKEN) {
+                if (gocc_now() >= deadline) {
+                    uint32_t e = GOCC__PARK_WAITING;
+                    if (atomic_compare_exchange_strong_explicit(&w->state, &e, GOCC__PARK_WAITING,
+                                                                memory_order_acq_rel,
+                                                                memory_order_acquire))
+                        return false;
+                }
+                switch_to_sched(t, AFTER_YIELD);
+            }
+            return true;
+        }
+    }
+    switch_to_sched(t, AFTER_PARK);
+    if (reserved == 0) {
+        gocc__timer_del_sync(&t->tm); /* its callback is done with t */
+        gocc__timer_unreserve();
+        uint32_t e = GOCC__PARK_TIMEDOUT;
+        if (atomic_compare_exchange_strong_explicit(&w->state, &e, GOCC__PARK_WAITING,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            return false;
+    }
+    return true;
+}
+
+/* The timer thread: a timed park's deadline passed. WAITING or SLEEPING ->
+ * TIMEDOUT; from SLEEPING the task is made runnable here, from WAITING its
+ * scheduler's CAS fails and runs it again. */
+void gocc__sched_timeout(gocc__timer_entry *e, int64_t now) {
+    (void)now;
+    gocc__task *t = e->arg;
+    uint32_t s = atomic_load_explicit(&t->w.state, memory_order_acquire);
+    while (s == GOCC__PARK_WAITING || s == GOCC__PARK_SLEEPING) {
+        if (atomic_compare_exchange_weak_explicit(&t->w.state, &s, GOCC__PARK_TIMEDOUT,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+            if (s == GOCC__PARK_SLEEPING) gocc__sched_ready(t);
+            return;
+        }
+    }
+}
+
+void gocc_yield(void) {
+    worker *wk = my_worker();
+    if (wk == NULL || wk->cur == NULL) {
+        sched_yield();
+        return;
+    }
+    switch_to_sched(wk->cur, AFTER_YIELD);
+}
+
+/* ---- the worker loop ---- */
+
+static gocc__task *find_runnable(worker *wk);
+
+static void after_switch(worker *wk, gocc__task *t) {
+    switch (wk->after) {
+    case AFTER_PARK: {
+        uint32_t e = GOCC__PARK_WAITING;
+        if (!atomic_compare_exchange_strong_explicit(&t->w.state, &e, GOCC__PARK_SLEEPING,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            /* Woken (or timed out) before it was off its stack: again. */
+            gocc__task *old = atomic_exchange_explicit(&wk->runnext, t, memory_order_acq_rel);
+            if (old != NULL) {
+                ring_put(wk, old);
+                atomic_thread_fence(memory_order_seq_cst);
+                wakep();
+            }
+        }
+        break;
+    }
+    case AFTER_YIELD:
+        gocc__lock(&S.mu);
+        gq_put_locked(t);
+        gocc__unlock(&S.mu);
+        break;
+    case AFTER_EXIT: {
+        bool counted = t->st.task_id != 0;
+        t->name[0] = '\0';
+        record_put(wk, t);
+        atomic_fetch_sub_explicit(&S.nlive, 1, memory_order_release);
+        if (counted) gocc__tasks_dec(); /* after fn returned and the record is reusable */
+        break;
+    }
+    default:
+        abort();
+    }
+}
+
+/* Back in the loop: a new run number. If the monitor marked the run that
+ * just ended stuck, count the worker again; true when that makes more than
+ * procs run (then it steps aside). */
+static bool end_run(worker *wk) {
+    uint64_t old = atomic_exchange_explicit(&wk->run, ++wk->ticks << 1, memory_order_acq_rel);
+    if (GOCC_LIKELY(!(old & 1))) return false;
+    int active = atomic_fetch_add_explicit(&S.nactive, 1, memory_order_acq_rel) + 1;
+    return active > S.procs;
+}
+
+static void *worker_main(void *p) {
+    worker *wk = p;
+    self_worker = wk;
+    gocc__os_thread_name("gocc");
+#if defined(GOCC_TSAN)
+    wk->tsan_fiber = __tsan_get_current_fiber();
+#endif
+#if defined(GOCC_ASAN)
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *lo;
+        size_t sz;
+        pthread_attr_getstack(&attr, &lo, &sz);
+        wk->stack_bottom = lo;
+        wk->stack_size = sz;
+        pthread_attr_destroy(&attr);
+    }
+#endif
+    for (;;) {
+        gocc__task *t = find_runnable(wk);
+        if (t == NULL) break; /* quit, or an idle surplus worker timed out */
+        run_task(wk, t);
+        after_switch(wk, t);
+        (void)end_run(wk); /* find_runnable steps aside if too many run now */
+    }
+    /* Leaving: give back the cached records. */
+    while (wk->cache != NULL) {
+        gocc__task *t = wk->cache;
+        wk->cache = t->next;
+        record_free(t);
+    }
+    wk->ncache = 0;
+    gocc__lock(&S.mu);
+    wk->alive = false;
+    atomic_fetch_sub_explicit(&S.nthreads, 1, memory_order_relaxed);
+    pthread_cond_broadcast(&S.exited);
+    bool joinable = wk->quit; /* shutdown joins it; else it detaches */
+    gocc__unlock(&S.mu);
+    self_worker = NULL;
+    if (!joinable) pthread_detach(pthread_self());
+    return NULL;
+}
+
+static gocc__task *steal_work(worker *wk) {
+    int n = atomic_load_explicit(&S.nworkers, memory_order_acquire);
+    for (int round = 0; round < STEAL_ROUNDS; round++) {
+        int start = (int)(gocc__rand() % (uint32_t)(n > 0 ? n : 1));
+        for (int k = 0; k < n; k++) {
+            worker *v = S.all[(start + k) % n];
+            if (v == wk) continue;
+            gocc__task *t = ring_steal(wk, v);
+            if (t != NULL) return t;
+        }
+        gocc__task *t = gq_get(wk, true);
+        if (t != NULL) return t;
+    }
+    return NULL;
+}
+
+/* Too many running (a stuck worker came back): this one should idle. */
+static bool over_procs(void) {
+    return atomic_load_explicit(&S.nactive, memory_order_relaxed) > S.procs;
+}
+
+/* A worker stepping aside leaves nothing behind in its own queue: what it
+ * holds goes to the global queue, where every worker looks. */
+static void hand_off_local(worker *wk) {
+    gocc__task *t = atomic_exchange_explicit(&wk->runnext, NULL, memory_order_acq_rel);
+    if (t == NULL && ring_empty(wk)) return;
+    gocc__lock(&S.mu);
+    if (t != NULL) gq_put_locked(t);
+    while ((t = ring_get(wk)) != NULL) gq_put_locked(t);
+    gocc__unlock(&S.mu);
+}
+
+static void idle_remove_locked(worker *wk) {
+    worker **pp = &S.idle;
+    while (*pp != wk) pp = &(*pp)->idle_next;
+    *pp = wk->idle_next;
+    wk->idle = false;
+    atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_relaxed);
+}
+
+/* An idle worker saw work after publishing itself idle: take itself off
+ * the list. If a waker took it first, consume that wake (the waker made it
+ * active and spinning, or shutdown told it to quit: then false). */
+static bool unidle(worker *wk) {
+    gocc__lock(&S.mu);
+    if (wk->idle) {
+        idle_remove_locked(wk);
+        atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
+        gocc__unlock(&S.mu);
+        return true;
+    }
+    gocc__unlock(&S.mu);
+    gocc__park(&wk->idle_w);
+    gocc__lock(&S.mu);
+    bool quit = wk->quit;
+    gocc__unlock(&S.mu);
+    return !quit;
+}
+
+/* Sleep on the idle list until a waker takes us (true) or, for a surplus
+ * worker, until idle_timeout passes with nobody taking us (false: exit).
+ * Shutdown takes us with quit set: false. */
+static bool idle_sleep(worker *wk) {
+    for (;;) {
+        bool surplus = atomic_load_explicit(&S.nthreads, memory_order_relaxed) > S.procs;
+        if (!surplus) {
+            gocc__park(&wk->idle_w);
+            break;
+        }
+        if (gocc__park_until(&wk->idle_w, gocc_now() + S.idle_timeout)) break;
+        gocc__lock(&S.mu);
+        if (wk->idle && atomic_load_explicit(&S.nthreads, memory_order_relaxed) > S.procs) {
+            idle_remove_locked(wk);
+            gocc__unlock(&S.mu);
+            return false;
+        }
+        bool taken = !wk->idle;
+        gocc__unlock(&S.mu);
+        if (taken) {
+            gocc__park(&wk->idle_w); /* the waker's wake is coming */
+            break;
+        }
+    }
+    gocc__lock(&S.mu);
+    bool quit = wk->quit;
+    gocc__unlock(&S.mu);
+    return !quit;
+}
+
+static gocc__task *find_runnable(worker *wk) {
+    for (;;) {
+        gocc__task *t;
+        if (GOCC_UNLIKELY(over_procs())) {
+            hand_off_local(wk);
+        } else {
+            if (++wk->sched_tick % GLOBAL_EVERY == 0 && (t = gq_get(wk, false)) != NULL)
+                goto found;
+            if (wk->streak < RUNNEXT_STREAK &&
+                (t = atomic_exchange_explicit(&wk->runnext, NULL, memory_order_acq_rel)) != NULL) {
+                wk->streak++;
+                goto found;
+            }
+            wk->streak = 0;
+            if ((t = ring_get(wk)) != NULL) goto found;
+            if ((t = atomic_exchange_explicit(&wk->runnext, NULL, memory_order_acq_rel)) != NULL)
+                goto found;
+            if ((t = gq_get(wk, true)) != NULL) goto found;
+            /* Steal, as a spinner (at most half the active workers spin). */
+            if (!wk->spinning) {
+                int spin = atomic_load_explicit(&S.nspinning, memory_order_relaxed);
+                int act = atomic_load_explicit(&S.nactive, memory_order_relaxed);
+                if (2 * spin < act) {
+                    wk->spinning = true;
+                    atomic_fetch_add_explicit(&S.nspinning, 1, memory_order_acq_rel);
+                }
+            }
+            if (wk->spinning && (t = steal_work(wk)) != NULL) goto found;
+        }
+
+        /* Nothing: stop spinning (before publishing ourselves idle: a waker
+         * then owns wk->spinning), and go idle. */
+        if (wk->spinning) {
+            wk->spinning = false;
+            atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_acq_rel);
+        }
+        gocc__lock(&S.mu);
+        if (!over_procs() && (t = gq_get_locked()) != NULL) {
+            gocc__unlock(&S.mu);
+            goto found;
+        }
+        gocc__waiter_arm(&wk->idle_w);
+        wk->idle = true;
+        wk->idle_next = S.idle;
+        S.idle = wk;
+        atomic_fetch_add_explicit(&S.nidle, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_relaxed);
+        gocc__unlock(&S.mu);
+        atomic_thread_fence(memory_order_seq_cst); /* pairs with the producers' fence */
+        if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs && work_anywhere()) {
+            if (!unidle(wk)) return NULL;
+            continue;
+        }
+        if (!idle_sleep(wk)) return NULL;
+        continue; /* woken by wakep: active and spinning now */
+    found:
+        if (wk->spinning) stop_spinning(wk);
+        return t;
+    }
+}
+
+/* ---- starting workers and the monitor ---- */
+
+static void *monitor_main(void *unused);
+
+/* Fix procs and start the monitor, once (S.mu held). */
+static int start_locked(void) {
+    if (S.started) return 0;
+    if (S.procs <= 0) S.procs = cpu_count();
+    S.started = true;
+    return 0;
+}
+
+static int monitor_start(void) {
+    gocc__lock(&S.mon_mu);
+    int rc = 0;
+    if (!S.mon_running) {
+        S.mon_quit = false;
+        rc = gocc__thread_create(&S.mon_thread, 256 * 1024, monitor_main, NULL);
+        if (rc == 0) S.mon_running = true;
+    }
+    gocc__unlock(&S.mon_mu);
+    return rc;
+}
+
+/* A new worker thread, counted active and spinning (the caller holds one
+ * nspinning for it). Returns 0, GOCC_ENOMEM or GOCC_EAGAIN. */
+static int start_worker(void) {
+    gocc__lock(&S.mu);
+    start_locked();
+    int n = atomic_load_explicit(&S.nworkers, memory_order_relaxed);
+    int nthreads = atomic_load_explicit(&S.nthreads, memory_order_relaxed);
+    if (S.max_threads != 0 && (size_t)nthreads >= S.max_threads) {
+        gocc__unlock(&S.mu);
+        return GOCC_EAGAIN;
+    }
+    worker *wk = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!S.all[i]->alive && !S.all[i]->quit) {
+            wk = S.all[i];
+            break;
+        }
+    }
+    bool fresh = wk == NULL;
+    if (fresh) {
+        if (n >= MAX_WORKERS) {
+            gocc__unlock(&S.mu);
+            return GOCC_EAGAIN;
+        }
+        wk = gocc__calloc(1, sizeof *wk);
+        if (wk == NULL) {
+            gocc__unlock(&S.mu);
+            return GOCC_ENOMEM;
+        }
+        wk->index = n;
+        atomic_init(&wk->idle_w.state, GOCC__PARK_WAITING);
+        atomic_init(&wk->idle_w.claim, 1);
+    }
+    wk->alive = true;
+    wk->spinning = true;
+    atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&S.nthreads, 1, memory_order_relaxed);
+    int rc = gocc__thread_create(&wk->thread, 0, worker_main, wk);
+    if (rc != 0) {
+        wk->alive = false;
+        atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&S.nthreads, 1, memory_order_relaxed);
+        if (fresh) gocc__free(wk);
+        gocc__unlock(&S.mu);
+        return rc;
+    }
+    if (fresh) {
+        S.all[n] = wk;
+        atomic_store_explicit(&S.nworkers, n + 1, memory_order_release);
+    }
+    gocc__unlock(&S.mu);
+    (void)monitor_start(); /* without it, only stuck-worker rescue is lost */
+    return 0;
+}
+
+int gocc__sched_go(const gocc__start *st) {
+    gocc__lock(&S.mu);
+    start_locked();
+    size_t size = st->stack_size ? gocc__stack_round(st->stack_size) : S.stack_size;
+    int nthreads = atomic_load_explicit(&S.nthreads, memory_order_relaxed);
+    gocc__unlock(&S.mu);
+    if (size == 0) return GOCC_EINVAL;
+    /* A task no thread could ever run is refused now, not stranded. */
+    if (nthreads == 0) {
+        int zero = 0;
+        if (atomic_compare_exchange_strong_explicit(&S.nspinning, &zero, 1,
+                                                    memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            int rc = start_worker();
+            if (rc != 0) {
+                atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_release);
+                if (atomic_load_explicit(&S.nthreads, memory_order_relaxed) == 0) return rc;
+            }
+        }
+    }
+    int err = GOCC_ENOMEM;
+    gocc__task *t = record_get(size, &err);
+    if (t == NULL) return err;
+    t->st = *st;
+    t->name[0] = '\0';
+    if (st->name != NULL) {
+        strncpy(t->name, st->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = '\0';
+    }
+    t->st.name = NULL;
+    t->saved_errno = 0;
+    atomic_store_explicit(&t->w.state, GOCC__PARK_WAITING, memory_order_relaxed);
+#if defined(GOCC_ASAN)
+    __asan_unpoison_memory_region(t->stack.lo, t->stack.size);
+    t->asan_fake = NULL;
+#endif
+    gocc__ctx_make(&t->ctx, t->stack.lo, t->stack.size, task_entry, t);
+    atomic_fetch_add_explicit(&S.nlive, 1, memory_order_relaxed);
+    ready_new(t);
+    return 0;
+}
+
+/* The monitor: every 1 ms (10 ms when no task runs), find workers stuck
+ * in one task for the threshold while work waits, and get help for them. */
+static void *monitor_main(void *unused) {
+    (void)unused;
+    gocc__os_thread_name("gocc-sysmon");
+    gocc__waiter *w = gocc__thread_waiter();
+    gocc__lock(&S.mon_mu);
+    S.mon_w = w;
+    gocc__unlock(&S.mon_mu);
+    int64_t delay = GOCC_MILLISECOND;
+    for (;;) {
+        gocc__lock(&S.mon_mu);
+        bool quit = S.mon_quit;
+        if (!quit && w != NULL) gocc__waiter_arm(w);
+        gocc__unlock(&S.mon_mu);
+        if (quit) break;
+        if (w != NULL) (void)gocc__park_until(w, gocc_now() + delay);
+        else usleep((useconds_t)(delay / GOCC_MICROSECOND));
+        int64_t now = gocc_now();
+        int64_t threshold = atomic_load_explicit(&S.threshold, memory_order_relaxed);
+        bool busy = false, rescue = false;
+        int n = atomic_load_explicit(&S.nworkers, memory_order_acquire);
+        for (int i = 0; i < n; i++) {
+            worker *v = S.all[i];
+            int64_t since = atomic_load_explicit(&v->run_since, memory_order_relaxed);
+            uint64_t run = atomic_load_explicit(&v->run, memory_order_acquire);
+            if (since == 0 || run != v->last_run) {
+                v->last_run = run;
+                v->last_seen = now;
+                if (since != 0) busy = true;
+                continue;
+            }
+            busy = true;
+            if ((run & 1) || now - v->last_seen < threshold) continue;
+            /* Work waits: anywhere, or in this worker's own runnext. */
+            if (atomic_load_explicit(&v->runnext, memory_order_relaxed) == NULL &&
+                !work_anywhere())
+                continue;
+            if (atomic_compare_exchange_strong_explicit(&v->run, &run, run | 1,
+                                                        memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                v->last_run = run | 1;
+                atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_acq_rel);
+                GOCC_PROBE1(worker_stuck, v->index);
+                rescue = true;
+            }
+        }
+        if (rescue || (work_anywhere() && atomic_load_explicit(&S.nactive,
+                                                               memory_order_relaxed) < S.procs)) {
+            atomic_thread_fence(memory_order_seq_cst);
+            wakep();
+        }
+        delay = busy ? GOCC_MILLISECOND : 10 * GOCC_MILLISECOND;
+    }
+    return NULL;
+}
+
+/* ---- settings, numbers, shutdown, fork ---- */
+
+int gocc__sched_configure(const gocc_runtime_config_t *cfg) {
+    if (cfg->block_threshold_ns < 0) return GOCC_EINVAL;
+    if (cfg->stack_size != 0 && gocc__stack_round(cfg->stack_size) == 0) return GOCC_EINVAL;
+    gocc__lock(&S.mu);
+    if (cfg->procs != 0 && S.started && (int)cfg->procs != S.procs) {
+        gocc__unlock(&S.mu);
+        return GOCC_EINVAL;
+    }
+    if (cfg->procs > MAX_WORKERS / 2) {
+        gocc__unlock(&S.mu);
+        return GOCC_EINVAL;
+    }
+    if (cfg->procs != 0) S.procs = (int)cfg->procs;
+    if (cfg->stack_size != 0) S.stack_size = gocc__stack_round(cfg->stack_size);
+    if (cfg->idle_timeout_ns != 0) S.idle_timeout = cfg->idle_timeout_ns;
+    if (cfg->max_threads != 0)
+        S.max_threads = cfg->max_threads == GOCC_RUNTIME_UNLIMITED ? 0 : cfg->max_threads;
+    if (cfg->block_threshold_ns != 0)
+        atomic_store_explicit(&S.threshold, cfg->block_threshold_ns, memory_order_relaxed);
+    gocc__unlock(&S.mu);
+    return 0;
+}
+
+void gocc__sched_config_get(gocc_runtime_config_t *out) {
+    gocc__lock(&S.mu);
+    out->stack_size = S.stack_size;
+    out->idle_timeout_ns = S.idle_timeout;
+    out->max_threads = S.max_threads;
+    out->procs = S.procs > 0 ? (size_t)S.procs : (size_t)cpu_count();
+    out->block_threshold_ns = atomic_load_explicit(&S.threshold, memory_order_relaxed);
+    gocc__unlock(&S.mu);
+}
+
+size_t gocc__sched_threads(void) {
+    return (size_t)atomic_load_explicit(&S.nthreads, memory_order_relaxed);
+}
+
+/* Idle workers: off the list, told to quit, woken, joined. The list is
+ * copied first: a record whose thread is gone may be reused at once. */
+static void quit_idle_workers(void) {
+    worker *quit[MAX_WORKERS];
+    int n = 0;
+    gocc__lock(&S.mu);
+    for (worker *wk = S.idle; wk != NULL; wk = wk->idle_next) {
+        wk->idle = false;
+        wk->quit = true;
+        atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_relaxed);
+        quit[n++] = wk;
+    }
+    S.idle = NULL;
+    gocc__unlock(&S.mu);
+    for (int i = 0; i < n; i++) gocc__wake(&quit[i]->idle_w);
+    for (int i = 0; i < n; i++) pthread_join(quit[i]->thread, NULL);
+    gocc__lock(&S.mu);
+    for (int i = 0; i < n; i++) quit[i]->quit = false; /* the record may be reused */
+    gocc__unlock(&S.mu);
+}
+
+int gocc__sched_shutdown(void) {
+    /* Workers with nothing to run are idle or about to be (a task that
+     * just ended still has its worker for a moment): stop them as they
+     * get there, for a while. */
+    int64_t give_up = gocc_now() + GOCC_SECOND;
+    for (;;) {
+        quit_idle_workers();
+        if (atomic_load_explicit(&S.nthreads, memory_order_acquire) == 0) break;
+        if (atomic_load_explicit(&S.nlive, memory_order_acquire) != 0 || work_anywhere() ||
+            gocc_now() > give_up)
+            return GOCC_EAGAIN;
+        sched_yield();
+    }
+    if (atomic_load_explicit(&S.nlive, memory_order_acquire) != 0) return GOCC_EAGAIN;
+    /* No worker: stop the monitor and drop the record cache. */
+    gocc__lock(&S.mon_mu);
+    bool running = S.mon_running;
+    S.mon_quit = true;
+    gocc__waiter *mw = S.mon_w;
+    gocc__unlock(&S.mon_mu);
+    if (running) {
+        if (mw != NULL) gocc__wake(mw);
+        pthread_join(S.mon_thread, NULL);
+        gocc__lock(&S.mon_mu);
+        S.mon_running = false;
+        S.mon_w = NULL;
+        gocc__unlock(&S.mon_mu);
+    }
+    /* With the monitor gone nothing reads the worker records unlocked:
+     * free them unless a worker started meanwhile. */
+    gocc__lock(&S.mu);
+    if (atomic_load_explicit(&S.nthreads, memory_order_relaxed) != 0) {
+        gocc__unlock(&S.mu);
+        return GOCC_EAGAIN;
+    }
+    int n = atomic_load_explicit(&S.nworkers, memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
+        worker *wk = S.all[i];
+        S.all[i] = NULL;
+        while (wk->cache != NULL) { /* (emptied by the worker on exit) */
+            gocc__task *t = wk->cache;
+            wk->cache = t->next;
+            record_free(t);
+        }
+        gocc__free(wk);
+    }
+    atomic_store_explicit(&S.nworkers, 0, memory_order_release);
+    gocc__unlock(&S.mu);
+    gocc__lock(&S.cache_mu);
+    gocc__task *c = S.cache;
+    S.cache = NULL;
+    S.ncache = 0;
+    gocc__unlock(&S.cache_mu);
+    while (c != NULL) {
+        gocc__task *next = c->next;
+        record_free(c);
+        c = next;
+    }
+    return 0;
+}
+
+void gocc__sched_fork_prepare(void) {
+    gocc__lock(&S.mon_mu);
+    gocc__lock(&S.mu);
+    gocc__lock(&S.cache_mu);
+}
+
+void gocc__sched_fork_parent(void) {
+    gocc__unlock(&S.cache_mu);
+    gocc__unlock(&S.mu);
+    gocc__unlock(&S.mon_mu);
+}
+
+/* Only the forking thread exists in the child. If it is a worker it stays
+ * the one worker (its running task goes on); every other worker, the
+ * monitor and every queued or parked task are gone (their memory is left
+ * alone: nothing may touch it). */
+void gocc__sched_fork_child(void) {
+    worker *me = self_worker;
+    S.gq_head = S.gq_tail = NULL;
+    atomic_store_explicit(&S.gq_len, 0, memory_order_relaxed);
+    S.idle = NULL;
+    atomic_store_explicit(&S.nidle, 0, memory_order_relaxed);
+    atomic_store_explicit(&S.nspinning, 0, memory_order_relaxed);
+    S.mon_running = false;
+    S.mon_w = NULL;
+    pthread_cond_init(&S.exited, NULL);
+    if (me != NULL) {
+        me->thread = pthread_self();
+        atomic_store_explicit(&me->runnext, NULL, memory_order_relaxed);
+        atomic_store_explicit(&me->head, 0, memory_order_relaxed);
+        atomic_store_explicit(&me->tail, 0, memory_order_relaxed);
+        atomic_store_explicit(&me->run, 0, memory_order_relaxed);
+        me->ticks = 0;
+        me->spinning = false;
+        me->idle = false;
+        me->index = 0;
+        S.all[0] = me;
+        atomic_store_explicit(&S.nworkers, 1, memory_order_relaxed);
+        atomic_store_explicit(&S.nthreads, 1, memory_order_relaxed);
+        atomic_store_explicit(&S.nactive, 1, memory_order_relaxed);
+    } else {
+        atomic_store_explicit(&S.nworkers, 0, memory_order_relaxed);
+        atomic_store_explicit(&S.nthreads, 0, memory_order_relaxed);
+        atomic_store_explicit(&S.nactive, 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&S.nlive, me != NULL && me->cur != NULL ? 1 : 0, memory_order_relaxed);
+    /* procs may be set again before first use in the child. */
+    S.started = me != NULL;
+    gocc__unlock(&S.cache_mu);
+    gocc__unlock(&S.mu);
+    gocc__unlock(&S.mon_mu);
+}
