@@ -324,7 +324,10 @@ GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline
 /**
  * A child carrying @p key -> @p value (keys compare by pointer). Done when
  * the parent is; cannot be cancelled itself. The value is borrowed: it must
- * outlive the context.
+ * outlive the context. A NULL key is misuse (Go panics on a nil key): it
+ * makes nothing and leaves the parent as it was.
+ * @return the context (one reference), or NULL with errno EINVAL (NULL
+ *         @p key) or ENOMEM.
  */
 GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
 
@@ -359,7 +362,8 @@ GOCC_API gocc_chan_t *gocc_ctx_done(gocc_ctx_t *ctx);
 /** True, with *deadline_ns set (may be NULL), if ctx has a deadline. */
 GOCC_API bool gocc_ctx_deadline(gocc_ctx_t *ctx, int64_t *deadline_ns);
 
-/** The value for @p key on ctx or its nearest ancestor, else NULL. */
+/** The value for @p key on ctx or its nearest ancestor, else NULL (always
+ *  NULL for a NULL @p key: no context carries one). */
 GOCC_API void *gocc_ctx_value(gocc_ctx_t *ctx, const void *key);
 
 /** Add a reference. @return ctx. */

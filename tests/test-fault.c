@@ -970,6 +970,26 @@ static void test_fault_walk(void **state) {
     CHECK_GE(total_t, 5);
 }
 
+/* Regression: with_value with a NULL key made a context. It must refuse
+ * before it allocates anything. */
+static void test_fault_with_value_null_key(void **state) {
+    (void)state;
+    TEST_NAME();
+    gocc_ctx_t *parent = gocc_ctx_with_cancel(NULL);
+    assert_non_null(parent);
+    gocc__fault_arm(0, 0); /* count only */
+    errno = 0;
+    gocc_ctx_t *c = gocc_ctx_with_value(parent, NULL, parent);
+    int e = errno;
+    long n = gocc__fault_allocs();
+    gocc__fault_disarm();
+    assert_null(c);
+    assert_int_equal(e, EINVAL);
+    assert_int_equal(n, 0);
+    gocc_ctx_cancel(parent);
+    gocc_ctx_release(parent);
+}
+
 /* Without arming, no fault happens and nothing is counted as injected. */
 static void test_fault_disarmed_is_inert(void **state) {
     (void)state;
@@ -994,6 +1014,7 @@ int main(void) {
     test_watchdog_install("test-fault", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_fault_disarmed_is_inert),
+        GOCC_TEST(test_fault_with_value_null_key),
         GOCC_TEST(test_fault_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
