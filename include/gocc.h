@@ -488,13 +488,20 @@ GOCC_API int gocc_group_set_limit(gocc_group_t *g, int n);
  * Blocks while the limit is reached, until a slot frees or the PARENT
  * context is done. A non-zero return of fn is a task error: the first one
  * cancels the group context (cause = that error) and is what wait returns.
- * @return 0; the parent context's error (no task started); GOCC_EINVAL (NULL
- *         g or fn, or limit 0 with a parent that can never be done);
+ * With a free slot (always, without a limit) the task starts even when the
+ * parent or the group context is already done: it runs and sees the done
+ * context, as errgroup.Go does. Only a call that would have to wait for a
+ * slot answers to the parent: at once when the parent is already done.
+ * @return 0; the parent context's error (no free slot, and the parent was
+ *         done or became done while waiting; no task started); GOCC_EINVAL
+ *         (NULL g or fn, or limit 0 with a parent that can never be done);
  *         GOCC_ENOMEM / GOCC_EAGAIN when no task could be started.
  */
 GOCC_API int gocc_group_go(gocc_group_t *g, gocc_fn fn, void *arg);
 
-/** gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit. */
+/** gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit
+ *  (whatever the state of the parent); with a free slot it starts the task
+ *  as go does, also under a done parent. */
 GOCC_API int gocc_group_try_go(gocc_group_t *g, gocc_fn fn, void *arg);
 
 /**
