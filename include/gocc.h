@@ -453,7 +453,11 @@ GOCC_API void gocc_ticker_free(gocc_ticker_t *t);
 
 /**
  * Sleep @p d_ns (<= 0 returns at once), woken early by ctx's cancellation.
- * @return 0, the context's error, or GOCC_ENOMEM / GOCC_EAGAIN.
+ * Needs the runtime's timer thread: when it cannot be had the call says so
+ * at once and never passes that off as a finished sleep.
+ * @return 0 once the full duration has passed; the context's error;
+ *         GOCC_ENOMEM (no memory for the wait or its timer) / GOCC_EAGAIN
+ *         (the timer thread could not be started), having slept nothing.
  */
 GOCC_API int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx);
 
