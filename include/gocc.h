@@ -372,7 +372,10 @@ GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline
 /**
  * A child carrying @p key -> @p value (keys compare by pointer). Done when
  * the parent is; cannot be cancelled itself. The value is borrowed: it must
- * outlive the context.
+ * outlive the context. A NULL key is misuse (Go panics on a nil key): it
+ * makes nothing and leaves the parent as it was.
+ * @return the context (one reference), or NULL with errno EINVAL (NULL
+ *         @p key) or ENOMEM.
  */
 GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
 
@@ -407,7 +410,8 @@ GOCC_API gocc_chan_t *gocc_ctx_done(gocc_ctx_t *ctx);
 /** True, with *deadline_ns set (may be NULL), if ctx has a deadline. */
 GOCC_API bool gocc_ctx_deadline(gocc_ctx_t *ctx, int64_t *deadline_ns);
 
-/** The value for @p key on ctx or its nearest ancestor, else NULL. */
+/** The value for @p key on ctx or its nearest ancestor, else NULL (always
+ *  NULL for a NULL @p key: no context carries one). */
 GOCC_API void *gocc_ctx_value(gocc_ctx_t *ctx, const void *key);
 
 /** Add a reference. @return ctx. */
@@ -497,7 +501,11 @@ GOCC_API void gocc_ticker_free(gocc_ticker_t *t);
 
 /**
  * Sleep @p d_ns (<= 0 returns at once), woken early by ctx's cancellation.
- * @return 0, the context's error, or GOCC_ENOMEM / GOCC_EAGAIN.
+ * Needs the runtime's timer thread: when it cannot be had the call says so
+ * at once and never passes that off as a finished sleep.
+ * @return 0 once the full duration has passed; the context's error;
+ *         GOCC_ENOMEM (no memory for the wait or its timer) / GOCC_EAGAIN
+ *         (the timer thread could not be started), having slept nothing.
  */
 GOCC_API int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx);
 
@@ -532,13 +540,20 @@ GOCC_API int gocc_group_set_limit(gocc_group_t *g, int n);
  * Blocks while the limit is reached, until a slot frees or the PARENT
  * context is done. A non-zero return of fn is a task error: the first one
  * cancels the group context (cause = that error) and is what wait returns.
- * @return 0; the parent context's error (no task started); GOCC_EINVAL (NULL
- *         g or fn, or limit 0 with a parent that can never be done);
+ * With a free slot (always, without a limit) the task starts even when the
+ * parent or the group context is already done: it runs and sees the done
+ * context, as errgroup.Go does. Only a call that would have to wait for a
+ * slot answers to the parent: at once when the parent is already done.
+ * @return 0; the parent context's error (no free slot, and the parent was
+ *         done or became done while waiting; no task started); GOCC_EINVAL
+ *         (NULL g or fn, or limit 0 with a parent that can never be done);
  *         GOCC_ENOMEM / GOCC_EAGAIN when no task could be started.
  */
 GOCC_API int gocc_group_go(gocc_group_t *g, gocc_fn fn, void *arg);
 
-/** gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit. */
+/** gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit
+ *  (whatever the state of the parent); with a free slot it starts the task
+ *  as go does, also under a done parent. */
 GOCC_API int gocc_group_try_go(gocc_group_t *g, gocc_fn fn, void *arg);
 
 /**

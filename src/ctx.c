@@ -14,6 +14,8 @@
  *  - A live cancel context that is not done is linked in its parent
  *    source's children list (under the parent's mu); cancel unlinks all of
  *    them at once, and a child unlinks itself when it is freed.
+ *  - A value context's key is never NULL (with_value refuses it), so
+ *    value(ctx, NULL) finds nothing.
  *  - References: the creator's, one per child (on its parent), one per task
  *    running with it, one while its deadline timer is armed, one per pending
  *    after_func. Memory goes with the last.
@@ -179,6 +181,7 @@ bool gocc_ctx_deadline(gocc_ctx_t *ctx, int64_t *deadline_ns) {
 }
 
 void *gocc_ctx_value(gocc_ctx_t *ctx, const void *key) {
+    if (key == NULL) return NULL; /* no context holds a NULL key */
     for (gocc_ctx_t *c = ctx; c != NULL; c = c->parent)
         if (c->kind == CTX_VALUE && c->key == key) return c->value;
     return NULL;
@@ -361,6 +364,10 @@ gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_ns) {
 }
 
 gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value) {
+    if (key == NULL) { /* Go panics on a nil key: refused before anything is made */
+        errno = EINVAL;
+        return NULL;
+    }
     parent = or_background(parent);
     gocc_ctx_t *c = ctx_alloc(parent, CTX_VALUE);
     if (c == NULL) return NULL;

@@ -286,10 +286,15 @@ void gocc__waitq_remove(gocc__waitq *q, gocc__sudog *s);
 /* The engine behind send, recv, select and sleep: poll the cases in random
  * order; if none is ready and @p block, wait on all of them plus ctx's done
  * channel plus, when @p deadline >= 0, a timeout at that monotonic time.
- * Returns the case index, GOCC_EAGAIN (not blocking, or the deadline
- * passed), the context's error, GOCC_EINVAL or GOCC_ENOMEM. */
+ * Returns the case index, GOCC__TIMED_OUT (the deadline passed), GOCC_EAGAIN
+ * (not blocking, or no timer thread could be started for the deadline), the
+ * context's error, GOCC_EINVAL or GOCC_ENOMEM. */
 int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
                  int64_t deadline, int reason);
+/* gocc__select's "the deadline passed": not an errno value, and never
+ * returned by a public function. Kept apart from GOCC_EAGAIN so that a
+ * timer that could not be had is never taken for time that passed. */
+#define GOCC__TIMED_OUT (-4096 - 1)
 
 /* Wait records on a module's own list (semaphore, group, waitgroup, once):
  * the same claim protocol as channel sudogs. A waker, holding the module's

@@ -19,6 +19,11 @@
  * at the limit (claiming it, FIFO) and, when active reaches 0, wakes every
  * wait(). A go() whose parent context wins leaves the queue empty-handed.
  *
+ * A done parent (or group context) does not stop admission: a go() or
+ * try_go() that finds a free slot starts its task, which sees the done
+ * context, as errgroup.Go does. The parent only ends a go() that has to wait
+ * for a slot (at once when it is already done).
+ *
  * Lock order: g->mu is taken alone; the group context is cancelled after it
  * is dropped.
  */
@@ -137,7 +142,10 @@ static void task_exit(void *arg, int rc) {
 }
 
 /* Admit one task (wait for a slot if @p block). Returns 0 with a slot
- * taken, or an error with nothing taken. */
+ * taken, or an error with nothing taken. A free slot is taken whatever the
+ * state of the parent or group context (errgroup.Go starts the task, which
+ * sees the done context); only the wait for a slot answers to the parent,
+ * and a parent already done wins over that wait. */
 static int admit(gocc_group_t *g, bool block) {
     gocc__lock(&g->mu);
     if (has_slot(g)) {
@@ -149,7 +157,8 @@ static int admit(gocc_group_t *g, bool block) {
     gocc__unlock(&g->mu);
     if (!block) return GOCC_EAGAIN;
 
-    int err;
+    int err = gocc_ctx_err(g->parent);
+    if (err != 0) return err; /* we would have to wait: a parent already done wins */
     gocc_chan_t *done = gocc__ctx_done_chan(g->parent, &err);
     if (err != 0) return err;
     if (done == NULL && limit == 0) return GOCC_EINVAL; /* nothing can ever proceed */
@@ -177,9 +186,8 @@ static int admit(gocc_group_t *g, bool block) {
 
 static int group_go(gocc_group_t *g, gocc_fn fn, void *arg, bool block) {
     if (g == NULL || fn == NULL) return GOCC_EINVAL;
-    int err = gocc_ctx_err(g->parent);
-    if (err != 0) return err; /* a done parent admits nothing */
-    if ((err = admit(g, block)) != 0) return err;
+    int err = admit(g, block);
+    if (err != 0) return err;
 
     atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed); /* the task's */
     int rc = gocc__go_ex(fn, g->ctx, arg, task_exit, g, g->name);

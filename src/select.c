@@ -224,7 +224,7 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
 
     int result; /* read win before its storage may be freed */
     if (win == GOCC__WINNER_TIMEOUT) {
-        result = GOCC_EAGAIN;
+        result = GOCC__TIMED_OUT; /* not GOCC_EAGAIN: that is "no timer" above */
     } else if ((size_t)win->case_index == n) {
         result = gocc_ctx_err(ctx);
     } else {

@@ -441,10 +441,13 @@ void gocc_ticker_free(gocc_ticker_t *tk) {
     if (tk != NULL) timer_destroy(&tk->t);
 }
 
+/* 0 only when the time passed: GOCC_EAGAIN / GOCC_ENOMEM from the wait
+ * mean the timer could not be had (no timer thread, no memory), and are
+ * returned as they are. */
 int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx) {
     int err = gocc_ctx_err(ctx);
     if (err != 0) return err;
     if (d_ns <= 0) return 0;
     int r = gocc__select(NULL, 0, ctx, true, deadline_after(d_ns), GOCC_WAIT_SLEEP);
-    return r == GOCC_EAGAIN ? 0 : r;
+    return r == GOCC__TIMED_OUT ? 0 : r;
 }

@@ -531,7 +531,9 @@ int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
         gocc__unlock(&p->mu);
         gocc_ctx_cancel(p->ctx);
         while (wait_workers(p, NULL) != 0) { /* only ENOMEM: cannot park */
-            gocc_sleep(GOCC_MILLISECOND, NULL);
+            /* Not gocc_sleep: short of memory it may get no timer, and not sleep. */
+            struct timespec pause = {0, (long)GOCC_MILLISECOND};
+            nanosleep(&pause, NULL);
         }
     }
     gocc_ctx_cancel(p->ctx);

@@ -464,6 +464,46 @@ static void test_values(void **state) {
     ASSERT_NO_TASKS(start);
 }
 
+/* Regression: with_value took a NULL key (Go panics on a nil key) and made
+ * a context that value(ctx, NULL) then answered. A NULL key is refused:
+ * NULL with errno EINVAL, no context made, the parent not retained (ASan
+ * builds would report the leaked reference); value(ctx, NULL) is NULL on
+ * every kind of context. */
+static void test_with_value_null_key(void **state) {
+    (void)state;
+    size_t start = gocc_tasks_live();
+    TEST_NAME();
+    static int v = 42;
+    gocc_ctx_t *parent = gocc_ctx_with_cancel(NULL);
+    assert_non_null(parent);
+    gocc_ctx_t *parents[] = {NULL, gocc_ctx_background(), parent};
+    for (size_t i = 0; i < 3; i++) {
+        errno = 0;
+        gocc_ctx_t *c = gocc_ctx_with_value(parents[i], NULL, &v);
+        if (c != NULL) {
+            gocc_ctx_release(c);
+            fail_msg("parent #%zu: with_value(NULL key) made a context", i);
+        }
+        assert_int_equal(errno, EINVAL);
+        assert_null(gocc_ctx_value(parents[i], NULL));
+    }
+    /* The parent was left as it was: still cancellable, not done. */
+    ASSERT_NOT_DONE(parent);
+    gocc_ctx_t *kv = gocc_ctx_with_value(parent, &k1, &v);
+    assert_non_null(kv);
+    assert_ptr_equal(gocc_ctx_value(kv, &k1), &v);
+    assert_null(gocc_ctx_value(kv, NULL));
+    gocc_ctx_t *w = gocc_ctx_without_cancel(kv);
+    assert_non_null(w);
+    assert_null(gocc_ctx_value(w, NULL));
+    gocc_ctx_cancel(parent);
+    ASSERT_DONE(kv, GOCC_ECANCELED);
+    gocc_ctx_release(w);
+    gocc_ctx_release(kv);
+    gocc_ctx_release(parent);
+    ASSERT_NO_TASKS(start);
+}
+
 /* XTestSimultaneousCancels: a tree of ~100 contexts cancelled from 100
  * tasks at once, in any order. */
 typedef struct simul_state {
@@ -1753,6 +1793,7 @@ int main(void) {
         GOCC_TEST(test_timeout_overflow),
         GOCC_TEST(test_canceled_timeout),
         GOCC_TEST(test_values),
+        GOCC_TEST(test_with_value_null_key),
         GOCC_TEST(test_simultaneous_cancels),
         GOCC_TEST(test_interlocked_cancels),
         GOCC_TEST(test_layers_cancel),

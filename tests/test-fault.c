@@ -387,13 +387,19 @@ static int op_ticker_new(void) {
     return 0;
 }
 
-/* Sleep: the waiter, the timer heap, the timer thread. */
+/* Sleep: the waiter, the timer heap, the timer thread. A 0 means the time
+ * did pass: a sleep that could not get its timer says so (it used to
+ * return 0 at once when the timer thread could not start). */
 static int op_sleep(void) {
+    int64_t t0 = gocc_now();
     FAULT_BEGIN();
     int rc = gocc_sleep(GOCC_MILLISECOND, NULL);
     FAULT_END();
     CHECK_RC(rc);
+    if (rc == 0) WCHECKV(gocc_now() - t0 >= GOCC_MILLISECOND, gocc_now() - t0);
+    t0 = gocc_now();
     WCHECK(gocc_sleep(GOCC_MILLISECOND, NULL) == 0);
+    WCHECK(gocc_now() - t0 >= GOCC_MILLISECOND);
     return 0;
 }
 
@@ -970,6 +976,156 @@ static void test_fault_walk(void **state) {
     CHECK_GE(total_t, 5);
 }
 
+/* ---- no timer thread ---- */
+
+/* Fail the next thread creation, which (after a shutdown, with no timer
+ * thread) is the timer thread's start. no_timer_end checks that exactly
+ * that one was met and failed. */
+static void no_timer_begin(void) {
+    if (shutdown_settled() != 0) fail_msg("runtime busy before a no-timer call");
+    gocc__fault_arm(0, 1);
+}
+
+static void no_timer_end(const char *what) {
+    long threads = gocc__fault_threads(), inj = gocc__fault_injected();
+    gocc__fault_disarm();
+    if (threads != 1 || inj != 1)
+        fail_msg("%s: %ld thread creations, %ld failed; want the timer thread's, failed",
+                 what, threads, inj);
+}
+
+/* A constructor that needs the timer: NULL with errno EAGAIN. */
+#define NO_TIMER_NULL(what, call)                                              \
+    do {                                                                       \
+        no_timer_begin();                                                      \
+        errno = 0;                                                             \
+        void *obj_ = (void *)(call);                                           \
+        int e_ = errno;                                                        \
+        no_timer_end(what);                                                    \
+        if (obj_ != NULL) fail_msg("%s: made without a timer thread", what);   \
+        if (e_ != EAGAIN) fail_msg("%s: errno %d, want EAGAIN", what, e_);     \
+    } while (0)
+
+static int sleep_task(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    return gocc_sleep(50 * GOCC_MILLISECOND, arg);
+}
+
+typedef struct sleeper {
+    gocc_chan_t *go;   /* closed when the sleep may start */
+    atomic_int state;  /* 1: waiting for go; 2: returned */
+    int rc;
+    int64_t took;
+} sleeper;
+
+static int sleeper_task(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    sleeper *s = arg;
+    atomic_store(&s->state, 1);
+    (void)gocc_chan_recv(s->go, NULL, NULL);
+    int64_t t0 = gocc_now();
+    s->rc = gocc_sleep(50 * GOCC_MILLISECOND, NULL);
+    s->took = gocc_now() - t0;
+    atomic_store(&s->state, 2);
+    return 0;
+}
+
+/* Regression: a call that needs a timer when the timer thread cannot start
+ * must say so (GOCC_EAGAIN, or NULL with errno EAGAIN), never report a
+ * sleep or a deadline that did not happen. gocc_sleep returned 0 at once:
+ * the failed start came back from the wait engine as GOCC_EAGAIN, which is
+ * also how the engine says "the deadline passed". Each call below is the
+ * first to need the timer thread after a shutdown, and its start fails. */
+static void test_fault_no_timer_thread(void **state) {
+    (void)state;
+    TEST_NAME();
+    /* gocc_sleep, without and with a context, on a plain thread. */
+    no_timer_begin();
+    int rc = gocc_sleep(50 * GOCC_MILLISECOND, NULL);
+    no_timer_end("sleep");
+    assert_int_equal(rc, GOCC_EAGAIN);
+    gocc_ctx_t *c = gocc_ctx_with_cancel(NULL);
+    assert_non_null(c);
+    no_timer_begin();
+    rc = sleep_task(c, c);
+    no_timer_end("sleep (ctx)");
+    assert_int_equal(rc, GOCC_EAGAIN);
+    assert_int_equal(gocc_ctx_err(c), 0);
+
+    /* ... and on a task (its thread made before the fault is armed). */
+    sleeper sl = {.go = gocc_chan_new(0, 0)};
+    assert_non_null(sl.go);
+    if (shutdown_settled() != 0) fail_msg("runtime busy");
+    assert_int_equal(gocc_go(sleeper_task, NULL, &sl), 0);
+    assert_true(wait_int(&sl.state, 1, QUIESCENT) == 1);
+    gocc__fault_arm(0, 1);
+    assert_int_equal(gocc_chan_close(sl.go), 0);
+    assert_true(wait_int(&sl.state, 2, QUIESCENT) == 2);
+    no_timer_end("sleep (task)");
+    assert_int_equal(sl.rc, GOCC_EAGAIN);
+    assert_true(tasks_down_to(0));
+    gocc_chan_release(sl.go);
+
+    /* The constructors of deadlines, timers, tickers and pools. */
+    NO_TIMER_NULL("ctx_with_timeout", gocc_ctx_with_timeout(c, 50 * GOCC_MILLISECOND));
+    NO_TIMER_NULL("ctx_with_deadline",
+                  gocc_ctx_with_deadline(NULL, gocc_now() + 50 * GOCC_MILLISECOND));
+    NO_TIMER_NULL("timer_new", gocc_timer_new(50 * GOCC_MILLISECOND));
+    NO_TIMER_NULL("ticker_new", gocc_ticker_new(50 * GOCC_MILLISECOND));
+    NO_TIMER_NULL("pool_new", gocc_pool_new(obj_new, obj_free, NULL));
+    assert_int_equal(gocc_ctx_err(c), 0); /* the parent was not touched */
+
+    /* A rate-limiter wait that has to queue (the next token is 200 ms
+     * away): nothing taken, nothing left reserved. */
+    gocc_ratelimit_t *rl = gocc_ratelimit_new(5.0, 1);
+    assert_non_null(rl);
+    assert_true(gocc_ratelimit_allow(rl, 1));
+    no_timer_begin();
+    rc = gocc_ratelimit_wait(rl, 1, c);
+    no_timer_end("ratelimit_wait");
+    assert_int_equal(rc, GOCC_EAGAIN);
+    double level = gocc_ratelimit_tokens(rl);
+    if (!(level >= 0.0 && level < 1.0)) fail_msg("ratelimit level %f, want [0, 1)", level);
+    int64_t t0 = gocc_now();
+    assert_int_equal(gocc_ratelimit_wait(rl, 1, c), 0); /* works now, and waits */
+    CHECK_GE(gocc_now() - t0, 50 * GOCC_MILLISECOND);
+    gocc_ratelimit_free(rl);
+
+    /* Everything works again once the thread can start. */
+    t0 = gocc_now();
+    assert_int_equal(gocc_sleep(20 * GOCC_MILLISECOND, c), 0);
+    CHECK_GE(gocc_now() - t0, 20 * GOCC_MILLISECOND);
+    gocc_ctx_t *d = gocc_ctx_with_timeout(c, GOCC_MILLISECOND);
+    assert_non_null(d);
+    assert_int_equal(gocc_chan_recv(gocc_ctx_done(d), NULL, NULL), GOCC_ECLOSED);
+    assert_int_equal(gocc_ctx_err(d), GOCC_EDEADLINE);
+    gocc_ctx_release(d);
+    gocc_ctx_cancel(c);
+    gocc_ctx_release(c);
+    assert_true(tasks_down_to(0));
+    assert_int_equal(shutdown_settled(), 0); /* no reservation was leaked */
+}
+
+/* Regression: with_value with a NULL key made a context. It must refuse
+ * before it allocates anything. */
+static void test_fault_with_value_null_key(void **state) {
+    (void)state;
+    TEST_NAME();
+    gocc_ctx_t *parent = gocc_ctx_with_cancel(NULL);
+    assert_non_null(parent);
+    gocc__fault_arm(0, 0); /* count only */
+    errno = 0;
+    gocc_ctx_t *c = gocc_ctx_with_value(parent, NULL, parent);
+    int e = errno;
+    long n = gocc__fault_allocs();
+    gocc__fault_disarm();
+    assert_null(c);
+    assert_int_equal(e, EINVAL);
+    assert_int_equal(n, 0);
+    gocc_ctx_cancel(parent);
+    gocc_ctx_release(parent);
+}
+
 /* Without arming, no fault happens and nothing is counted as injected. */
 static void test_fault_disarmed_is_inert(void **state) {
     (void)state;
@@ -994,6 +1150,8 @@ int main(void) {
     test_watchdog_install("test-fault", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_fault_disarmed_is_inert),
+        GOCC_TEST(test_fault_with_value_null_key),
+        GOCC_TEST(test_fault_no_timer_thread),
         GOCC_TEST(test_fault_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

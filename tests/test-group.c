@@ -725,8 +725,8 @@ static void test_group_limit_zero(void **state) {
 
 /* A group whose parent is cancelled: the running tasks see the group context
  * cancelled with the parent's error and cause, the group context carries the
- * parent's values, go / try_go return the parent's error and start nothing
- * (Clarification "A context already done wins"), and wait returns 0 (no task
+ * parent's values, go / try_go with a free slot still start their task, which
+ * sees the done context (as errgroup.Go does), and wait returns 0 (no task
  * failed). A parent already past its deadline: the same with
  * GOCC_EDEADLINE. */
 #define NP 6
@@ -782,11 +782,13 @@ static void test_group_parent_cancelled(void **state) {
         assert_int_equal(atomic_load(&s.cause[i]), 4242);
     }
     atomic_int ran = 0;
-    assert_int_equal(gocc_group_go(g, count_task, &ran), GOCC_ECANCELED);
-    assert_int_equal(gocc_group_try_go(g, count_task, &ran), GOCC_ECANCELED);
+    assert_int_equal(gocc_group_go(g, count_task, &ran), 0);
+    assert_int_equal(gocc_group_try_go(g, count_task, &ran), 0);
     assert_int_equal(group_wait(g), 0);
     assert_int_equal(gocc_ctx_cause(gctx), 4242);
-    assert_int_equal(gocc_group_go(g, count_task, &ran), GOCC_ECANCELED);
+    assert_int_equal(gocc_group_go(g, count_task, &ran), 0);
+    assert_int_equal(group_wait(g), 0);
+    assert_int_equal(atomic_load(&ran), 3);
     group_free(g);
     gocc_ctx_release(pv);
     ctx_done_release(pc);
@@ -796,15 +798,121 @@ static void test_group_parent_cancelled(void **state) {
     assert_non_null(expired);
     g = group_new(expired);
     assert_int_equal(gocc_ctx_err(gocc_group_ctx(g)), GOCC_EDEADLINE);
-    assert_int_equal(gocc_group_go(g, count_task, &ran), GOCC_EDEADLINE);
-    assert_int_equal(gocc_group_try_go(g, count_task, &ran), GOCC_EDEADLINE);
-    assert_int_equal(gocc_group_set_limit(g, 2), 0);
-    assert_int_equal(gocc_group_go(g, count_task, &ran), GOCC_EDEADLINE);
+    assert_int_equal(gocc_group_go(g, pc_task, &s), 0);
+    assert_int_equal(gocc_group_try_go(g, pc_task, &s), 0);
     assert_int_equal(group_wait(g), 0);
+    assert_int_equal(gocc_group_set_limit(g, 2), 0);
+    assert_int_equal(gocc_group_go(g, pc_task, &s), 0);
+    assert_int_equal(group_wait(g), 0);
+    assert_true(wait_count(&s.saw_done, NP + 3, SAFETY_NS));
+    assert_int_equal(atomic_load(&s.saw_value), NP); /* no value on this parent */
     group_free(g);
     ctx_done_release(expired);
-    assert_int_equal(atomic_load(&ran), 0);
+    assert_int_equal(atomic_load(&ran), 3);
     ctx_done_release(s.safety);
+    ASSERT_NO_TASKS(start);
+}
+
+/* Regression: go and try_go returned the parent's error whenever the parent
+ * was done, so no task started. Go's errgroup.Go starts the task whenever a
+ * slot is free and lets it see the done context; only a go that would have
+ * to wait for a slot returns the parent's error (at once: a context already
+ * done wins over the wait), and try_go at the limit says GOCC_EAGAIN. */
+typedef struct dp_state {
+    atomic_int ran;
+    atomic_int saw_err;  /* tasks that saw their context done, with want */
+    atomic_int bad;      /* tasks that saw anything else */
+    int want;
+    gate_t *gate;        /* not NULL: then wait for it (holding the slot) */
+} dp_state;
+
+static int dp_task(gocc_ctx_t *ctx, void *arg) {
+    dp_state *s = arg;
+    if (gocc_ctx_err(ctx) == s->want && ctx_done_closed(ctx))
+        atomic_fetch_add(&s->saw_err, 1);
+    else
+        atomic_fetch_add(&s->bad, 1);
+    atomic_fetch_add(&s->ran, 1);
+    if (s->gate != NULL) gate_task(ctx, s->gate);
+    return 0;
+}
+
+static void test_group_go_under_done_parent(void **state) {
+    (void)state;
+    size_t start = gocc_tasks_live();
+    TEST_NAME();
+    async_call a;
+
+    /* Born done (the parent was cancelled first), no limit: every go and
+     * try_go starts its task, which sees the parent's error. */
+    gocc_ctx_t *parent = gocc_ctx_with_cancel(NULL);
+    assert_non_null(parent);
+    gocc_ctx_cancel(parent);
+    gocc_group_t *g = group_new(parent);
+    dp_state s = {.want = GOCC_ECANCELED};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(gocc_group_go(g, dp_task, &s), 0);
+        assert_int_equal(gocc_group_try_go(g, dp_task, &s), 0);
+    }
+    assert_int_equal(group_wait(g), 0);
+    assert_int_equal(atomic_load(&s.ran), 8);
+    assert_int_equal(atomic_load(&s.saw_err), 8);
+    group_free(g);
+    ctx_done_release(parent);
+
+    /* Cancelled while the group runs, with a limit of 2: the free slot is
+     * used; at the limit, go returns the parent's error without waiting and
+     * try_go GOCC_EAGAIN, and neither task runs. */
+    parent = gocc_ctx_with_cancel(NULL);
+    assert_non_null(parent);
+    g = group_new(parent);
+    assert_int_equal(gocc_group_set_limit(g, 2), 0);
+    gate_t gt;
+    gate_init(&gt);
+    assert_int_equal(gocc_group_go(g, gate_task, &gt), 0);
+    gocc_ctx_cancel(parent);
+    dp_state s2 = {.want = GOCC_ECANCELED, .gate = &gt};
+    assert_int_equal(gocc_group_go(g, dp_task, &s2), 0); /* the second slot */
+    assert_true(wait_count(&gt.entered, 2, SAFETY_NS));
+    assert_int_equal(atomic_load(&s2.saw_err), 1);
+    s2.gate = NULL; /* the task that holds the slot read it already */
+    group_call c = {.g = g, .fn = dp_task, .arg = &s2};
+    async_start(&a, call_group_go, &c);
+    assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), GOCC_ECANCELED);
+    assert_int_equal(gocc_group_try_go(g, dp_task, &s2), GOCC_EAGAIN);
+    gate_open(&gt);
+    assert_int_equal(group_wait(g), 0);
+    assert_int_equal(atomic_load(&gt.released), 2);
+    assert_int_equal(atomic_load(&s2.ran), 1); /* the refused ones never ran */
+    /* Slots free again: tasks start, cancelled. */
+    assert_int_equal(gocc_group_go(g, dp_task, &s2), 0);
+    assert_int_equal(gocc_group_try_go(g, dp_task, &s2), 0);
+    assert_int_equal(group_wait(g), 0);
+    assert_int_equal(atomic_load(&s2.saw_err), 3);
+    group_free(g);
+    gate_destroy(&gt);
+    ctx_done_release(parent);
+
+    /* A parent past its deadline: the task sees GOCC_EDEADLINE; limit 0 (no
+     * slot ever): go returns GOCC_EDEADLINE at once, try_go GOCC_EAGAIN. */
+    parent = gocc_ctx_with_deadline(NULL, gocc_now() - GOCC_SECOND);
+    assert_non_null(parent);
+    g = group_new(parent);
+    dp_state s3 = {.want = GOCC_EDEADLINE};
+    assert_int_equal(gocc_group_go(g, dp_task, &s3), 0);
+    assert_int_equal(group_wait(g), 0);
+    assert_int_equal(gocc_group_set_limit(g, 0), 0);
+    c = (group_call){.g = g, .fn = dp_task, .arg = &s3};
+    async_start(&a, call_group_go, &c);
+    assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), GOCC_EDEADLINE);
+    assert_int_equal(gocc_group_try_go(g, dp_task, &s3), GOCC_EAGAIN);
+    assert_int_equal(group_wait(g), 0);
+    assert_int_equal(atomic_load(&s3.ran), 1);
+    assert_int_equal(atomic_load(&s3.saw_err), 1);
+    group_free(g);
+    ctx_done_release(parent);
+
+    assert_int_equal(atomic_load(&s.bad) + atomic_load(&s2.bad) + atomic_load(&s3.bad), 0);
     ASSERT_NO_TASKS(start);
 }
 
@@ -970,6 +1078,7 @@ int main(void) {
         GOCC_TEST(test_group_go_blocks_at_limit),
         GOCC_TEST(test_group_limit_zero),
         GOCC_TEST(test_group_parent_cancelled),
+        GOCC_TEST(test_group_go_under_done_parent),
         GOCC_TEST(test_group_usable_after_wait),
         GOCC_TEST(test_group_free_waits),
         GOCC_TEST(test_group_null),

@@ -752,7 +752,7 @@ static void round_group(void) {
         } else if (try && rc == GOCC_EAGAIN) {
             /* at the limit: shed */
         } else if (parent != NULL && rc == gocc_ctx_err(parent)) {
-            break; /* the parent timed out: go refuses, nothing started */
+            break; /* the parent timed out while go waited for a slot: nothing started */
         } else {
             fail(K_GROUP, "%s: %s", try ? "try_go" : "go", gocc_strerror(rc));
         }
