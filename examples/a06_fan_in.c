@@ -1,5 +1,5 @@
 /*
- * a06_fan_in.c - port of A06 (seeds/001, "Fan-In Pattern").
+ * a06_fan_in.c - port of A06 ("Fan-In Pattern").
  *
  * fanIn(cs...) merges several channels into one: one forwarding task per
  * input copies everything it receives to `out`; a WaitGroup counts them,

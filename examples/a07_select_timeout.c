@@ -1,5 +1,5 @@
 /*
- * a07_select_timeout.c - port of A07 (seeds/001, "Select for Timeouts and
+ * a07_select_timeout.c - port of A07 ("Select for Timeouts and
  * Multiplexing").
  *
  *     select {

@@ -1,5 +1,5 @@
 /*
- * b07_errgroup_fetch.c - B07 (seeds/002, "Error Group Pattern"): fetchAll,
+ * b07_errgroup_fetch.c - B07 ("Error Group Pattern"): fetchAll,
  * one errgroup task per URL, each writing its own results[i], errors
  * wrapped with the URL, and Wait() returning the first one.
  *

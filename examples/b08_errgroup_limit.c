@@ -1,5 +1,5 @@
 /*
- * b08_errgroup_limit.c - B08 (seeds/002, "Error Group Pattern", "With
+ * b08_errgroup_limit.c - B08 ("Error Group Pattern", "With
  * concurrency limit"): processWithLimit, an errgroup whose SetLimit(10)
  * keeps at most 10 tasks running; g.Go blocks while 10 are.
  *

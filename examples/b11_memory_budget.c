@@ -1,5 +1,5 @@
 /*
- * b11_memory_budget.c - B11 (seeds/002, "Semaphore Pattern", "Dynamic
+ * b11_memory_budget.c - B11 ("Semaphore Pattern", "Dynamic
  * resource allocation"): a weighted semaphore as a memory budget. Each job
  * of an errgroup first acquires as many megabytes as it needs from a 1024
  * MB semaphore, runs, and gives them back.

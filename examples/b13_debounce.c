@@ -1,5 +1,5 @@
 /*
- * b13_debounce.c - B13 (seeds/002, "Debounce and Throttle"): Debounce(ctx,
+ * b13_debounce.c - B13 ("Debounce and Throttle"): Debounce(ctx,
  * in, delay) <-chan T passes a value on only after `delay` of quiet on
  * `in`: a burst of values becomes one, the last. When `in` closes, a value
  * still waiting goes out after its quiet period and then `out` is closed;

@@ -1,5 +1,5 @@
 /*
- * b15_worker_pool.c - B15 (seeds/002, "Worker Pool Evolution"): a worker
+ * b15_worker_pool.c - B15 ("Worker Pool Evolution"): a worker
  * pool with graceful shutdown. NewWorkerPool(workers, queueSize);
  * Submit(task) error never blocks: "task queue is full" when the queue is
  * full, "pool is shutting down" after Shutdown; Shutdown(ctx) closes the

@@ -1,5 +1,5 @@
 /*
- * b16_adaptive_pool.c - B16 (seeds/002, "Advanced: Adaptive worker pool"):
+ * b16_adaptive_pool.c - B16 ("Advanced: Adaptive worker pool"):
  * a pool between minWorkers and maxWorkers whose size follows the queue
  * length. The Go AdaptivePool runs adjustWorkers on a ticker: spawn a
  * worker while the queue backs up (queueLen > current*2, current < max),

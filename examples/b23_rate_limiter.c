@@ -1,5 +1,5 @@
 /*
- * b23_rate_limiter.c - B23 exercise 1 (seeds/002, "Exercises": "Rate
+ * b23_rate_limiter.c - B23 exercise 1 ("Exercises": "Rate
  * Limiter: Implement a token bucket rate limiter using channels and
  * goroutines"), on libgocc's token bucket, gocc_ratelimit (Go's
  * golang.org/x/time/rate). The other B23 exercises are in b23_exercises.c.

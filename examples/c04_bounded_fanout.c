@@ -1,5 +1,5 @@
 /*
- * c04_bounded_fanout.c - port of C04 (seeds/003, "Bounded concurrency
+ * c04_bounded_fanout.c - port of C04 ("Bounded concurrency
  * (semaphore pattern)": a channel semaphore plus an errgroup).
  *
  * One errgroup task per id, but at most 8 of them inside process() at

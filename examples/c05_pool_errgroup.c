@@ -1,5 +1,5 @@
 /*
- * c05_pool_errgroup.c - port of C05 (seeds/003, "Worker pool (durable
+ * c05_pool_errgroup.c - port of C05 ("Worker pool (durable
  * throughput)": runPool, a fixed number of workers run by an errgroup,
  * stopped by the context).
  *

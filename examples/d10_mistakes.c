@@ -1,5 +1,5 @@
 /*
- * d10_mistakes.c - D10 (seeds/004, cheat sheet): the common-mistakes table,
+ * d10_mistakes.c - D10 (cheat sheet): the common-mistakes table,
  * one short demonstration of each mistake next to its fix. Each broken half
  * is kept safe to run: a leaked task is counted, then freed through a back
  * door the broken API does not have (a cancel, a flag, a receive by hand),

@@ -1,5 +1,5 @@
 /*
- * l03_backpressure.c - L03 (seeds/000, Lesson 3): backpressure and load
+ * l03_backpressure.c - L03 (Lesson 3): backpressure and load
  * shedding. "Backpressure is how you keep latency stable under load."
  *
  * l03_bounded_queue: a bounded queue, make(chan Job, 64), fed by a fast

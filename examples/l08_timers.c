@@ -1,5 +1,5 @@
 /*
- * l08_timers.c - L08 (seeds/000, Lesson 8): timers and timeouts, the leak
+ * l08_timers.c - L08 (Lesson 8): timers and timeouts, the leak
  * trap. An event loop with an idle timeout:
  *     select { case e, ok := <-events: ...   case <-timeout: idle
  *              case <-ctx.Done(): return }

@@ -1,5 +1,5 @@
 /*
- * l11_testing.c - L11 (seeds/000, Lesson 11): testing concurrency, as a
+ * l11_testing.c - L11 (Lesson 11): testing concurrency, as a
  * small test program.
  *
  * l11_race_detection: "always run -race". C's -race is ThreadSanitizer:

@@ -6,13 +6,53 @@
  * select, context cancellation trees and one shared timer thread. Every
  * blocking call takes a context and is woken by its cancellation directly.
  *
- * Conventions (shared/API.md is the contract):
- *  - Functions that can fail return int: 0 or a NEGATIVE errno (GOCC_E*).
+ * This header is the contract: the names, argument order, return values
+ * and behaviour written here are what programs may rely on (the README's
+ * Versioning section says what may change between versions). Where it is
+ * silent, libgocc does what a Go programmer moving to C would expect.
+ *
+ * Conventions:
+ *  - Functions that can fail return int: 0 or a NEGATIVE errno (GOCC_E*);
+ *    gocc_strerror gives Go's wording.
  *  - Constructors return a pointer, or NULL with errno set (ENOMEM, EINVAL).
- *  - Misuse that Go answers with a panic returns an error and changes nothing.
+ *  - Misuse that Go answers with a panic (send on a closed channel, closing
+ *    a closed channel, a negative WaitGroup counter, releasing more
+ *    semaphore weight than is held) returns an error and changes nothing.
+ *    No function aborts the process on bad input.
  *  - Times are int64_t nanoseconds on the monotonic clock.
  *  - Reference-counted objects (channels, contexts) start with one reference
  *    owned by the creator.
+ *  - Every blocking call takes a gocc_ctx_t *ctx as its cancellation source;
+ *    NULL means "never cancelled: block until done". When the context is
+ *    done the call returns gocc_ctx_err(ctx) and has had no effect.
+ *  - Task functions take their context first (gocc_fn), as Go's rule says.
+ *
+ * Rules that hold for every module (the tests name them):
+ *  - NULL: a NULL object pointer makes a function return GOCC_EINVAL (or do
+ *    nothing, for void functions and release/free), never crash. Two NULLs
+ *    mean something instead: the NULL channel is Go's nil channel, the NULL
+ *    context the background context.
+ *  - A context already done wins: a blocking call whose context is already
+ *    done when it starts returns the context's error and has no effect, even
+ *    if it could have completed at once (as x/sync's semaphore does). Once
+ *    blocked, whichever happens first wins. The one exception is
+ *    gocc_workpool_shutdown, which always stops the pool: with a context
+ *    already done it is a forced shutdown at once.
+ *  - Nothing can ever proceed: a call that could only wait for its context
+ *    (send or receive on a NULL channel, gocc_select with no cases or only
+ *    NULL-channel cases, and the few cases each module names) returns
+ *    GOCC_EINVAL at once when the context can never be done (NULL, or any
+ *    context whose gocc_ctx_done is NULL), instead of hanging forever.
+ *  - Task accounting: gocc_tasks_live() counts every task any part of the
+ *    library starts (gocc_go, groups, worker-pool jobs, after_func,
+ *    gocc_chan_merge) from before the starting call returns until after its
+ *    function has returned; a caller that sees the count drop sees all of
+ *    the task's writes. What the runtime runs for itself is not counted:
+ *    the timer thread, idle cached threads, worker-pool workers waiting for
+ *    a job.
+ *  - Sleep and timers never lie: a call that needs a timer and cannot get
+ *    one (no memory, no timer thread) returns GOCC_ENOMEM or GOCC_EAGAIN; it
+ *    never reports a sleep or a deadline that did not happen.
  *
  * Link with `pkg-config --libs gocc` (or `-lgocc -pthread`).
  */
@@ -243,6 +283,8 @@ GOCC_API int gocc_runtime_shutdown(void);
  * Make a channel of @p capacity elements of @p elem_size bytes each.
  * Capacity 0 is unbuffered (a send completes when a receiver takes the
  * value); elem_size 0 makes a signal channel (elem/out may be NULL).
+ * Elements are copied by value. Each channel is FIFO: values come out in
+ * the order they went in, never lost or duplicated.
  * @return the channel with one reference owned by the caller, or NULL with
  *         errno ENOMEM (or EINVAL when elem_size * capacity overflows).
  */
@@ -333,6 +375,8 @@ typedef struct gocc_case {
  *         case with NULL elem on a channel of elem_size > 0), or when
  *         nothing can ever proceed (n == 0 or only nil cases) and ctx can
  *         never be done; GOCC_ENOMEM when n is large and memory ran out.
+ *         With a context that can be done, n == 0 waits for it (Go's
+ *         `select {}`).
  */
 GOCC_API int gocc_select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx);
 
@@ -390,7 +434,8 @@ GOCC_API gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent);
 GOCC_API void gocc_ctx_cancel(gocc_ctx_t *ctx);
 
 /** As gocc_ctx_cancel, recording @p cause (0 = no cause) for gocc_ctx_cause
- *  on ctx and its descendants. */
+ *  on ctx and its descendants. A cause is any int the caller chooses: a
+ *  negative errno or an application code. */
 GOCC_API void gocc_ctx_cancel_cause(gocc_ctx_t *ctx, int cause);
 
 /** 0 while not done, else GOCC_ECANCELED or GOCC_EDEADLINE. One atomic
@@ -431,6 +476,8 @@ typedef struct gocc_after_func gocc_after_func_t;
  * that cancelled. The task is started by whichever cancellation made ctx
  * done (a deadline: the timer thread), so a gocc_ctx_cancel that finds ctx
  * already done may return before fn has begun.
+ * On a context that can never be done (gocc_ctx_done gives NULL) nothing
+ * is registered that could run; the handle's first stop returns true.
  * @param stop_handle out, may be NULL: a handle owned by the context, valid
  *        while the caller holds its reference to ctx.
  * @return 0, GOCC_EINVAL (NULL ctx or fn), GOCC_ENOMEM.
@@ -673,7 +720,8 @@ typedef struct gocc_workpool_stats {
     uint64_t dropped;   /**< accepted but never started: a forced shutdown (added) */
 } gocc_workpool_stats_t;
 
-/** Options for gocc_workpool_new_opts (an extension of API.md). */
+/** Options for gocc_workpool_new_opts: an adaptive size, an idle timeout
+ *  and an error callback, beyond gocc_workpool_new's fixed size. */
 typedef struct gocc_workpool_options {
     size_t min_workers;      /**< always kept (started at creation) */
     size_t max_workers;      /**< grown to when the queue backs up (>= min, >= 1) */
@@ -688,7 +736,9 @@ typedef struct gocc_workpool_options {
  * A pool of @p workers threads (fixed size) running tasks from a queue of at
  * most @p queue_cap entries. Tasks run as fn(pool_ctx, arg); the pool context
  * derives from @p parent. Workers count in gocc_tasks_live only while they
- * run a task. @return the pool, or NULL with errno EINVAL (workers == 0),
+ * run a task. @p queue_cap 0 is valid: a submit then succeeds only by
+ * handing the task straight to an idle worker (one the pool may still start
+ * counts as idle), and try_submit sheds when there is none. @return the pool, or NULL with errno EINVAL (workers == 0),
  * ENOMEM or EAGAIN (no thread).
  */
 GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
@@ -756,7 +806,8 @@ GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(v
                                     void *ud);
 
 /** A cached object (the one this thread put last, if any), else new_fn(ud),
- *  else NULL (also when new_fn is NULL). */
+ *  else NULL (also when new_fn is NULL). After several puts, which of the
+ *  put objects comes back first is not specified. */
 GOCC_API void *gocc_pool_get(gocc_pool_t *p);
 
 /** Give @p obj back (NULL does nothing). */
@@ -985,8 +1036,14 @@ GOCC_API const char *gocc_task_name(void);
  *     task <ID> "<NAME>" [<STATE>]:
  *     thread <ID> "<NAME>" [<STATE>]:
  *
- * where STATE is `running` or `<REASON>, <SECONDS>s`. Safe from any thread
- * at any time; never blocks a running task (a consistent-enough snapshot).
+ * where STATE is `running` or `<REASON>, <SECONDS>s` (seconds blocked, three
+ * decimals) and REASON one of `chan receive`, `chan send`, `select`,
+ * `select (no cases)`, `sleep` (also a rate limiter's wait),
+ * `semaphore acquire`, `group go`, `group wait`, `waitgroup wait`, `once`,
+ * `workpool submit`, `workpool shutdown`. Indented lines after an entry say
+ * more (what it waits on, its context, its start function); their wording
+ * may change. Safe from any thread at any time; never blocks a running task
+ * (a consistent-enough snapshot).
  * @return the number of entries written; GOCC_EINVAL for @p fd < 0;
  *         GOCC_ENOMEM; a failed write(2) as a negative errno.
  */

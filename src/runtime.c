@@ -12,7 +12,7 @@
  * Invariants:
  *  - tasks_live counts tasks whose fn has not returned. It goes up before
  *    gocc_go hands the task over and down (release) only after fn returned
- *    and the thread is back on the idle list ("thread reuse" in API.md).
+ *    and the thread is back on the idle list (gocc_go in gocc.h).
  *  - A worker is on the idle list iff wk->idle; only a thread holding rt.mu
  *    takes it off, so exactly one party decides its fate: gocc_go (assign
  *    and wake) or the worker itself (time out and exit).

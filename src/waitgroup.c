@@ -10,7 +10,7 @@
  * stores; a waiter yields the CPU after a short spin).
  *
  * Why not a pthread mutex: a waitgroup on the stack may go out of scope the
- * moment wait returns 0 (API.md). The last done must therefore touch nothing
+ * moment wait returns 0 (gocc.h). The last done must therefore touch nothing
  * after the store that makes the counter zero - and a mutex unlock touches
  * the mutex after releasing it. Here the final store of the state word both
  * releases the lock and publishes zero; waiters found on the list were

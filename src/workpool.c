@@ -14,7 +14,7 @@
  *  2. to a new worker, if fewer than max exist (it starts with the job);
  *  3. into the queue, if fewer than queue_cap are waiting;
  *  otherwise submit blocks (FIFO) and try_submit sheds. With queue_cap 0
- *  only 1 and 2 exist: a hand-off to a worker, as API.md asks.
+ *  only 1 and 2 exist: a hand-off to a worker, as gocc.h says.
  *
  * Invariants (under p->mu):
  *  - submitted == completed + failed + queued + running + dropped; every
@@ -72,7 +72,7 @@ struct gocc_workpool {
     uint64_t submitted, rejected, completed, failed, dropped;
     size_t running, workers;
     /* Workers made at creation that have not looked for work yet count as
-     * idle (API.md): jobs handed to them wait here, counted as running. */
+     * idle (gocc.h): jobs handed to them wait here, counted as running. */
     size_t starting;
     job *handoff; /* min slots */
     size_t handoff_head, nhandoff;

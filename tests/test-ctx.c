@@ -5,7 +5,7 @@
  * Ported from Go's src/context/context_test.go (Go 1.19; TestCause,
  * TestCauseRace, TestWithoutCancel and TestAfterFunc* from Go 1.21+). The
  * comment above each test names the Go test it comes from; the rest test
- * API.md's Contexts section and its Clarifications.
+ * gocc.h's Contexts section and the rules at its top.
  *
  * Go's shortDuration / veryLongDuration are 1 ms / 1000 h; "quiescent" (how
  * long to wait for something that must happen) is 5 s here.

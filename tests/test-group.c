@@ -1,12 +1,12 @@
 /*
  * test-group.c - error groups (gocc_group_*): golang.org/x/sync/errgroup
- * semantics, API.md's "Error groups" section and its Clarifications
- * ("Groups", "A context already done wins", "NULL").
+ * semantics, gocc.h's "Error groups" section and the rules at its top
+ * ("A context already done wins", "NULL").
  *
  * Ported from golang.org/x/sync errgroup/errgroup_test.go (TestZeroGroup,
  * TestWithContext, TestTryGo, TestGoLimit); the comment above each test
- * names the Go test it comes from. The others test what the issue and
- * API.md ask for that Go's tests do not cover.
+ * names the Go test it comes from. The others test what gocc.h promises
+ * that Go's tests do not cover.
  *
  * No cmocka assertion runs on a task: tasks record what they saw in atomics
  * and the test thread checks it. Every task that waits does so with a
@@ -179,8 +179,8 @@ static void test_group_zero_group(void **state) {
 
 /* from errgroup_test.go TestWithContext: wait returns the first error, and
  * the group's context is done after wait returns, error or not; its cause is
- * the first error, else its err (API.md: "cancelled with the first non-zero
- * task error, and when wait returns"). */
+ * the first error, else its err (gocc.h: "cancelled with the first task
+ * error as its cause, and when gocc_group_wait returns"). */
 static void test_group_with_context(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();

@@ -3,7 +3,7 @@
  * signal and the stuck-task watchdog (src/observe.c).
  *
  * The dump is read back as text and checked against the fixed lines of
- * API.md ("libgocc dump: T tasks live, B blocked", "task ID "NAME"
+ * gocc.h ("libgocc dump: T tasks live, B blocked", "task ID "NAME"
  * [REASON, S.SSSs]:", "thread ID ...") for every wait reason, with the
  * durations, names and what the task waits on. Tasks that block name
  * themselves so their entry can be found. Nothing sleeps to synchronise:

@@ -1,8 +1,8 @@
 /*
- * test-pool.c - the object pool (gocc_pool_*, Go's sync.Pool): API.md's
- * "Object pool" section and its Clarifications ("Object pool", "Object pool
- * order", "NULL"), and the header's extensions (gocc_pool_trim,
- * gocc_pool_set_drop_percent, GOCC_POOL_MAX_KEPT).
+ * test-pool.c - the object pool (gocc_pool_*, Go's sync.Pool): gocc.h's
+ * "Object pool" section (the same object back on one thread, a bounded
+ * cache, an unspecified order after several puts, gocc_pool_trim,
+ * gocc_pool_set_drop_percent, GOCC_POOL_MAX_KEPT) and its "NULL" rule.
  *
  * Every object comes from the test's new_fn and goes to its free_fn, which
  * count them (per pool, through ud): allocs - frees is the number of objects
@@ -23,7 +23,7 @@
 /* ------------------------------------------------------------------------ */
 /* helpers */
 
-/* API.md: the bound is documented and at most 65,536. */
+/* The bound is documented (GOCC_POOL_MAX_KEPT) and at most 65,536. */
 _Static_assert(GOCC_POOL_MAX_KEPT > 0 && GOCC_POOL_MAX_KEPT <= 65536, "GOCC_POOL_MAX_KEPT");
 
 #define PL_LIVE 0x6c697665u /* "live" */

@@ -1,6 +1,6 @@
 /*
  * test-pubsub.c - publish/subscribe (gocc_pubsub_*): include/gocc.h's
- * "Publish/subscribe" section and API.md's conventions (NULL, misuse).
+ * "Publish/subscribe" section and its conventions (NULL, misuse).
  *
  * The one accounting rule every threaded test checks: per subscriber,
  * delivered + dropped == published, and over all subscribers the sum of

@@ -1,7 +1,7 @@
 /*
  * test-sem.c - the weighted semaphore (gocc_sem_*): golang.org/x/sync
- * semaphore semantics, API.md's "Weighted semaphore" section and its
- * Clarifications ("Semaphore", "A context already done wins", "NULL").
+ * semaphore semantics, gocc.h's "Weighted semaphore" section and the rules
+ * at its top ("A context already done wins", "NULL").
  *
  * Ported from golang.org/x/sync semaphore/semaphore_test.go (TestWeighted,
  * TestWeightedPanic, TestWeightedTryAcquire, TestWeightedAcquire,

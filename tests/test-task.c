@@ -3,8 +3,8 @@
  * runtime settings; gocc_strerror, gocc_now, gocc_version.
  *
  * Go has no unit tests for the go statement itself; the properties tested
- * here are API.md's (Tasks, Clarifications "Task accounting", "Scale",
- * "Thread reuse") and gocc.h's runtime configuration. Where a test follows
+ * here are gocc.h's (Tasks, the rule "Task accounting", many tasks at
+ * once, thread reuse) and its runtime configuration. Where a test follows
  * a Go test, the comment above it names it.
  *
  * No cmocka assertion runs on a task thread: tasks record what they saw in

@@ -1,8 +1,8 @@
 /*
  * test-waitgroup.c - gocc_waitgroup_* (Go's sync.WaitGroup, with a context
- * on wait) and gocc_once_do (Go's sync.Once / OnceValue): API.md's
- * "WaitGroup and Once" section and its Clarifications ("WaitGroup",
- * "A context already done wins", "NULL").
+ * on wait) and gocc_once_do (Go's sync.Once / OnceValue): gocc.h's
+ * "WaitGroup and Once" section and the rules at its top ("A context
+ * already done wins", "NULL").
  *
  * Ported from Go's src/sync/waitgroup_test.go (TestWaitGroup,
  * TestWaitGroupMisuse, TestWaitGroupRace, TestWaitGroupAlign) and

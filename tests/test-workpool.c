@@ -1,8 +1,8 @@
 /*
- * test-workpool.c - the worker pool (gocc_workpool_*): API.md's "Worker
- * pool" section and its Clarifications ("Worker pool", "Worker pool
- * numbers", "Task accounting", "A context already done wins", "NULL"), and
- * the header's extensions (gocc_workpool_new_opts: adaptive min/max workers,
+ * test-workpool.c - the worker pool (gocc_workpool_*): gocc.h's "Worker
+ * pool" section (stats, queue_cap 0, dropped tasks never start) and the
+ * rules at its top ("Task accounting", "A context already done wins",
+ * "NULL"), and the header's extensions (gocc_workpool_new_opts: adaptive min/max workers,
  * idle timeout, on_error; stats.dropped).
  *
  * Known states are reached with gates, not sleeps: a gated task blocks in a
