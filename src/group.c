@@ -28,7 +28,7 @@
 #include <stdio.h>
 
 struct gocc_group {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     _Atomic size_t refs;
     gocc_ctx_t *parent;              /* retained */
     gocc_ctx_t *ctx;                 /* the group context, child of parent */
@@ -46,7 +46,7 @@ static void group_release(gocc_group_t *g) {
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
     gocc_ctx_release(g->ctx);
     gocc_ctx_release(g->parent);
-    pthread_mutex_destroy(&g->mu);
+    gocc__mutex_destroy(&g->mu);
     gocc__free(g);
 }
 
@@ -62,7 +62,7 @@ gocc_group_t *gocc_group_new(gocc_ctx_t *parent) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&g->mu);
+    gocc__mutex_init(&g->mu, GOCC_LOCK_GROUP);
     atomic_init(&g->refs, 1);
     g->parent = gocc_ctx_retain(parent ? parent : gocc_ctx_background());
     g->limit = -1;

@@ -52,7 +52,7 @@
 #include <math.h> /* isfinite: a macro, no libm */
 
 struct gocc_ratelimit {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     double rate;                /* tokens a second (>= 0), under mu */
     int64_t burst;              /* >= 1, under mu */
     double tokens;              /* accumulated, not handed out; under mu */
@@ -138,7 +138,7 @@ gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&rl->mu);
+    gocc__mutex_init(&rl->mu, GOCC_LOCK_RATELIMIT);
     rl->rate = per_second;
     rl->burst = burst;
     rl->tokens = (double)burst; /* starts full */
@@ -153,7 +153,7 @@ void gocc_ratelimit_free(gocc_ratelimit_t *rl) {
         gocc__timer_del_sync(&rl->timer); /* a running callback is done with rl */
         gocc__timer_unreserve();
     }
-    pthread_mutex_destroy(&rl->mu);
+    gocc__mutex_destroy(&rl->mu);
     gocc__free(rl);
 }
 

@@ -24,7 +24,7 @@
 #include <errno.h>
 
 struct gocc_sem {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     int64_t size;
     int64_t cur;                   /* under mu */
     gocc__waitrec *head, *tail;    /* FIFO of waiters, under mu */
@@ -40,14 +40,14 @@ gocc_sem_t *gocc_sem_new(int64_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&s->mu);
+    gocc__mutex_init(&s->mu, GOCC_LOCK_SEM);
     s->size = size;
     return s;
 }
 
 void gocc_sem_free(gocc_sem_t *s) {
     if (s == NULL) return;
-    pthread_mutex_destroy(&s->mu);
+    gocc__mutex_destroy(&s->mu);
     gocc__free(s);
 }
 

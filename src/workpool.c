@@ -58,7 +58,7 @@ typedef struct idle_rec { /* a worker parked for work */
 } idle_rec;
 
 struct gocc_workpool {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     _Atomic size_t refs;
     _Atomic unsigned worker_seq; /* numbers the workers' names */
     gocc_ctx_t *ctx; /* the pool context: tasks run with it */
@@ -95,7 +95,7 @@ typedef struct start_rec { /* a new worker's first job */
 static void pool_release(gocc_workpool_t *p) {
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
     gocc_ctx_release(p->ctx);
-    pthread_mutex_destroy(&p->mu);
+    gocc__mutex_destroy(&p->mu);
     gocc__free(p->ring);
     gocc__free(p->handoff);
     gocc__free(p);
@@ -298,7 +298,7 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
         (p->handoff = gocc__calloc(o->min_workers, sizeof(job))) == NULL)
         goto nomem_free;
     if ((p->ctx = gocc_ctx_with_cancel(parent)) == NULL) goto nomem_free;
-    gocc__mutex_init(&p->mu);
+    gocc__mutex_init(&p->mu, GOCC_LOCK_WORKPOOL);
     atomic_init(&p->refs, 1);
     p->min = o->min_workers;
     p->max = o->max_workers;
