@@ -133,6 +133,7 @@ size_t gocc_chan_cap(gocc_chan_t *ch) { return ch ? ch->cap : 0; }
  * that must be woken is stored in *wake (the caller wakes it after unlock). */
 bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
                             gocc__waiter **wake) {
+    gocc__assert_held(&ch->mu);
     gocc__sudog *s;
     size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
     if (dir == GOCC_RECV) {

@@ -76,6 +76,7 @@ gocc_ctx_t *gocc_group_ctx(gocc_group_t *g) { return g ? g->ctx : NULL; }
 
 /* Hand free slots to blocked go() callers; caller holds mu. */
 static gocc__waitrec *hand_slots_locked(gocc_group_t *g) {
+    gocc__assert_held(&g->mu);
     gocc__waitrec *wake = NULL, *r;
     while (has_slot(g) && (r = g->slot_head) != NULL) {
         gocc__waitrec_unlink(&g->slot_head, &g->slot_tail, r);
@@ -89,6 +90,7 @@ static gocc__waitrec *hand_slots_locked(gocc_group_t *g) {
 
 /* One admitted task is gone (finished, or never started); caller holds mu. */
 static gocc__waitrec *task_gone_locked(gocc_group_t *g) {
+    gocc__assert_held(&g->mu);
     g->active--;
     gocc__waitrec *wake = hand_slots_locked(g);
     if (g->active == 0) {

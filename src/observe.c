@@ -598,6 +598,7 @@ static void *watch_main(void *unused) {
 
 /* With watch.mu held: the pipe and the thread exist. */
 static int watch_start_locked(void) {
+    gocc__assert_held(&watch.mu);
     while (watch.quit) gocc__cond_wait(&watch.cv, &watch.mu); /* a shutdown joins */
     if (watch.pipe_rd < 0) {
         int p[2];
@@ -619,6 +620,7 @@ static int watch_start_locked(void) {
 /* Make the watch thread look at its settings again now. With watch.mu
  * held, so that shutdown cannot close the pipe under us. */
 static void watch_poke(void) {
+    gocc__assert_held(&watch.mu);
     int fd = atomic_load_explicit(&watch.pipe_wr, RELAXED);
     unsigned char c = 'C';
     if (fd >= 0) {

@@ -94,6 +94,7 @@ static void spill_free(gocc_pool_t *p, spill *s) {
 /* Move up to n objects into the primary depot; the rest into *s. Caller
  * holds p->mu. */
 static void depot_put_locked(gocc_pool_t *p, void **objs, size_t n, spill *s) {
+    gocc__assert_held(&p->mu);
     for (size_t i = 0; i < n; i++) {
         if (p->nprimary < DEPOT_CAP) p->primary[p->nprimary++] = objs[i];
         else s->objs[s->n++] = objs[i];

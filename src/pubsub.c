@@ -51,6 +51,7 @@ static void ps_unlock(gocc_pubsub_t *ps) { gocc__rwunlock(&ps->lock); }
 
 /* Index of sub in ps->subs, or ps->n. Caller holds the lock. */
 static size_t find_locked(gocc_pubsub_t *ps, gocc_chan_t *sub) {
+    gocc__assert_rwheld(&ps->lock);
     size_t i = 0;
     while (i < ps->n && ps->subs[i].ch != sub) i++;
     return i;

@@ -109,6 +109,7 @@ size_t gocc_tasks_live(void) {
 /* ---- the idle list (caller holds rt.mu) ---- */
 
 static void idle_push(worker *wk) {
+    gocc__assert_held(&rt.mu);
     wk->prev = NULL;
     wk->next = rt.idle_head;
     if (rt.idle_head) rt.idle_head->prev = wk;
@@ -119,6 +120,7 @@ static void idle_push(worker *wk) {
 }
 
 static void idle_remove(worker *wk) {
+    gocc__assert_held(&rt.mu);
     if (wk->prev) wk->prev->next = wk->next;
     else rt.idle_head = wk->next;
     if (wk->next) wk->next->prev = wk->prev;

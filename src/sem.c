@@ -54,6 +54,7 @@ void gocc_sem_free(gocc_sem_t *s) {
 /* Grant weight to waiters from the head while they fit; caller holds mu.
  * Returns the claimed ones to wake. */
 static gocc__waitrec *grant_locked(gocc_sem_t *s) {
+    gocc__assert_held(&s->mu);
     gocc__waitrec *wake = NULL, *r;
     while ((r = s->head) != NULL) {
         if (s->size - s->cur < r->n) break; /* the head waits: so does everyone */
@@ -67,6 +68,7 @@ static gocc__waitrec *grant_locked(gocc_sem_t *s) {
 }
 
 static bool take_if_free_locked(gocc_sem_t *s, int64_t n) {
+    gocc__assert_held(&s->mu);
     if (s->head != NULL || s->size - s->cur < n) return false;
     s->cur += n;
     return true;

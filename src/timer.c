@@ -74,6 +74,7 @@ static void heap_set(size_t i, gocc__timer_entry *e) {
 }
 
 static void sift_up(size_t i) {
+    gocc__assert_held(&T.mu);
     gocc__timer_entry *e = T.heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -85,6 +86,7 @@ static void sift_up(size_t i) {
 }
 
 static void sift_down(size_t i) {
+    gocc__assert_held(&T.mu);
     gocc__timer_entry *e = T.heap[i];
     for (;;) {
         size_t l = 2 * i + 1, m = i;
@@ -99,6 +101,7 @@ static void sift_down(size_t i) {
 }
 
 static void heap_remove(gocc__timer_entry *e) {
+    gocc__assert_held(&T.mu);
     size_t i = e->heap_index;
     gocc__timer_entry *last = T.heap[--T.len];
     e->heap_index = SIZE_MAX;
@@ -166,6 +169,7 @@ static void conds_init(void) {
 
 /* Caller holds T.mu, and no shutdown is joining the old thread. */
 static int start_thread(void) {
+    gocc__assert_held(&T.mu);
     if (!T.conds_ready) {
         conds_init();
         T.conds_ready = true;
@@ -367,6 +371,7 @@ static void timer_destroy(struct gocc_timer *t) {
 
 /* Caller holds t->mu. Disarm and discard an unreceived value. */
 static bool timer_stop_locked(struct gocc_timer *t) {
+    gocc__assert_held(&t->mu);
     bool removed = gocc__timer_del_sync(&t->e);
     bool drained = gocc_chan_try_recv(t->ch, NULL) == 0;
     return removed || drained;
