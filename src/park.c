@@ -387,9 +387,10 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
 #endif
 }
 
-void gocc__park(gocc__waiter *w) { (void)park_impl(w, -1); }
+void gocc__park(gocc__waiter *w) { gocc__assert_no_locks(); (void)park_impl(w, -1); }
 
 bool gocc__park_until(gocc__waiter *w, int64_t deadline) {
+    gocc__assert_no_locks();
     return park_impl(w, deadline < 0 ? 0 : deadline);
 }
 
