@@ -34,8 +34,11 @@
  *
  * Lock order (GOCC_LOCK_RANKS in gocc-internal.h): trim_mu -> p->mu;
  * registry_mu -> p->mu.
- * free_fn and new_fn are called with no lock held (the one exception: a
- * pool freed while memory for its list of leftovers cannot be had).
+ * free_fn and new_fn are called with no lock held, with two exceptions:
+ * gocc_pool_trim frees the old victim holding trim_mu (one trim at a time:
+ * the spare array is out mid-trim), and a pool freed while memory for its
+ * list of leftovers cannot be had frees them under registry_mu. So a
+ * free_fn must not block (a park under trim_mu fails the lock checks).
  */
 #include "gocc-internal.h"
 
