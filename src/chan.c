@@ -100,7 +100,7 @@ gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&ch->mu);
+    gocc__mutex_init(&ch->mu, GOCC_LOCK_CHAN);
     atomic_init(&ch->refs, 1);
     ch->elem_size = elem_size;
     ch->cap = capacity;
@@ -116,7 +116,7 @@ gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch) {
 void gocc_chan_release(gocc_chan_t *ch) {
     if (ch == NULL) return;
     if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1) return;
-    pthread_mutex_destroy(&ch->mu);
+    gocc__mutex_destroy(&ch->mu);
     gocc__free(ch);
 }
 
@@ -133,6 +133,7 @@ size_t gocc_chan_cap(gocc_chan_t *ch) { return ch ? ch->cap : 0; }
  * that must be woken is stored in *wake (the caller wakes it after unlock). */
 bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
                             gocc__waiter **wake) {
+    gocc__assert_held(&ch->mu);
     gocc__sudog *s;
     size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
     if (dir == GOCC_RECV) {

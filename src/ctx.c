@@ -52,7 +52,7 @@ struct gocc_ctx {
     int kind;
     gocc_ctx_t *parent;            /* retained; NULL for background */
     gocc_ctx_t *src;               /* cancel source (see above) */
-    pthread_mutex_t mu;
+    gocc__mutex mu;
 
     /* cancel contexts */
     _Atomic int err;
@@ -76,7 +76,7 @@ struct gocc_ctx {
 
 static gocc_ctx_t background = {
     .kind = CTX_BACKGROUND,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_CTX),
 };
 
 gocc_ctx_t *gocc_ctx_background(void) { return &background; }
@@ -116,7 +116,7 @@ static void ctx_free(gocc_ctx_t *c) {
         gocc__free(af);
         af = next;
     }
-    pthread_mutex_destroy(&c->mu);
+    gocc__mutex_destroy(&c->mu);
     gocc_ctx_t *parent = c->parent;
     gocc__free(c);
     gocc_ctx_release(parent);
@@ -287,7 +287,7 @@ static gocc_ctx_t *ctx_alloc(gocc_ctx_t *parent, int kind) {
     }
     atomic_init(&c->refs, 1);
     c->kind = kind;
-    gocc__mutex_init(&c->mu);
+    gocc__mutex_init(&c->mu, GOCC_LOCK_CTX);
     c->parent = gocc_ctx_retain(parent);
     return c;
 }

@@ -6,13 +6,9 @@
  * (timer.c), the channel internals select needs (chan.c), the context hooks
  * blocking calls use (ctx.c) and the task runtime's bookkeeping (runtime.c).
  *
- * Global lock order (never acquire against it):
- *   ctx->mu (parent before child)  ->  channel locks (address order, select)
- *   ->  timer heap lock  ->  runtime (thread cache) lock;
- *   and watch lock -> waiter registry lock -> timer heap lock (observe.c).
- * The fork handlers take the process-wide ones in that order: watch,
- * registry, timer heap, thread cache.
- * A waiter is woken only after every channel lock is dropped.
+ * The global lock order is GOCC_LOCK_RANKS below (one list, checked at run
+ * time in debug and sanitizer builds). A waiter is woken only after every
+ * channel lock is dropped.
  */
 #ifndef GOCC_INTERNAL_H
 #define GOCC_INTERNAL_H
@@ -99,14 +95,198 @@ bool gocc__fault_alloc_fails(void); /* an allocation point outside gocc__malloc 
 #define GOCC_FAULT_ALLOC() false
 #endif
 
-/* Aborts: only for the impossible (a pthread call failing on a valid object). */
-void gocc__mutex_init(pthread_mutex_t *mu);
-static inline void gocc__lock(pthread_mutex_t *mu) {
-    if (GOCC_UNLIKELY(pthread_mutex_lock(mu) != 0)) abort();
+/* ---- locks: the global order, the wrapper, the witness ----
+ *
+ * THE LOCK ORDER is GOCC_LOCK_RANKS: every lock of the library has a rank
+ * there, and the list is the order they may be taken in. A thread may take
+ * a lock only while every lock it holds comes earlier in the list. This is
+ * the one statement of the order: module comments and docs/design.md point
+ * here, and the witness below checks it.
+ *
+ * Rules a rank may carry (the third column):
+ *  - GOCC_LOCK_LEAF: nothing is taken while one is held.
+ *  - Two locks of one rank are never held at once, except where a rank says
+ *    how they nest: GOCC_LOCK_NEST_ADDR, in increasing address (select locks
+ *    its channels so; the witness checks the addresses), or
+ *    GOCC_LOCK_NEST_CALLER, in an order the caller keeps and the witness
+ *    cannot see (contexts: parent before child), so any nesting within the
+ *    rank passes.
+ * No lock is held across a park (gocc__park, gocc__park_until).
+ *
+ * Each entry: X(NAME, "name printed", rules) gives GOCC_LOCK_NAME; the
+ * comment above it says which lock, and what is taken under it. */
+#define GOCC_LOCK_LEAF 1u
+#define GOCC_LOCK_NEST_ADDR 2u
+#define GOCC_LOCK_NEST_CALLER 4u
+
+#define GOCC_LOCK_RANKS(X)                                                         \
+    /* pool.c p->trim_mu: one trim at a time. -> POOL_DEPOT. The pool's       */ \
+    /* free_fn runs under it, so it comes first.                             */ \
+    X(POOL_TRIM, "pool-trim", 0)                                                   \
+    /* pubsub.c ps->lock (an rwlock). -> CHAN (publish's try_send).          */ \
+    X(PUBSUB, "pubsub", 0)                                                         \
+    /* timer.c t->mu of a gocc_timer_t / gocc_ticker_t. -> TIMER_HEAP, CHAN. */ \
+    X(TIMER, "timer", 0)                                                           \
+    /* ratelimit.c rl->mu. -> TIMER_HEAP (arming, reserving).                */ \
+    X(RATELIMIT, "ratelimit", 0)                                                   \
+    /* ctx.c c->mu, parent before child (cancel walks the subtree holding    */ \
+    /* each lock). -> CHAN (the done channel), TIMER_HEAP (deadlines).       */ \
+    X(CTX, "ctx", GOCC_LOCK_NEST_CALLER)                                           \
+    /* The process-wide locks, in the order the fork handlers take them     */ \
+    /* (runtime.c): POOL_REGISTRY .. RUNTIME below.                          */ \
+    /* pool.c registry_mu (thread caches). -> POOL_DEPOT.                    */ \
+    X(POOL_REGISTRY, "pool-registry", 0)                                           \
+    /* observe.c watch.mu (the watch thread's settings).                     */ \
+    X(WATCH, "watch", 0)                                                           \
+    /* observe.c reg_mu (the registry of waiters the dump walks).            */ \
+    X(OBS_REGISTRY, "waiter-registry", 0)                                          \
+    /* timer.c T.mu (the timer heap and thread).                             */ \
+    X(TIMER_HEAP, "timer-heap", 0)                                                 \
+    /* sched.c S.mon_mu (the monitor thread's start and stop).              */ \
+    X(SCHED_MON, "sched-monitor", 0)                                               \
+    /* sched.c S.mu (global run queue, idle workers, worker records).        */ \
+    X(SCHED, "sched", 0)                                                           \
+    /* sched.c S.cache_mu (dead task records kept for reuse).                */ \
+    X(SCHED_CACHE, "sched-cache", 0)                                               \
+    /* runtime.c rt.mu (the thread cache).                                   */ \
+    X(RUNTIME, "runtime", GOCC_LOCK_LEAF)                                          \
+    /* Module locks, all leaves: pool.c p->mu (the depot), group.c g->mu,    */ \
+    /* sem.c s->mu, workpool.c p->mu, waitgroup.c's state-word lock bit      */ \
+    /* (waitgroup and once; a spin lock the witness is told about).          */ \
+    X(POOL_DEPOT, "pool-depot", GOCC_LOCK_LEAF)                                    \
+    X(GROUP, "group", GOCC_LOCK_LEAF)                                              \
+    X(SEM, "sem", GOCC_LOCK_LEAF)                                                  \
+    X(WORKPOOL, "workpool", GOCC_LOCK_LEAF)                                        \
+    X(WAITGROUP, "waitgroup", GOCC_LOCK_LEAF)                                      \
+    /* park.c w->mu, the waiter's condvar fallback (not Linux).              */ \
+    X(WAITER, "waiter", GOCC_LOCK_LEAF)                                            \
+    /* chan.c ch->mu. Last: no other lock is taken while one is held;        */ \
+    /* several only in increasing address (select).                          */ \
+    X(CHAN, "chan", GOCC_LOCK_LEAF | GOCC_LOCK_NEST_ADDR)
+
+enum gocc__lock_rank {
+    GOCC_LOCK_NONE = 0,
+#define GOCC__LOCK_ENUM(name, text, rules) GOCC_LOCK_##name,
+    GOCC_LOCK_RANKS(GOCC__LOCK_ENUM)
+#undef GOCC__LOCK_ENUM
+    GOCC_LOCK_NRANKS
+};
+
+/* The wrapper every lock of the library goes through. Without
+ * GOCC_LOCK_CHECKS the types are the bare pthread ones (not even a struct
+ * around them: that alone moved registers in one function) and the calls
+ * below are the pthread calls, so a release build has the same layout and
+ * the same code as plain pthread use. With it (meson: debug and sanitizer
+ * builds, or -Dlock_checks=enabled) the witness (lockcheck.c) keeps each
+ * thread's held locks and checks, on every lock, the rank order above;
+ * gocc__assert_held at the top of each *_locked helper;
+ * gocc__assert_no_locks at every park; and that only the holder unlocks,
+ * waits on a condvar with, or destroys a lock. A failed check writes one
+ * line ("libgocc: lock check failed: <check>: ...", naming the ranks) to
+ * stderr and aborts. Condition variables wait through gocc__cond_wait /
+ * gocc__cond_timedwait, so the witness sees the lock given up during the
+ * wait. Code outside this header and lockcheck.c never touches the pthread
+ * object inside (a checked build would not compile it).
+ *
+ * Every pthread call here aborts on failure: only for the impossible (a
+ * pthread call failing on a valid object). */
+#if !defined(GOCC_LOCK_CHECKS)
+#define GOCC_LOCK_CHECKS 0
+#endif
+
+/* pthread_mutex_init, with glibc's adaptive type where there is one (park.c). */
+void gocc__pthread_mutex_init(pthread_mutex_t *mu);
+
+#if GOCC_LOCK_CHECKS
+typedef struct gocc__mutex {
+    pthread_mutex_t mu;
+    int rank;                    /* enum gocc__lock_rank */
+    _Atomic(const void *) owner; /* the holding thread (its witness), NULL when free */
+} gocc__mutex;
+
+typedef struct gocc__rwlock {
+    pthread_rwlock_t rw;
+    int rank;
+} gocc__rwlock;
+
+#define GOCC__MUTEX_INITIALIZER(rank) {PTHREAD_MUTEX_INITIALIZER, (rank), NULL}
+static inline void gocc__mutex_init(gocc__mutex *m, int rank) {
+    gocc__pthread_mutex_init(&m->mu);
+    m->rank = rank;
+    atomic_init(&m->owner, NULL);
 }
-static inline void gocc__unlock(pthread_mutex_t *mu) {
-    if (GOCC_UNLIKELY(pthread_mutex_unlock(mu) != 0)) abort();
+void gocc__mutex_destroy(gocc__mutex *m);
+void gocc__lock(gocc__mutex *m);
+void gocc__unlock(gocc__mutex *m);
+void gocc__cond_wait(pthread_cond_t *cv, gocc__mutex *m);
+int gocc__cond_timedwait(pthread_cond_t *cv, gocc__mutex *m, const struct timespec *ts);
+static inline int gocc__rwlock_init(gocc__rwlock *l, int rank, const pthread_rwlockattr_t *a) {
+    l->rank = rank;
+    return pthread_rwlock_init(&l->rw, a);
 }
+static inline void gocc__rwlock_destroy(gocc__rwlock *l) { pthread_rwlock_destroy(&l->rw); }
+void gocc__rdlock(gocc__rwlock *l);
+void gocc__wrlock(gocc__rwlock *l);
+void gocc__rwunlock(gocc__rwlock *l);
+/* For a lock that is not a pthread object (waitgroup.c's lock bit): tell
+ * the witness before taking it and when dropping it. */
+void gocc__witness_acquire(const void *lock, int rank);
+void gocc__witness_release(const void *lock, int rank);
+void gocc__lock_check_held(const gocc__mutex *m, const char *fn, const char *file, int line);
+void gocc__lock_check_rwheld(const gocc__rwlock *l, const char *fn, const char *file, int line);
+void gocc__lock_check_none(const char *fn);
+#define gocc__assert_held(m) gocc__lock_check_held((m), __func__, __FILE__, __LINE__)
+#define gocc__assert_rwheld(l) gocc__lock_check_rwheld((l), __func__, __FILE__, __LINE__)
+#define gocc__assert_no_locks() gocc__lock_check_none(__func__)
+#else
+typedef pthread_mutex_t gocc__mutex;
+typedef pthread_rwlock_t gocc__rwlock;
+
+#define GOCC__MUTEX_INITIALIZER(rank) PTHREAD_MUTEX_INITIALIZER
+static inline void gocc__mutex_init(gocc__mutex *m, int rank) {
+    (void)rank;
+    gocc__pthread_mutex_init(m);
+}
+static inline void gocc__mutex_destroy(gocc__mutex *m) { pthread_mutex_destroy(m); }
+static inline void gocc__lock(gocc__mutex *m) {
+    if (GOCC_UNLIKELY(pthread_mutex_lock(m) != 0)) abort();
+}
+static inline void gocc__unlock(gocc__mutex *m) {
+    if (GOCC_UNLIKELY(pthread_mutex_unlock(m) != 0)) abort();
+}
+static inline void gocc__cond_wait(pthread_cond_t *cv, gocc__mutex *m) {
+    pthread_cond_wait(cv, m);
+}
+static inline int gocc__cond_timedwait(pthread_cond_t *cv, gocc__mutex *m,
+                                       const struct timespec *ts) {
+    return pthread_cond_timedwait(cv, m, ts);
+}
+static inline int gocc__rwlock_init(gocc__rwlock *l, int rank, const pthread_rwlockattr_t *a) {
+    (void)rank;
+    return pthread_rwlock_init(l, a);
+}
+static inline void gocc__rwlock_destroy(gocc__rwlock *l) { pthread_rwlock_destroy(l); }
+/* Statements, not inline functions: one inline level more than the code
+ * had before the wrapper changed a register choice in gocc_pubsub_dropped
+ * at -O2. */
+#define gocc__rdlock(l)                                                   \
+    do {                                                                  \
+        if (GOCC_UNLIKELY(pthread_rwlock_rdlock(l) != 0)) abort();        \
+    } while (0)
+#define gocc__wrlock(l)                                                   \
+    do {                                                                  \
+        if (GOCC_UNLIKELY(pthread_rwlock_wrlock(l) != 0)) abort();        \
+    } while (0)
+#define gocc__rwunlock(l)                                                 \
+    do {                                                                  \
+        if (GOCC_UNLIKELY(pthread_rwlock_unlock(l) != 0)) abort();        \
+    } while (0)
+#define gocc__witness_acquire(lock, rank) ((void)0)
+#define gocc__witness_release(lock, rank) ((void)0)
+#define gocc__assert_held(m) ((void)0)
+#define gocc__assert_rwheld(l) ((void)0)
+#define gocc__assert_no_locks() ((void)0)
+#endif
 
 /* Per-thread pseudo-random numbers (xorshift), for select's poll order. */
 uint32_t gocc__rand(void);
@@ -186,7 +366,7 @@ typedef struct gocc__waiter {
     _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
     gocc__sudog *winner;      /* written by the claimer before the wake */
 #if !defined(__linux__)
-    pthread_mutex_t mu;       /* condvar fallback */
+    gocc__mutex mu;           /* condvar fallback */
     pthread_cond_t cv;
 #endif
     int spin;                 /* adaptive spin budget (park.c), owner only */
@@ -262,7 +442,7 @@ typedef struct gocc__waitq {
 } gocc__waitq;
 
 struct gocc_chan {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     _Atomic size_t refs;
     size_t elem_size;
     size_t cap;
@@ -546,9 +726,10 @@ int gocc__thread_create(pthread_t *t, size_t stack, void *(*fn)(void *), void *a
 void gocc__runtime_init(void);
 
 /* Fork support (pthread_atfork, runtime.c drives them). Prepare takes the
- * module's global locks in the global lock order (watch -> registry ->
- * timer heap -> thread cache); parent releases them; child releases them
- * and resets what refers to threads that do not exist in the child. */
+ * module's global locks in rank order (GOCC_LOCK_RANKS: pool registry,
+ * watch, waiter registry, timer heap, thread cache); parent releases them;
+ * child releases them and resets what refers to threads that do not exist
+ * in the child. */
 void gocc__timer_fork_prepare(void);
 void gocc__timer_fork_parent(void);
 void gocc__timer_fork_child(void);

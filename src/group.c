@@ -33,7 +33,7 @@
 #include <stdio.h>
 
 struct gocc_group {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     _Atomic size_t refs;
     gocc_ctx_t *parent;              /* retained */
     gocc_ctx_t *ctx;                 /* the group context, child of parent */
@@ -51,7 +51,7 @@ static void group_release(gocc_group_t *g) {
     if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
     gocc_ctx_release(g->ctx);
     gocc_ctx_release(g->parent);
-    pthread_mutex_destroy(&g->mu);
+    gocc__mutex_destroy(&g->mu);
     gocc__free(g);
 }
 
@@ -67,7 +67,7 @@ gocc_group_t *gocc_group_new(gocc_ctx_t *parent) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&g->mu);
+    gocc__mutex_init(&g->mu, GOCC_LOCK_GROUP);
     atomic_init(&g->refs, 1);
     g->parent = gocc_ctx_retain(parent ? parent : gocc_ctx_background());
     g->limit = -1;
@@ -81,6 +81,7 @@ gocc_ctx_t *gocc_group_ctx(gocc_group_t *g) { return g ? g->ctx : NULL; }
 
 /* Hand free slots to blocked go() callers; caller holds mu. */
 static gocc__waitrec *hand_slots_locked(gocc_group_t *g) {
+    gocc__assert_held(&g->mu);
     gocc__waitrec *wake = NULL, *r;
     while (has_slot(g) && (r = g->slot_head) != NULL) {
         gocc__waitrec_unlink(&g->slot_head, &g->slot_tail, r);
@@ -94,6 +95,7 @@ static gocc__waitrec *hand_slots_locked(gocc_group_t *g) {
 
 /* One admitted task is gone (finished, or never started); caller holds mu. */
 static gocc__waitrec *task_gone_locked(gocc_group_t *g) {
+    gocc__assert_held(&g->mu);
     g->active--;
     gocc__waitrec *wake = hand_slots_locked(g);
     if (g->active == 0) {

@@ -31,7 +31,8 @@
  * writes the dump. Once started it stays (blocked in poll when both
  * features are off) until gocc_runtime_shutdown, which joins it when
  * neither is on and closes the pipe; the next opt-in starts it again.
- * Lock order: watch.mu -> registry lock -> timer lock.
+ * Lock order (GOCC_LOCK_RANKS): watch.mu and the registry lock are taken
+ * alone, and together (watch.mu first) only by the fork handlers.
  */
 #include "gocc-internal.h"
 
@@ -48,7 +49,7 @@
 
 /* ---- the registry ---- */
 
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static gocc__mutex reg_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_OBS_REGISTRY);
 static gocc__waiter *reg_head;
 static size_t reg_count;
 
@@ -490,7 +491,7 @@ int gocc_leakcheck(size_t baseline, int64_t timeout_ns, int fd) {
 /* ---- the watch thread: dump on a signal, stuck tasks ---- */
 
 static struct {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     pthread_cond_t cv;     /* opt-ins wait here while a shutdown joins */
     pthread_t thread;      /* valid while running (under mu) */
     bool running;          /* the thread exists (under mu) */
@@ -502,7 +503,7 @@ static struct {
     _Atomic int pipe_wr;   /* the handler writes 'S' here; -1 until made */
     uint64_t deadlock_key; /* the deadlock episode reported last (thread only) */
 } watch = {
-    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_WATCH),
     .cv = PTHREAD_COND_INITIALIZER,
     .pipe_rd = -1,
     .pipe_wr = -1,
@@ -599,7 +600,8 @@ static void *watch_main(void *unused) {
 
 /* With watch.mu held: the pipe and the thread exist. */
 static int watch_start_locked(void) {
-    while (watch.quit) pthread_cond_wait(&watch.cv, &watch.mu); /* a shutdown joins */
+    gocc__assert_held(&watch.mu);
+    while (watch.quit) gocc__cond_wait(&watch.cv, &watch.mu); /* a shutdown joins */
     if (watch.pipe_rd < 0) {
         int p[2];
         if (pipe(p) != 0) return errno == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
@@ -620,6 +622,7 @@ static int watch_start_locked(void) {
 /* Make the watch thread look at its settings again now. With watch.mu
  * held, so that shutdown cannot close the pipe under us. */
 static void watch_poke(void) {
+    gocc__assert_held(&watch.mu);
     int fd = atomic_load_explicit(&watch.pipe_wr, RELAXED);
     unsigned char c = 'C';
     if (fd >= 0) {
@@ -680,7 +683,7 @@ static void pipe_close(void) {
 
 int gocc__watch_shutdown(void) {
     gocc__lock(&watch.mu);
-    while (watch.quit) pthread_cond_wait(&watch.cv, &watch.mu); /* another shutdown */
+    while (watch.quit) gocc__cond_wait(&watch.cv, &watch.mu); /* another shutdown */
     if (watch.signal_on || watch.threshold > 0) {
         gocc__unlock(&watch.mu);
         return GOCC_EAGAIN;

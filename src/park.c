@@ -203,7 +203,7 @@ void gocc__free(void *p) {
         free(p);
 }
 
-void gocc__mutex_init(pthread_mutex_t *mu) {
+void gocc__pthread_mutex_init(pthread_mutex_t *mu) {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
 #if defined(PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP) && !defined(GOCC_TSAN)
@@ -230,7 +230,7 @@ static void waiter_destroy(void *p) {
     self_waiter = NULL;
     thread_waiter = NULL;
 #if !defined(__linux__)
-    pthread_mutex_destroy(&w->mu);
+    gocc__mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
 #endif
     gocc__free(w);
@@ -258,7 +258,7 @@ gocc__waiter *gocc__thread_waiter(void) {
     w = gocc__calloc(1, sizeof *w);
     if (w == NULL) return NULL;
 #if !defined(__linux__)
-    gocc__mutex_init(&w->mu);
+    gocc__mutex_init(&w->mu, GOCC_LOCK_WAITER);
     pthread_cond_init(&w->cv, NULL);
 #endif
     atomic_init(&w->state, GOCC__PARK_WAITING);
@@ -378,7 +378,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
     gocc__lock(&w->mu);
     while (atomic_load_explicit(&w->state, memory_order_acquire) != GOCC__PARK_WOKEN) {
         if (deadline < 0) {
-            pthread_cond_wait(&w->cv, &w->mu);
+            gocc__cond_wait(&w->cv, &w->mu);
         } else {
             if (gocc_now() >= deadline) {
                 gocc__unlock(&w->mu);
@@ -390,7 +390,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
             int64_t t = (int64_t)ts.tv_sec * GOCC_SECOND + ts.tv_nsec + (deadline - gocc_now());
             ts.tv_sec = (time_t)(t / GOCC_SECOND);
             ts.tv_nsec = (long)(t % GOCC_SECOND);
-            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            gocc__cond_timedwait(&w->cv, &w->mu, &ts);
         }
     }
     gocc__unlock(&w->mu);
@@ -399,11 +399,13 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
 }
 
 void gocc__park(gocc__waiter *w) {
+    gocc__assert_no_locks();
     if (w->task != NULL) (void)gocc__sched_park(w, -1);
     else (void)park_impl(w, -1);
 }
 
 bool gocc__park_until(gocc__waiter *w, int64_t deadline) {
+    gocc__assert_no_locks();
     if (deadline < 0) deadline = 0;
     if (w->task != NULL) return gocc__sched_park(w, deadline);
     return park_impl(w, deadline);

@@ -32,9 +32,13 @@
  * is freed detaches every cache (marking it dead) first. A dead cache is
  * freed by its thread when it meets it, or at thread exit.
  *
- * Lock order: trim_mu -> p->mu; registry_mu -> p->mu.
- * free_fn and new_fn are called with no lock held (the one exception: a
- * pool freed while memory for its list of leftovers cannot be had).
+ * Lock order (GOCC_LOCK_RANKS in gocc-internal.h): trim_mu -> p->mu;
+ * registry_mu -> p->mu.
+ * free_fn and new_fn are called with no lock held, with two exceptions:
+ * gocc_pool_trim frees the old victim holding trim_mu (one trim at a time:
+ * the spare array is out mid-trim), and a pool freed while memory for its
+ * list of leftovers cannot be had frees them under registry_mu. So a
+ * free_fn must not block (a park under trim_mu fails the lock checks).
  */
 #include "gocc-internal.h"
 
@@ -60,8 +64,8 @@ struct gocc_pool {
     void *(*new_fn)(void *ud);
     void (*free_fn)(void *obj, void *ud);
     void *ud;
-    pthread_mutex_t mu;
-    pthread_mutex_t trim_mu;        /* one trim at a time */
+    gocc__mutex mu;
+    gocc__mutex trim_mu;            /* one trim at a time */
     void **primary, **victim;       /* DEPOT_CAP each, under mu */
     void **spare;                   /* the third array, empty (NULL mid-trim) */
     size_t nprimary, nvictim;
@@ -72,7 +76,7 @@ struct gocc_pool {
     gocc__timer_entry trim_timer;
 };
 
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static gocc__mutex registry_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_POOL_REGISTRY);
 static _Atomic uint64_t next_pool_id = 1;
 static GOCC_TLS tcache *my_caches;
 static pthread_key_t exit_key;
@@ -93,6 +97,7 @@ static void spill_free(gocc_pool_t *p, spill *s) {
 /* Move up to n objects into the primary depot; the rest into *s. Caller
  * holds p->mu. */
 static void depot_put_locked(gocc_pool_t *p, void **objs, size_t n, spill *s) {
+    gocc__assert_held(&p->mu);
     for (size_t i = 0; i < n; i++) {
         if (p->nprimary < DEPOT_CAP) p->primary[p->nprimary++] = objs[i];
         else s->objs[s->n++] = objs[i];
@@ -211,8 +216,8 @@ gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj,
     p->new_fn = new_fn;
     p->free_fn = free_fn;
     p->ud = ud;
-    gocc__mutex_init(&p->mu);
-    gocc__mutex_init(&p->trim_mu);
+    gocc__mutex_init(&p->mu, GOCC_LOCK_POOL_DEPOT);
+    gocc__mutex_init(&p->trim_mu, GOCC_LOCK_POOL_TRIM);
     gocc__timer_init(&p->trim_timer, trim_fire, p);
     p->trim_timer.quiet = true; /* wakes no waiter: not a way out of a deadlock */
     gocc__timer_add(&p->trim_timer, gocc_now() + TRIM_PERIOD, TRIM_PERIOD);
@@ -355,8 +360,8 @@ void gocc_pool_free(gocc_pool_t *p) {
     for (size_t i = 0; i < n; i++) p->free_fn(objs[i], p->ud);
     gocc__free(objs);
 
-    pthread_mutex_destroy(&p->mu);
-    pthread_mutex_destroy(&p->trim_mu);
+    gocc__mutex_destroy(&p->mu);
+    gocc__mutex_destroy(&p->trim_mu);
     gocc__free(p->primary);
     gocc__free(p->victim);
     gocc__free(p->spare);

@@ -18,9 +18,10 @@
  *    that would have sent it no longer sees that subscriber.
  *  - closed (under the lock): no subscribe or publish succeeds once set.
  *
- * Lock order: ps->lock -> ch->mu (try_send under the read lock). Nothing
- * holds a channel lock and then takes ps->lock. Channels are closed (which
- * wakes their blocked receivers) with ps->lock dropped.
+ * Lock order (GOCC_LOCK_RANKS): ps->lock -> ch->mu (try_send under the
+ * read lock). Nothing holds a channel lock and then takes ps->lock.
+ * Channels are closed (which wakes their blocked receivers) with ps->lock
+ * dropped.
  *
  * Publishers run in parallel (read lock); the drop counters are atomics for
  * that reason. On glibc the rwlock prefers writers, so a steady stream of
@@ -37,25 +38,20 @@ typedef struct gocc__sub {
 } gocc__sub;
 
 struct gocc_pubsub {
-    pthread_rwlock_t lock;
+    gocc__rwlock lock;
     size_t elem_size;
     gocc__sub *subs;           /* under lock: changed only with it held for writing */
     size_t n, cap;             /* under lock */
     bool closed;               /* under lock */
 };
 
-static void ps_rdlock(gocc_pubsub_t *ps) {
-    if (GOCC_UNLIKELY(pthread_rwlock_rdlock(&ps->lock) != 0)) abort();
-}
-static void ps_wrlock(gocc_pubsub_t *ps) {
-    if (GOCC_UNLIKELY(pthread_rwlock_wrlock(&ps->lock) != 0)) abort();
-}
-static void ps_unlock(gocc_pubsub_t *ps) {
-    if (GOCC_UNLIKELY(pthread_rwlock_unlock(&ps->lock) != 0)) abort();
-}
+static void ps_rdlock(gocc_pubsub_t *ps) { gocc__rdlock(&ps->lock); }
+static void ps_wrlock(gocc_pubsub_t *ps) { gocc__wrlock(&ps->lock); }
+static void ps_unlock(gocc_pubsub_t *ps) { gocc__rwunlock(&ps->lock); }
 
 /* Index of sub in ps->subs, or ps->n. Caller holds the lock. */
 static size_t find_locked(gocc_pubsub_t *ps, gocc_chan_t *sub) {
+    gocc__assert_rwheld(&ps->lock);
     size_t i = 0;
     while (i < ps->n && ps->subs[i].ch != sub) i++;
     return i;
@@ -78,7 +74,7 @@ gocc_pubsub_t *gocc_pubsub_new(size_t elem_size) {
      * a waiting writer, which under constant publishing starves it. */
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
-    if (pthread_rwlock_init(&ps->lock, &attr) != 0) abort();
+    if (gocc__rwlock_init(&ps->lock, GOCC_LOCK_PUBSUB, &attr) != 0) abort();
     pthread_rwlockattr_destroy(&attr);
     ps->elem_size = elem_size;
     return ps;
@@ -207,6 +203,6 @@ int gocc_pubsub_close(gocc_pubsub_t *ps) {
 void gocc_pubsub_free(gocc_pubsub_t *ps) {
     if (ps == NULL) return;
     (void)gocc_pubsub_close(ps); /* GOCC_ECLOSED when already closed */
-    pthread_rwlock_destroy(&ps->lock);
+    gocc__rwlock_destroy(&ps->lock);
     gocc__free(ps);
 }

@@ -52,7 +52,7 @@
 #include <math.h> /* isfinite: a macro, no libm */
 
 struct gocc_ratelimit {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     double rate;                /* tokens a second (>= 0), under mu */
     int64_t burst;              /* >= 1, under mu */
     double tokens;              /* accumulated, not handed out; under mu */
@@ -69,6 +69,7 @@ static bool valid(double per_second, int64_t burst) {
 
 /* Bring tokens up to @p now and apply the cap; caller holds mu. */
 static void advance_locked(gocc_ratelimit_t *rl, int64_t now) {
+    gocc__assert_held(&rl->mu);
     if (now > rl->last) {
         rl->tokens += (double)(now - rl->last) * rl->rate / (double)GOCC_SECOND;
         rl->last = now;
@@ -80,6 +81,7 @@ static void advance_locked(gocc_ratelimit_t *rl, int64_t now) {
 /* When tokens will have grown by @p need (> 0), or INT64_MAX for never
  * (rate 0, or too far to represent); caller holds mu. */
 static int64_t due_locked(const gocc_ratelimit_t *rl, int64_t now, double need) {
+    gocc__assert_held(&rl->mu);
     if (rl->rate <= 0) return INT64_MAX;
     double ns = need / rl->rate * (double)GOCC_SECOND;
     if (!(ns < (double)(INT64_MAX - now) - 2)) return INT64_MAX;
@@ -91,6 +93,7 @@ static int64_t due_locked(const gocc_ratelimit_t *rl, int64_t now, double need) 
 /* Grant the waiters at the head that fit; caller holds mu (tokens up to
  * date). Returns the claimed ones, to wake after unlocking. */
 static gocc__waitrec *grant_locked(gocc_ratelimit_t *rl) {
+    gocc__assert_held(&rl->mu);
     gocc__waitrec *wake = NULL, *r;
     while ((r = rl->head) != NULL && rl->tokens >= (double)r->n) {
         gocc__waitrec_unlink(&rl->head, &rl->tail, r);
@@ -106,6 +109,7 @@ static gocc__waitrec *grant_locked(gocc_ratelimit_t *rl) {
 /* Arm the timer for the head's due time, or disarm it when nobody waits
  * (or nothing can come due); caller holds mu, after grant_locked. */
 static void rearm_locked(gocc_ratelimit_t *rl, int64_t now) {
+    gocc__assert_held(&rl->mu);
     if (!rl->timer_reserved) return; /* nobody ever waited */
     int64_t due = INT64_MAX;
     if (rl->head != NULL) due = due_locked(rl, now, (double)rl->head->n - rl->tokens);
@@ -138,7 +142,7 @@ gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&rl->mu);
+    gocc__mutex_init(&rl->mu, GOCC_LOCK_RATELIMIT);
     rl->rate = per_second;
     rl->burst = burst;
     rl->tokens = (double)burst; /* starts full */
@@ -153,7 +157,7 @@ void gocc_ratelimit_free(gocc_ratelimit_t *rl) {
         gocc__timer_del_sync(&rl->timer); /* a running callback is done with rl */
         gocc__timer_unreserve();
     }
-    pthread_mutex_destroy(&rl->mu);
+    gocc__mutex_destroy(&rl->mu);
     gocc__free(rl);
 }
 
@@ -194,6 +198,7 @@ int gocc_ratelimit_set(gocc_ratelimit_t *rl, double per_second, int64_t burst) {
 /* Take n at once if nobody queues ahead and the tokens are there; caller
  * holds mu with tokens up to date (an empty queue means queued == 0). */
 static bool take_now_locked(gocc_ratelimit_t *rl, int64_t n) {
+    gocc__assert_held(&rl->mu);
     if (rl->head != NULL || rl->tokens < (double)n) return false;
     rl->tokens -= (double)n;
     return true;

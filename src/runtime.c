@@ -35,8 +35,8 @@
  *    when it returns no thread of the cache is still on its way out.
  *
  * Fork (pthread_atfork, registered on first use): prepare takes the
- * global locks in the global order (watch -> registry -> timer heap ->
- * thread cache); the child forgets the threads that do not exist in it
+ * global locks in rank order (GOCC_LOCK_RANKS in gocc-internal.h);
+ * the child forgets the threads that do not exist in it
  * (idle list, thread counts, the tasks they ran) and the timer and watch
  * threads. See docs/design.md, "fork".
  */
@@ -74,7 +74,7 @@ typedef struct worker {
 } worker;
 
 static struct {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     pthread_cond_t gone; /* signalled when leaving drops to 0 */
     worker *idle_head; /* most recently idle first */
     worker *idle_tail;
@@ -85,7 +85,7 @@ static struct {
     int64_t idle_timeout;
     size_t max_threads;
 } rt = {
-    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_RUNTIME),
     .gone = PTHREAD_COND_INITIALIZER,
     .stack_size = GOCC__DEFAULT_STACK,
     .idle_timeout = GOCC__DEFAULT_IDLE,
@@ -109,6 +109,7 @@ size_t gocc_tasks_live(void) {
 /* ---- the idle list (caller holds rt.mu) ---- */
 
 static void idle_push(worker *wk) {
+    gocc__assert_held(&rt.mu);
     wk->prev = NULL;
     wk->next = rt.idle_head;
     if (rt.idle_head) rt.idle_head->prev = wk;
@@ -119,6 +120,7 @@ static void idle_push(worker *wk) {
 }
 
 static void idle_remove(worker *wk) {
+    gocc__assert_held(&rt.mu);
     if (wk->prev) wk->prev->next = wk->next;
     else rt.idle_head = wk->next;
     if (wk->next) wk->next->prev = wk->prev;
@@ -370,7 +372,7 @@ int gocc_runtime_shutdown(void) {
     }
     /* Threads that timed out on their own just before: wait out their exit. */
     gocc__lock(&rt.mu);
-    while (rt.leaving > 0) pthread_cond_wait(&rt.gone, &rt.mu);
+    while (rt.leaving > 0) gocc__cond_wait(&rt.gone, &rt.mu);
     bool busy = rt.nthreads > 0; /* running a task, or runtime work (pool workers) */
     gocc__unlock(&rt.mu);
 

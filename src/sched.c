@@ -43,8 +43,9 @@
  * again; if more than `procs` now run, it hands its queue to the global
  * queue and goes idle; surplus idle workers exit after idle_timeout.
  *
- * Lock order: sched.mu is a leaf (nothing is locked under it); the
- * monitor's and the record cache's locks are leaves too.
+ * Locks: S.mon_mu, S.mu, S.cache_mu, ranked SCHED_MON, SCHED, SCHED_CACHE
+ * in GOCC_LOCK_RANKS; nothing else is taken under any of them (the fork
+ * handlers take all three, in that order).
  *
  * Memory: task records (with their stacks) are recycled: a per-worker
  * cache first, then a global one, then munmap. Workers are never freed
@@ -153,7 +154,7 @@ struct gocc__worker {
 };
 
 static struct {
-    pthread_mutex_t mu;          /* global queue, idle list, worker records */
+    gocc__mutex mu;              /* global queue, idle list, worker records */
     gocc__task *gq_head, *gq_tail;
     _Atomic size_t gq_len;
     worker *idle;                /* idle workers, most recent first */
@@ -171,20 +172,18 @@ static struct {
     _Atomic int64_t threshold;
     int64_t idle_timeout;
     /* the record cache */
-    pthread_mutex_t cache_mu;
+    gocc__mutex cache_mu;
     gocc__task *cache;
     size_t ncache;
     /* the monitor */
-    pthread_mutex_t mon_mu;
+    gocc__mutex mon_mu;
     pthread_t mon_thread;
     bool mon_running, mon_quit;
     gocc__waiter *mon_w;         /* its thread waiter, for shutdown's wake */
-    pthread_cond_t exited;       /* a worker thread ended (shutdown waits) */
 } S = {
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-    .cache_mu = PTHREAD_MUTEX_INITIALIZER,
-    .mon_mu = PTHREAD_MUTEX_INITIALIZER,
-    .exited = PTHREAD_COND_INITIALIZER,
+    .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_SCHED),
+    .cache_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_SCHED_CACHE),
+    .mon_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_SCHED_MON),
     .stack_size = DEFAULT_STACK,
     .threshold = DEFAULT_THRESHOLD,
     .idle_timeout = DEFAULT_IDLE,
@@ -748,7 +747,6 @@ static void *worker_main(void *p) {
     gocc__lock(&S.mu);
     wk->alive = false;
     atomic_fetch_sub_explicit(&S.nthreads, 1, memory_order_relaxed);
-    pthread_cond_broadcast(&S.exited);
     bool joinable = wk->quit; /* shutdown joins it; else it detaches */
     gocc__unlock(&S.mu);
     self_worker = NULL;
@@ -1181,14 +1179,8 @@ int gocc__sched_shutdown(void) {
     }
     int n = atomic_load_explicit(&S.nworkers, memory_order_relaxed);
     for (int i = 0; i < n; i++) {
-        worker *wk = S.all[i];
+        gocc__free(S.all[i]); /* its cache went with its thread */
         S.all[i] = NULL;
-        while (wk->cache != NULL) { /* (emptied by the worker on exit) */
-            gocc__task *t = wk->cache;
-            wk->cache = t->next;
-            record_free(t);
-        }
-        gocc__free(wk);
     }
     atomic_store_explicit(&S.nworkers, 0, memory_order_release);
     gocc__unlock(&S.mu);
@@ -1230,7 +1222,6 @@ void gocc__sched_fork_child(void) {
     atomic_store_explicit(&S.nspinning, 0, memory_order_relaxed);
     S.mon_running = false;
     S.mon_w = NULL;
-    pthread_cond_init(&S.exited, NULL);
     if (me != NULL) {
         me->thread = pthread_self();
         atomic_store_explicit(&me->runnext, NULL, memory_order_relaxed);

@@ -24,7 +24,7 @@
 #include <errno.h>
 
 struct gocc_sem {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     int64_t size;
     int64_t cur;                   /* under mu */
     gocc__waitrec *head, *tail;    /* FIFO of waiters, under mu */
@@ -40,20 +40,21 @@ gocc_sem_t *gocc_sem_new(int64_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&s->mu);
+    gocc__mutex_init(&s->mu, GOCC_LOCK_SEM);
     s->size = size;
     return s;
 }
 
 void gocc_sem_free(gocc_sem_t *s) {
     if (s == NULL) return;
-    pthread_mutex_destroy(&s->mu);
+    gocc__mutex_destroy(&s->mu);
     gocc__free(s);
 }
 
 /* Grant weight to waiters from the head while they fit; caller holds mu.
  * Returns the claimed ones to wake. */
 static gocc__waitrec *grant_locked(gocc_sem_t *s) {
+    gocc__assert_held(&s->mu);
     gocc__waitrec *wake = NULL, *r;
     while ((r = s->head) != NULL) {
         if (s->size - s->cur < r->n) break; /* the head waits: so does everyone */
@@ -67,6 +68,7 @@ static gocc__waitrec *grant_locked(gocc_sem_t *s) {
 }
 
 static bool take_if_free_locked(gocc_sem_t *s, int64_t n) {
+    gocc__assert_held(&s->mu);
     if (s->head != NULL || s->size - s->cur < n) return false;
     s->cur += n;
     return true;

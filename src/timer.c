@@ -39,7 +39,7 @@
 #include <time.h>
 
 static struct {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     pthread_cond_t wake;       /* the timer thread sleeps here */
     pthread_cond_t fired;      /* del_sync waits here for a callback */
     pthread_cond_t restart;    /* reserve waits here while a shutdown joins */
@@ -57,7 +57,7 @@ static struct {
     size_t sync_waiters;
     int64_t sleeping_until;    /* the thread's current wake-up, INT64_MAX idle */
 } T = {
-    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_TIMER_HEAP),
     .restart = PTHREAD_COND_INITIALIZER,
     .sleeping_until = INT64_MAX,
 };
@@ -74,6 +74,7 @@ static void heap_set(size_t i, gocc__timer_entry *e) {
 }
 
 static void sift_up(size_t i) {
+    gocc__assert_held(&T.mu);
     gocc__timer_entry *e = T.heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -85,6 +86,7 @@ static void sift_up(size_t i) {
 }
 
 static void sift_down(size_t i) {
+    gocc__assert_held(&T.mu);
     gocc__timer_entry *e = T.heap[i];
     for (;;) {
         size_t l = 2 * i + 1, m = i;
@@ -99,6 +101,7 @@ static void sift_down(size_t i) {
 }
 
 static void heap_remove(gocc__timer_entry *e) {
+    gocc__assert_held(&T.mu);
     size_t i = e->heap_index;
     gocc__timer_entry *last = T.heap[--T.len];
     e->heap_index = SIZE_MAX;
@@ -113,7 +116,7 @@ static void heap_remove(gocc__timer_entry *e) {
 
 static void cond_wait_until(int64_t when) {
     struct timespec ts = {(time_t)(when / GOCC_SECOND), (long)(when % GOCC_SECOND)};
-    pthread_cond_timedwait(&T.wake, &T.mu, &ts);
+    gocc__cond_timedwait(&T.wake, &T.mu, &ts);
 }
 
 static void *timer_main(void *unused) {
@@ -124,7 +127,7 @@ static void *timer_main(void *unused) {
         if (T.stop) break; /* shutdown: the heap is empty, nothing reserved */
         if (T.len == 0) {
             T.sleeping_until = INT64_MAX;
-            pthread_cond_wait(&T.wake, &T.mu);
+            gocc__cond_wait(&T.wake, &T.mu);
             continue;
         }
         gocc__timer_entry *e = T.heap[0];
@@ -166,6 +169,7 @@ static void conds_init(void) {
 
 /* Caller holds T.mu, and no shutdown is joining the old thread. */
 static int start_thread(void) {
+    gocc__assert_held(&T.mu);
     if (!T.conds_ready) {
         conds_init();
         T.conds_ready = true;
@@ -179,7 +183,7 @@ static int start_thread(void) {
 
 int gocc__timer_shutdown(void) {
     gocc__lock(&T.mu);
-    while (T.stopping) pthread_cond_wait(&T.restart, &T.mu); /* another shutdown */
+    while (T.stopping) gocc__cond_wait(&T.restart, &T.mu); /* another shutdown */
     if (T.reserved > 0 || T.len > 0 || (T.started && pthread_equal(pthread_self(), T.thread))) {
         gocc__unlock(&T.mu);
         return GOCC_EAGAIN;
@@ -237,7 +241,7 @@ void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int6
 int gocc__timer_reserve(void) {
     int rc = 0;
     gocc__lock(&T.mu);
-    while (T.stopping) pthread_cond_wait(&T.restart, &T.mu);
+    while (T.stopping) gocc__cond_wait(&T.restart, &T.mu);
     if (!T.started && (rc = start_thread()) != 0) goto out;
     if (T.reserved == T.cap) {
         size_t ncap = T.cap ? 2 * T.cap : 64;
@@ -306,7 +310,7 @@ bool gocc__timer_del_sync(gocc__timer_entry *e) {
     if (!(T.started && pthread_equal(pthread_self(), T.thread))) {
         while (T.firing == e) {
             T.sync_waiters++;
-            pthread_cond_wait(&T.fired, &T.mu);
+            gocc__cond_wait(&T.fired, &T.mu);
             T.sync_waiters--;
         }
     }
@@ -317,7 +321,7 @@ bool gocc__timer_del_sync(gocc__timer_entry *e) {
 /* ---- public timers and tickers ---- */
 
 struct gocc_timer {
-    pthread_mutex_t mu; /* serialises stop/reset/free */
+    gocc__mutex mu; /* serialises stop/reset/free */
     gocc__timer_entry e;
     gocc_chan_t *ch;
 };
@@ -352,7 +356,7 @@ static struct gocc_timer *timer_make(void) {
         errno = ENOMEM;
         return NULL;
     }
-    gocc__mutex_init(&t->mu);
+    gocc__mutex_init(&t->mu, GOCC_LOCK_TIMER);
     gocc__timer_init(&t->e, chan_fire, t);
     return t;
 }
@@ -361,12 +365,13 @@ static void timer_destroy(struct gocc_timer *t) {
     gocc__timer_del_sync(&t->e);
     gocc__timer_unreserve();
     gocc_chan_release(t->ch);
-    pthread_mutex_destroy(&t->mu);
+    gocc__mutex_destroy(&t->mu);
     gocc__free(t);
 }
 
 /* Caller holds t->mu. Disarm and discard an unreceived value. */
 static bool timer_stop_locked(struct gocc_timer *t) {
+    gocc__assert_held(&t->mu);
     bool removed = gocc__timer_del_sync(&t->e);
     bool drained = gocc_chan_try_recv(t->ch, NULL) == 0;
     return removed || drained;

@@ -39,8 +39,10 @@ static int64_t wg_next(int64_t count, int64_t delta) {
     return next;
 }
 
-/* Spin until the lock bit is ours; returns the state seen (without it). */
+/* Spin until the lock bit is ours; returns the state seen (without it).
+ * The lock has rank GOCC_LOCK_WAITGROUP (a leaf): the witness is told. */
 static uint64_t state_lock64(uint64_t *state) {
+    gocc__witness_acquire(state, GOCC_LOCK_WAITGROUP);
     for (int spins = 0;; spins++) {
         uint64_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
         if (!(s & WG_LOCK) &&
@@ -52,6 +54,7 @@ static uint64_t state_lock64(uint64_t *state) {
 }
 
 static uint32_t state_lock32(uint32_t *state) {
+    gocc__witness_acquire(state, GOCC_LOCK_WAITGROUP);
     for (int spins = 0;; spins++) {
         uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
         if (!(s & WG_LOCK) &&
@@ -67,6 +70,7 @@ static uint32_t state_lock32(uint32_t *state) {
 /* Publish count and the waiters bit; drops the lock. The last access. */
 static void wg_unlock(gocc_waitgroup_t *wg, int64_t count) {
     uint64_t s = (uint64_t)count << WG_SHIFT | (wg->waiters_ ? WG_WAITERS : 0);
+    gocc__witness_release(&wg->state_, GOCC_LOCK_WAITGROUP);
     __atomic_store_n(&wg->state_, s, __ATOMIC_RELEASE);
 }
 
@@ -142,6 +146,12 @@ int gocc_waitgroup_wait(gocc_waitgroup_t *wg, gocc_ctx_t *ctx) {
 #define ONCE_RUNNING 4u
 #define ONCE_DONE 8u
 
+/* Store the state word, which drops the lock bit. */
+static void once_unlock(gocc_once_t *o, uint32_t s) {
+    gocc__witness_release(&o->state_, GOCC_LOCK_WAITGROUP);
+    __atomic_store_n(&o->state_, s, __ATOMIC_RELEASE);
+}
+
 int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg) {
     if (o == NULL || fn == NULL) return GOCC_EINVAL;
     /* Fast path: one acquire load (result_ was written before DONE). */
@@ -150,12 +160,12 @@ int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg) {
     gocc__waiter *w = gocc__self_try();
     uint32_t s = state_lock32(&o->state_);
     if (s & ONCE_DONE) {
-        __atomic_store_n(&o->state_, s, __ATOMIC_RELEASE);
+        once_unlock(o, s);
         return o->result_;
     }
     if (s & ONCE_RUNNING) { /* wait for the first caller */
         if (w == NULL) {
-            __atomic_store_n(&o->state_, s, __ATOMIC_RELEASE);
+            once_unlock(o, s);
             return GOCC_ENOMEM;
         }
         gocc__waitrec rec = {.w = w};
@@ -163,11 +173,11 @@ int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg) {
         gocc__waitrec *head = o->waiters_;
         gocc__waitrec_push(&head, NULL, &rec);
         o->waiters_ = head;
-        __atomic_store_n(&o->state_, s, __ATOMIC_RELEASE);
+        once_unlock(o, s);
         (void)gocc__wait_armed(w, NULL, NULL, GOCC_WAIT_ONCE, o, 0);
         return o->result_; /* written before our wake */
     }
-    __atomic_store_n(&o->state_, s | ONCE_RUNNING, __ATOMIC_RELEASE);
+    once_unlock(o, s | ONCE_RUNNING);
 
     int r = fn(arg);
 
@@ -176,7 +186,7 @@ int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg) {
     gocc__waitrec *head = o->waiters_;
     gocc__waitrec *wake = gocc__waitrec_take_all(&head, NULL);
     o->waiters_ = NULL;
-    __atomic_store_n(&o->state_, ONCE_DONE, __ATOMIC_RELEASE);
+    once_unlock(o, ONCE_DONE);
     gocc__signal_all(wake);
     return r;
 }

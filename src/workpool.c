@@ -58,7 +58,7 @@ typedef struct idle_rec { /* a worker parked for work */
 } idle_rec;
 
 struct gocc_workpool {
-    pthread_mutex_t mu;
+    gocc__mutex mu;
     _Atomic size_t refs;
     _Atomic unsigned worker_seq; /* numbers the workers' names */
     gocc_ctx_t *ctx; /* the pool context: tasks run with it */
@@ -95,7 +95,7 @@ typedef struct start_rec { /* a new worker's first job */
 static void pool_release(gocc_workpool_t *p) {
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
     gocc_ctx_release(p->ctx);
-    pthread_mutex_destroy(&p->mu);
+    gocc__mutex_destroy(&p->mu);
     gocc__free(p->ring);
     gocc__free(p->handoff);
     gocc__free(p);
@@ -104,11 +104,13 @@ static void pool_release(gocc_workpool_t *p) {
 /* ---- the queue (caller holds p->mu) ---- */
 
 static void ring_push(gocc_workpool_t *p, job j) {
+    gocc__assert_held(&p->mu);
     p->ring[(p->head + p->count) % p->cap] = j;
     p->count++;
 }
 
 static job ring_pop(gocc_workpool_t *p) {
+    gocc__assert_held(&p->mu);
     job j = p->ring[p->head];
     p->head = (p->head + 1) % p->cap;
     p->count--;
@@ -117,6 +119,7 @@ static job ring_pop(gocc_workpool_t *p) {
 
 /* The first blocked submitter that can be claimed, accepted; NULL if none. */
 static submit_rec *take_submitter(gocc_workpool_t *p) {
+    gocc__assert_held(&p->mu);
     gocc__waitrec *r;
     while ((r = p->sub_head) != NULL) {
         gocc__waitrec_unlink(&p->sub_head, &p->sub_tail, r);
@@ -161,6 +164,7 @@ static int spawn_worker(gocc_workpool_t *p, job j) {
 /* The next job for a worker that just finished one (or started), or fn NULL
  * when there is none. *wake gets a submitter to wake. Caller holds mu. */
 static job next_job_locked(gocc_workpool_t *p, gocc__waiter **wake) {
+    gocc__assert_held(&p->mu);
     job none = {NULL, NULL};
     if (p->forced) return none;
     submit_rec *sr;
@@ -183,6 +187,7 @@ static job next_job_locked(gocc_workpool_t *p, gocc__waiter **wake) {
 
 /* The last worker out wakes the shutdown callers. Caller holds mu. */
 static gocc__waitrec *worker_exit_locked(gocc_workpool_t *p) {
+    gocc__assert_held(&p->mu);
     p->workers--;
     return p->workers == 0 ? gocc__waitrec_take_all(&p->down_waiters, NULL) : NULL;
 }
@@ -298,7 +303,7 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
         (p->handoff = gocc__calloc(o->min_workers, sizeof(job))) == NULL)
         goto nomem_free;
     if ((p->ctx = gocc_ctx_with_cancel(parent)) == NULL) goto nomem_free;
-    gocc__mutex_init(&p->mu);
+    gocc__mutex_init(&p->mu, GOCC_LOCK_WORKPOOL);
     atomic_init(&p->refs, 1);
     p->min = o->min_workers;
     p->max = o->max_workers;
@@ -341,6 +346,7 @@ enum { ACCEPTED, ACCEPTED_SPAWN, FULL };
 /* Accept j without blocking if there is room; caller holds mu, pool open.
  * @p grow: a new worker may be reserved (ACCEPTED_SPAWN). */
 static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake, bool grow) {
+    gocc__assert_held(&p->mu);
     gocc__waitrec *r;
     while ((r = p->idle_head) != NULL) {
         gocc__waitrec_unlink(&p->idle_head, NULL, r);

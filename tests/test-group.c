@@ -747,11 +747,12 @@ static int pc_task(gocc_ctx_t *ctx, void *arg) {
     int i = atomic_fetch_add(&s->next, 1);
     if (gocc_ctx_value(ctx, &pc_key) == s->want_value) atomic_fetch_add(&s->saw_value, 1);
     atomic_fetch_add(&s->started, 1);
-    if (wait_ctx_done(ctx, s->safety) == GOCC_ECLOSED) atomic_fetch_add(&s->saw_done, 1);
-    if (i < NP) {
+    int r = wait_ctx_done(ctx, s->safety);
+    if (i < NP) { /* before saw_done: the test reads them once it counts NP */
         atomic_store(&s->err[i], gocc_ctx_err(ctx));
         atomic_store(&s->cause[i], gocc_ctx_cause(ctx));
     }
+    if (r == GOCC_ECLOSED) atomic_fetch_add(&s->saw_done, 1);
     return 0;
 }
 

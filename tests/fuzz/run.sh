@@ -51,14 +51,15 @@ fi
 
 mkdir -p "$out/corpus" "$out/artifacts"
 bin="$out/fuzz-ops"
-# The library's sources as meson compiles them (gocc_c_args), plus coverage
-# feedback and the sanitizers. Library warnings are gcc's to judge (-Werror
-# there); here they would only stop the run. Rebuilt when a source is newer.
+# The library's sources as meson compiles them (gocc_c_args; the lock
+# checks on, as in every sanitizer build), plus coverage feedback and the
+# sanitizers. Library warnings are gcc's to judge (-Werror there); here
+# they would only stop the run. Rebuilt when a source is newer.
 if [ -x "$bin" ] && [ -z "$(find src include tests/fuzz/fuzz-ops.c -newer "$bin" 2>/dev/null)" ]; then
     echo "fuzz: $bin is up to date"
 elif echo "fuzz: building $bin" && ! "$clang" -std=c11 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -D_GNU_SOURCE -DGOCC_BUILDING -Iinclude -Isrc \
+    -D_GNU_SOURCE -DGOCC_BUILDING -DGOCC_LOCK_CHECKS=1 -Iinclude -Isrc \
     src/*.c tests/fuzz/fuzz-ops.c -o "$bin" -pthread -ldl; then
     echo "fuzz: build failed" >&2
     exit 2
