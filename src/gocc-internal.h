@@ -690,6 +690,8 @@ bool gocc__sched_park(gocc__waiter *w, int64_t deadline);
 void gocc__sched_ready(gocc__task *t);
 /* True when the caller is a coroutine task. */
 bool gocc__in_task(void);
+/* The library's first use: procs is fixed from now on. */
+void gocc__sched_freeze(void);
 /* Settings and numbers (runtime.c's configure and queries). */
 int gocc__sched_configure(const gocc_runtime_config_t *cfg);
 void gocc__sched_config_get(gocc_runtime_config_t *out);

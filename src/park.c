@@ -108,6 +108,7 @@ static unsigned alloc_start(void) {
                                                   memory_order_acquire)) {
             s |= ALLOC_STARTED;
             gocc__runtime_init(); /* fork handlers: the first use of the library */
+            gocc__sched_freeze(); /* procs is fixed from the first use on */
             break;
         }
     }

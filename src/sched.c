@@ -94,6 +94,17 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 
 typedef struct gocc__worker worker;
 
+/* A full fence (store-load): the idle protocol's two sides each publish,
+ * fence, then look at the other's word. ThreadSanitizer does not model
+ * fences, so there both sides do a sequentially consistent read-modify-
+ * write of one word instead, which orders them the same way. */
+#if defined(GOCC_TSAN)
+static _Atomic int fence_word;
+#define SC_FENCE() ((void)atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst))
+#else
+#define SC_FENCE() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 /* What the task asks its scheduler to do once it is off its stack. */
 enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_EXIT };
 
@@ -165,12 +176,14 @@ static struct {
     _Atomic int nthreads;        /* worker threads alive */
     _Atomic size_t nlive;        /* coroutine tasks started and not ended (runtime work too) */
     worker *all[MAX_WORKERS];
-    bool started;                /* procs fixed, monitor started (mu) */
-    int procs;
-    size_t stack_size;
-    size_t max_threads;          /* 0: no limit */
+    bool started;                /* procs fixed (mu) */
+    _Atomic bool frozen;         /* the library was used: procs may not change */
+    /* Settings: written under mu, read anywhere (atomic, relaxed). */
+    _Atomic int procs;
+    _Atomic size_t stack_size;
+    size_t max_threads;          /* 0: no limit (mu) */
     _Atomic int64_t threshold;
-    int64_t idle_timeout;
+    _Atomic int64_t idle_timeout;
     /* the record cache */
     gocc__mutex cache_mu;
     gocc__task *cache;
@@ -424,7 +437,7 @@ void gocc__sched_ready(gocc__task *t) {
         gq_put_locked(t);
         gocc__unlock(&S.mu);
     }
-    atomic_thread_fence(memory_order_seq_cst); /* pairs with the idle re-check */
+    SC_FENCE(); /* pairs with the idle re-check */
     wakep();
 }
 
@@ -439,7 +452,7 @@ static void ready_new(gocc__task *t) {
         gq_put_locked(t);
         gocc__unlock(&S.mu);
     }
-    atomic_thread_fence(memory_order_seq_cst);
+    SC_FENCE();
     wakep();
 }
 
@@ -499,9 +512,6 @@ static void task_entry(void *p);
 
 static void record_free(gocc__task *t) {
     gocc__obs_unregister(&t->w);
-#if defined(GOCC_TSAN)
-    __tsan_destroy_fiber(t->tsan_fiber);
-#endif
     gocc__stack_free(&t->stack);
     gocc__free(t);
 }
@@ -522,9 +532,6 @@ static gocc__task *record_new(size_t stack_size, int *err) {
     atomic_init(&t->w.state, GOCC__PARK_WAITING);
     atomic_init(&t->w.claim, 1);
     atomic_init(&t->w.obs.deadline, INT64_MAX);
-#if defined(GOCC_TSAN)
-    t->tsan_fiber = __tsan_create_fiber(0);
-#endif
     gocc__obs_register(&t->w);
     return t;
 }
@@ -678,7 +685,7 @@ static void after_switch(worker *wk, gocc__task *t) {
             gocc__task *old = atomic_exchange_explicit(&wk->runnext, t, memory_order_acq_rel);
             if (old != NULL) {
                 ring_put(wk, old);
-                atomic_thread_fence(memory_order_seq_cst);
+                SC_FENCE();
                 wakep();
             }
         }
@@ -691,6 +698,10 @@ static void after_switch(worker *wk, gocc__task *t) {
         break;
     case AFTER_EXIT: {
         bool counted = t->st.task_id != 0;
+#if defined(GOCC_TSAN)
+        __tsan_destroy_fiber(t->tsan_fiber); /* we are off it for good */
+        t->tsan_fiber = NULL;
+#endif
         t->name[0] = '\0';
         record_put(wk, t);
         atomic_fetch_sub_explicit(&S.nlive, 1, memory_order_release);
@@ -891,7 +902,7 @@ static gocc__task *find_runnable(worker *wk) {
         atomic_fetch_add_explicit(&S.nidle, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_relaxed);
         gocc__unlock(&S.mu);
-        atomic_thread_fence(memory_order_seq_cst); /* pairs with the producers' fence */
+        SC_FENCE(); /* pairs with the producers' fence */
         if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs && work_anywhere()) {
             if (!unidle(wk)) return NULL;
             continue;
@@ -915,6 +926,9 @@ static int start_locked(void) {
     S.started = true;
     return 0;
 }
+
+/* (No lock: the first allocation may happen under S.mu.) */
+void gocc__sched_freeze(void) { atomic_store_explicit(&S.frozen, true, memory_order_release); }
 
 static int monitor_start(void) {
     gocc__lock(&S.mon_mu);
@@ -1020,6 +1034,11 @@ int gocc__sched_go(const gocc__start *st) {
     t->asan_fake = NULL;
 #endif
     gocc__ctx_make(&t->ctx, t->stack.lo, t->stack.size, task_entry, t);
+#if defined(GOCC_TSAN)
+    /* A fiber per task life (not per record): its history starts at the
+     * gocc_go that made it. */
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
     atomic_fetch_add_explicit(&S.nlive, 1, memory_order_relaxed);
     ready_new(t);
     return 0;
@@ -1038,7 +1057,8 @@ static void *monitor_main(void *unused) {
     for (;;) {
         gocc__lock(&S.mon_mu);
         bool quit = S.mon_quit;
-        if (!quit && w != NULL) gocc__waiter_arm(w);
+        if (quit) S.mon_w = NULL;
+        else if (w != NULL) gocc__waiter_arm(w);
         gocc__unlock(&S.mon_mu);
         if (quit) break;
         if (w != NULL) (void)gocc__park_until(w, gocc_now() + delay);
@@ -1074,7 +1094,7 @@ static void *monitor_main(void *unused) {
         }
         if (rescue || (work_anywhere() && atomic_load_explicit(&S.nactive,
                                                                memory_order_relaxed) < S.procs)) {
-            atomic_thread_fence(memory_order_seq_cst);
+            SC_FENCE();
             wakep();
         }
         delay = busy ? GOCC_MILLISECOND : 10 * GOCC_MILLISECOND;
@@ -1088,7 +1108,9 @@ int gocc__sched_configure(const gocc_runtime_config_t *cfg) {
     if (cfg->block_threshold_ns < 0) return GOCC_EINVAL;
     if (cfg->stack_size != 0 && gocc__stack_round(cfg->stack_size) == 0) return GOCC_EINVAL;
     gocc__lock(&S.mu);
-    if (cfg->procs != 0 && S.started && (int)cfg->procs != S.procs) {
+    bool fixed = S.started || atomic_load_explicit(&S.frozen, memory_order_acquire);
+    int now = S.procs > 0 ? S.procs : cpu_count();
+    if (cfg->procs != 0 && fixed && (int)cfg->procs != now) {
         gocc__unlock(&S.mu);
         return GOCC_EINVAL;
     }
@@ -1160,10 +1182,11 @@ int gocc__sched_shutdown(void) {
     gocc__lock(&S.mon_mu);
     bool running = S.mon_running;
     S.mon_quit = true;
-    gocc__waiter *mw = S.mon_w;
+    /* Woken under mon_mu: the monitor clears mon_w under it before its
+     * thread (and so its waiter) goes. */
+    if (S.mon_w != NULL) gocc__wake(S.mon_w);
     gocc__unlock(&S.mon_mu);
     if (running) {
-        if (mw != NULL) gocc__wake(mw);
         pthread_join(S.mon_thread, NULL);
         gocc__lock(&S.mon_mu);
         S.mon_running = false;
@@ -1244,6 +1267,7 @@ void gocc__sched_fork_child(void) {
     atomic_store_explicit(&S.nlive, me != NULL && me->cur != NULL ? 1 : 0, memory_order_relaxed);
     /* procs may be set again before first use in the child. */
     S.started = me != NULL;
+    atomic_store_explicit(&S.frozen, me != NULL, memory_order_relaxed);
     gocc__unlock(&S.cache_mu);
     gocc__unlock(&S.mu);
     gocc__unlock(&S.mon_mu);

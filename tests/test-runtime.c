@@ -716,6 +716,12 @@ static int forking_task(gocc_ctx_t *ctx, void *arg) {
 static void test_fork_in_task(void **state) {
     (void)state;
     TEST_NAME();
+#ifdef GOCC_TEST_TSAN
+    /* A task is a fiber: ThreadSanitizer's fork handling loses the order
+     * between the fiber that forked and its worker thread (it reports the
+     * fork handlers' lock bookkeeping as a race). The other builds run it. */
+    skip();
+#endif
     size_t base = gocc_tasks_live();
     fork_in_task f = {.status = -2};
     go(forking_task, &f);
