@@ -33,6 +33,13 @@
 #if defined(GOCC_HAVE_VALGRIND)
 #include <valgrind/valgrind.h>
 #endif
+#if defined(GOCC_ASAN)
+/* LeakSanitizer scans thread stacks and globals, not our mappings: a
+ * parked task's stack is a root region, or what only it points to would
+ * be reported as leaked. */
+void __lsan_register_root_region(const void *p, size_t size);
+void __lsan_unregister_root_region(const void *p, size_t size);
+#endif
 
 /* ---- the switch ---- */
 
@@ -274,6 +281,9 @@ int gocc__stack_alloc(gocc__stack *s, size_t size) {
 #if defined(GOCC_HAVE_VALGRIND)
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + size);
 #endif
+#if defined(GOCC_ASAN)
+    __lsan_register_root_region(s->lo, size);
+#endif
     return 0;
 }
 
@@ -281,6 +291,9 @@ void gocc__stack_free(gocc__stack *s) {
     if (s->base == NULL) return;
 #if defined(GOCC_HAVE_VALGRIND)
     VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+#if defined(GOCC_ASAN)
+    __lsan_unregister_root_region(s->lo, s->size);
 #endif
     if (s->guard == GOCC__GUARD_MPROTECT)
         atomic_fetch_sub_explicit(&mprotect_guards, 1, memory_order_relaxed);

@@ -122,6 +122,7 @@ struct gocc__task {
 #endif
 #if defined(GOCC_ASAN)
     void *asan_fake;         /* the fake stack saved when it switched away */
+    bool ran;                /* the stack was used before (its poison may linger) */
 #endif
 };
 
@@ -1020,6 +1021,13 @@ int gocc__sched_go(const gocc__start *st) {
     int err = GOCC_ENOMEM;
     gocc__task *t = record_get(size, &err);
     if (t == NULL) return err;
+#if defined(GOCC_ASAN)
+    /* A reused stack may keep the poison of its last task's frames (its
+     * entry never returned); a fresh one has none (and may be huge). */
+    if (t->st.fn == NULL && t->ran) __asan_unpoison_memory_region(t->stack.lo, t->stack.size);
+    t->ran = true;
+    t->asan_fake = NULL;
+#endif
     t->st = *st;
     t->name[0] = '\0';
     if (st->name != NULL) {
@@ -1029,10 +1037,6 @@ int gocc__sched_go(const gocc__start *st) {
     t->st.name = NULL;
     t->saved_errno = 0;
     atomic_store_explicit(&t->w.state, GOCC__PARK_WAITING, memory_order_relaxed);
-#if defined(GOCC_ASAN)
-    __asan_unpoison_memory_region(t->stack.lo, t->stack.size);
-    t->asan_fake = NULL;
-#endif
     gocc__ctx_make(&t->ctx, t->stack.lo, t->stack.size, task_entry, t);
 #if defined(GOCC_TSAN)
     /* A fiber per task life (not per record): its history starts at the
