@@ -700,6 +700,16 @@ int gocc__sched_shutdown(void);
 void gocc__sched_fork_prepare(void);
 void gocc__sched_fork_parent(void);
 void gocc__sched_fork_child(void);
+/* What the dump shows of a coroutine task (w->task != NULL): RUNNABLE
+ * (ready, waiting for a worker), RUNNING (*since: when it last started
+ * running on its worker, without coming back since), PARKED (blocked in
+ * libgocc: the waiter's obs record says on what), NONE (no task). */
+enum { GOCC__TASK_NONE, GOCC__TASK_RUNNABLE, GOCC__TASK_RUNNING, GOCC__TASK_PARKED };
+int gocc__sched_task_state(const gocc__waiter *w, int64_t *since);
+/* A parked task's call stack from its saved frame pointers: up to @p max
+ * return addresses, innermost first (the switch's caller first); 0 where
+ * it cannot be walked (not parked, no frame pointers, ucontext, TSan). */
+int gocc__sched_task_stack(const gocc__waiter *w, uintptr_t *pcs, int max);
 /* The running coroutine task's id (0 if none): fork keeps it counted. */
 uint64_t gocc__sched_current_task_id(void);
 

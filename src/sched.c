@@ -116,6 +116,8 @@ struct gocc__task {
     gocc__start st;          /* what it runs */
     char name[32];
     int saved_errno;         /* errno is the task's own */
+    _Atomic int state;       /* GOCC__TASK_*: what the dump shows (relaxed) */
+    _Atomic int64_t run_since; /* when it last started running */
     gocc__timer_entry tm;    /* a timed park's timeout */
 #if defined(GOCC_TSAN)
     void *tsan_fiber;
@@ -428,6 +430,7 @@ static void stop_spinning(worker *wk) {
 
 void gocc__sched_ready(gocc__task *t) {
     worker *wk = my_worker();
+    atomic_store_explicit(&t->state, GOCC__TASK_RUNNABLE, memory_order_relaxed);
     GOCC_PROBE1(task_ready, t->st.task_id);
     if (wk != NULL) {
         gocc__task *old = atomic_exchange_explicit(&wk->runnext, t, memory_order_acq_rel);
@@ -446,6 +449,7 @@ void gocc__sched_ready(gocc__task *t) {
  * an idle worker may take the new one at once). */
 static void ready_new(gocc__task *t) {
     worker *wk = my_worker();
+    atomic_store_explicit(&t->state, GOCC__TASK_RUNNABLE, memory_order_relaxed);
     if (wk != NULL) {
         ring_put(wk, t);
     } else {
@@ -464,7 +468,10 @@ static void ready_new(gocc__task *t) {
 static void run_task(worker *wk, gocc__task *t) {
     wk->cur = t;
     wk->after = AFTER_NONE;
-    atomic_store_explicit(&wk->run_since, gocc_now(), memory_order_relaxed);
+    int64_t now = gocc_now();
+    atomic_store_explicit(&wk->run_since, now, memory_order_relaxed);
+    atomic_store_explicit(&t->run_since, now, memory_order_relaxed);
+    atomic_store_explicit(&t->state, GOCC__TASK_RUNNING, memory_order_relaxed);
     gocc__set_self(&t->w);
     errno = t->saved_errno;
 #if defined(GOCC_ASAN)
@@ -662,6 +669,56 @@ void gocc__sched_timeout(gocc__timer_entry *e, int64_t now) {
     }
 }
 
+/* ---- what the dump sees ---- */
+
+int gocc__sched_task_state(const gocc__waiter *w, int64_t *since) {
+    const gocc__task *t = w->task;
+    if (t == NULL) return GOCC__TASK_NONE;
+    int st = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (since != NULL) *since = atomic_load_explicit(&t->run_since, memory_order_relaxed);
+    return st;
+}
+
+#if GOCC_CONTEXT_ASM && (defined(__x86_64__) || defined(__aarch64__)) && !defined(GOCC_TSAN)
+/* Reads another task's stack words; the task may resume meanwhile, so
+ * every read stays inside its stack and a torn walk only ends early. Not
+ * instrumented: frames have poisoned redzones. */
+__attribute__((no_sanitize_address)) static uintptr_t stack_word(const gocc__task *t,
+                                                                  uintptr_t a) {
+    uintptr_t lo = (uintptr_t)t->stack.lo, hi = lo + t->stack.size;
+    if (a < lo || a + sizeof(uintptr_t) > hi || (a & (sizeof(uintptr_t) - 1))) return 0;
+    return __atomic_load_n((const uintptr_t *)a, __ATOMIC_RELAXED);
+}
+
+int gocc__sched_task_stack(const gocc__waiter *w, uintptr_t *pcs, int max) {
+    const gocc__task *t = w->task;
+    if (t == NULL || atomic_load_explicit(&t->state, memory_order_acquire) != GOCC__TASK_PARKED)
+        return 0;
+    uintptr_t sp = (uintptr_t)__atomic_load_n(&t->ctx.sp, __ATOMIC_RELAXED);
+#if defined(__x86_64__)
+    uintptr_t pc = stack_word(t, sp + 56), fp = stack_word(t, sp + 48); /* ctx_switch's frame */
+#else
+    uintptr_t pc = stack_word(t, sp + 88), fp = stack_word(t, sp + 80);
+#endif
+    int n = 0;
+    while (n < max && pc != 0) {
+        pcs[n++] = pc;
+        uintptr_t next = stack_word(t, fp);
+        pc = stack_word(t, fp + sizeof(uintptr_t));
+        if (next <= fp) break; /* frames go up the stack; anything else ends it */
+        fp = next;
+    }
+    return n;
+}
+#else
+int gocc__sched_task_stack(const gocc__waiter *w, uintptr_t *pcs, int max) {
+    (void)w;
+    (void)pcs;
+    (void)max;
+    return 0;
+}
+#endif
+
 void gocc_yield(void) {
     worker *wk = my_worker();
     if (wk == NULL || wk->cur == NULL) {
@@ -678,11 +735,13 @@ static gocc__task *find_runnable(worker *wk);
 static void after_switch(worker *wk, gocc__task *t) {
     switch (wk->after) {
     case AFTER_PARK: {
+        atomic_store_explicit(&t->state, GOCC__TASK_PARKED, memory_order_relaxed);
         uint32_t e = GOCC__PARK_WAITING;
         if (!atomic_compare_exchange_strong_explicit(&t->w.state, &e, GOCC__PARK_SLEEPING,
                                                      memory_order_acq_rel,
                                                      memory_order_acquire)) {
             /* Woken (or timed out) before it was off its stack: again. */
+            atomic_store_explicit(&t->state, GOCC__TASK_RUNNABLE, memory_order_relaxed);
             gocc__task *old = atomic_exchange_explicit(&wk->runnext, t, memory_order_acq_rel);
             if (old != NULL) {
                 ring_put(wk, old);
@@ -693,11 +752,13 @@ static void after_switch(worker *wk, gocc__task *t) {
         break;
     }
     case AFTER_YIELD:
+        atomic_store_explicit(&t->state, GOCC__TASK_RUNNABLE, memory_order_relaxed);
         gocc__lock(&S.mu);
         gq_put_locked(t);
         gocc__unlock(&S.mu);
         break;
     case AFTER_EXIT: {
+        atomic_store_explicit(&t->state, GOCC__TASK_NONE, memory_order_relaxed);
         bool counted = t->st.task_id != 0;
 #if defined(GOCC_TSAN)
         __tsan_destroy_fiber(t->tsan_fiber); /* we are off it for good */
