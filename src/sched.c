@@ -117,7 +117,8 @@ struct gocc__task {
     char name[32];
     int saved_errno;         /* errno is the task's own */
     _Atomic int state;       /* GOCC__TASK_*: what the dump shows (relaxed) */
-    _Atomic int64_t run_since; /* when it last started running */
+    _Atomic(worker *) on;    /* the worker it runs or last ran on */
+    _Atomic uint64_t run_no; /* that worker's run number when it started */
     gocc__timer_entry tm;    /* a timed park's timeout */
 #if defined(GOCC_TSAN)
     void *tsan_fiber;
@@ -143,7 +144,7 @@ struct gocc__worker {
      * does not count against procs. */
     _Atomic uint64_t run;
     uint64_t ticks;          /* owner's copy of run >> 1 */
-    _Atomic int64_t run_since; /* when cur started running; 0 when in the loop */
+    _Atomic bool in_task;    /* running a task (the monitor reads it) */
     bool spinning;           /* owner only */
     bool idle;               /* on the idle list (sched.mu) */
     bool quit;               /* shutdown: exit (sched.mu) */
@@ -155,8 +156,11 @@ struct gocc__worker {
     int index;
     gocc__task *cache;       /* dead records with warm stacks (owner only) */
     size_t ncache;
-    uint64_t last_run;       /* monitor only */
-    int64_t last_seen;       /* monitor only */
+    /* Written by the monitor only (read by the dump): the run it saw last,
+     * and when it first saw it. No clock is read when a task switches in:
+     * "running since" is the monitor's, to its 1-10 ms. */
+    _Atomic uint64_t last_run;
+    _Atomic int64_t last_seen;
 #if defined(GOCC_TSAN)
     void *tsan_fiber;
 #endif
@@ -468,9 +472,9 @@ static void ready_new(gocc__task *t) {
 static void run_task(worker *wk, gocc__task *t) {
     wk->cur = t;
     wk->after = AFTER_NONE;
-    int64_t now = gocc_now();
-    atomic_store_explicit(&wk->run_since, now, memory_order_relaxed);
-    atomic_store_explicit(&t->run_since, now, memory_order_relaxed);
+    atomic_store_explicit(&wk->in_task, true, memory_order_relaxed);
+    atomic_store_explicit(&t->on, wk, memory_order_relaxed);
+    atomic_store_explicit(&t->run_no, wk->ticks, memory_order_relaxed);
     atomic_store_explicit(&t->state, GOCC__TASK_RUNNING, memory_order_relaxed);
     gocc__set_self(&t->w);
     errno = t->saved_errno;
@@ -486,7 +490,7 @@ static void run_task(worker *wk, gocc__task *t) {
 #endif
     t->saved_errno = errno;
     gocc__set_self(NULL);
-    atomic_store_explicit(&wk->run_since, 0, memory_order_relaxed);
+    atomic_store_explicit(&wk->in_task, false, memory_order_relaxed);
     wk->cur = NULL;
 }
 
@@ -675,7 +679,15 @@ int gocc__sched_task_state(const gocc__waiter *w, int64_t *since) {
     const gocc__task *t = w->task;
     if (t == NULL) return GOCC__TASK_NONE;
     int st = atomic_load_explicit(&t->state, memory_order_relaxed);
-    if (since != NULL) *since = atomic_load_explicit(&t->run_since, memory_order_relaxed);
+    if (since != NULL) {
+        /* The monitor's first sighting of this run, if it saw it. */
+        *since = 0;
+        worker *wk = atomic_load_explicit(&t->on, memory_order_relaxed);
+        if (st == GOCC__TASK_RUNNING && wk != NULL &&
+            atomic_load_explicit(&wk->last_run, memory_order_relaxed) >> 1 ==
+                atomic_load_explicit(&t->run_no, memory_order_relaxed))
+            *since = atomic_load_explicit(&wk->last_seen, memory_order_relaxed);
+    }
     return st;
 }
 
@@ -1134,16 +1146,19 @@ static void *monitor_main(void *unused) {
         int n = atomic_load_explicit(&S.nworkers, memory_order_acquire);
         for (int i = 0; i < n; i++) {
             worker *v = S.all[i];
-            int64_t since = atomic_load_explicit(&v->run_since, memory_order_relaxed);
+            bool in_task = atomic_load_explicit(&v->in_task, memory_order_relaxed);
             uint64_t run = atomic_load_explicit(&v->run, memory_order_acquire);
-            if (since == 0 || run != v->last_run) {
-                v->last_run = run;
-                v->last_seen = now;
-                if (since != 0) busy = true;
+            uint64_t last = atomic_load_explicit(&v->last_run, memory_order_relaxed);
+            if (!in_task || (run | 1) != (last | 1)) {
+                atomic_store_explicit(&v->last_seen, now, memory_order_relaxed);
+                atomic_store_explicit(&v->last_run, run, memory_order_relaxed);
+                if (in_task) busy = true;
                 continue;
             }
             busy = true;
-            if ((run & 1) || now - v->last_seen < threshold) continue;
+            if ((run & 1) || now - atomic_load_explicit(&v->last_seen, memory_order_relaxed) <
+                                 threshold)
+                continue;
             /* Work waits: anywhere, or in this worker's own runnext. */
             if (atomic_load_explicit(&v->runnext, memory_order_relaxed) == NULL &&
                 !work_anywhere())
@@ -1151,7 +1166,7 @@ static void *monitor_main(void *unused) {
             if (atomic_compare_exchange_strong_explicit(&v->run, &run, run | 1,
                                                         memory_order_acq_rel,
                                                         memory_order_relaxed)) {
-                v->last_run = run | 1;
+                atomic_store_explicit(&v->last_run, run | 1, memory_order_relaxed);
                 atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_acq_rel);
                 GOCC_PROBE1(worker_stuck, v->index);
                 rescue = true;
