@@ -1072,11 +1072,14 @@ static int start_worker(void) {
 }
 
 int gocc__sched_go(const gocc__start *st) {
-    gocc__lock(&S.mu);
-    start_locked();
-    size_t size = st->stack_size ? gocc__stack_round(st->stack_size) : S.stack_size;
+    if (GOCC_UNLIKELY(atomic_load_explicit(&S.procs, memory_order_relaxed) <= 0)) {
+        gocc__lock(&S.mu);
+        start_locked();
+        gocc__unlock(&S.mu);
+    }
+    size_t size = st->stack_size ? gocc__stack_round(st->stack_size)
+                                 : atomic_load_explicit(&S.stack_size, memory_order_relaxed);
     int nthreads = atomic_load_explicit(&S.nthreads, memory_order_relaxed);
-    gocc__unlock(&S.mu);
     if (size == 0) return GOCC_EINVAL;
     /* A task no thread could ever run is refused now, not stranded. */
     if (nthreads == 0) {
