@@ -6,6 +6,8 @@
 #   build-ci/asan  AddressSanitizer + UndefinedBehaviorSanitizer, with fault
 #                  injection (tests/test-fault.c fails every allocation and
 #                  thread creation of each public operation in turn)
+#   build-ci/uc    the portable swapcontext task switch instead of the
+#                  assembly one (core suite only)
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
 # fuzzers. Then docs/model: spin over the select protocol's Promela model
@@ -23,11 +25,18 @@ source scripts/deps.sh
 gocc_need_deps
 gocc_want_deps
 
-builds=(opt tsan asan)
+builds=(opt tsan asan uc)
 declare -A opts=(
     [opt]="-Dbuildtype=debugoptimized"
+    [uc]="-Dbuildtype=debugoptimized -Dcontext=ucontext -Dexamples=false -Dbenchmarks=false"
     [tsan]="-Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false"
     [asan]="-Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dfault_injection=true"
+)
+
+# The portable context switch (swapcontext) instead of the assembly one:
+# the core suite, without the soak.
+declare -A testargs=(
+    [uc]="--suite core"
 )
 
 total_pass=0
@@ -58,7 +67,8 @@ for b in "${builds[@]}"; do
     fi
     if [ "$status" = ok ]; then
         set +e
-        meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$log"
+        # shellcheck disable=SC2086
+        meson test -C "$dir" --print-errorlogs --num-processes 2 ${testargs[$b]:-} 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
         set -e
         pass=$(( $(count Ok "$log") + $(count "Expected Fail" "$log") ))
