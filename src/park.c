@@ -328,7 +328,7 @@ static void futex_wake(_Atomic uint32_t *addr) {
 
 #if defined(__linux__)
 static bool spin_for_wake(gocc__waiter *w) {
-    if (!multi_cpu()) return false;
+    if (!multi_cpu() || w->spin < 0) return false; /* < 0: never spins (idle workers) */
     int budget = w->spin ? w->spin : SPIN_MIN;
     for (int i = 0; i < budget; i++) {
         if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN) {

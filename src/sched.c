@@ -82,7 +82,8 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define STEAL_ROUNDS 4
 #define MAX_WORKERS 1024
 #define LOCAL_CACHE 32     /* dead task records a worker keeps */
-#define GLOBAL_CACHE 4096  /* ... and the runtime keeps */
+#define GLOBAL_CACHE 4096  /* ... and the runtime keeps for good */
+#define TRIM_BATCH 256     /* records beyond it the monitor frees per look */
 
 #if defined(GOCC_ASAN) || defined(GOCC_TSAN)
 #define DEFAULT_STACK (1024u * 1024u) /* sanitizers need room */
@@ -584,15 +585,33 @@ static void record_put(worker *wk, gocc__task *t) {
         wk->ncache++;
         return;
     }
+    /* Beyond GLOBAL_CACHE too: unmapping a stack here, right after a burst
+     * of tasks ends, costs a TLB shootdown on every CPU per stack; the
+     * monitor trims the excess a batch at a time instead (cache_trim). */
     gocc__lock(&S.cache_mu);
-    if (S.ncache < GLOBAL_CACHE) {
-        t->next = S.cache;
-        S.cache = t;
-        S.ncache++;
-        t = NULL;
+    t->next = S.cache;
+    S.cache = t;
+    S.ncache++;
+    gocc__unlock(&S.cache_mu);
+}
+
+/* The monitor: free up to TRIM_BATCH records beyond GLOBAL_CACHE. */
+static void cache_trim(void) {
+    gocc__task *freed = NULL;
+    gocc__lock(&S.cache_mu);
+    for (int i = 0; i < TRIM_BATCH && S.ncache > GLOBAL_CACHE; i++) {
+        gocc__task *t = S.cache;
+        S.cache = t->next;
+        S.ncache--;
+        t->next = freed;
+        freed = t;
     }
     gocc__unlock(&S.cache_mu);
-    if (t != NULL) record_free(t);
+    while (freed != NULL) {
+        gocc__task *next = freed->next;
+        record_free(freed);
+        freed = next;
+    }
 }
 
 /* ---- the task's side ---- */
@@ -928,6 +947,29 @@ static bool idle_sleep(worker *wk) {
     return !quit;
 }
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* About IDLE_SPIN pauses (tens of microseconds) watching for new work;
+ * true when some appeared. Not on one CPU: there it only delays the
+ * producer. */
+#define IDLE_SPIN 2048
+static bool idle_spin(void) {
+    if (S.procs <= 1) return false;
+    for (int i = 0; i < IDLE_SPIN; i++) {
+        if ((i & 63) == 63 ? work_anywhere()
+                           : atomic_load_explicit(&S.gq_len, memory_order_relaxed) != 0)
+            return true;
+        cpu_relax();
+    }
+    return false;
+}
+
 static gocc__task *find_runnable(worker *wk) {
     for (;;) {
         gocc__task *t;
@@ -956,6 +998,10 @@ static gocc__task *find_runnable(worker *wk) {
                 }
             }
             if (wk->spinning && (t = steal_work(wk)) != NULL) goto found;
+            /* A spinner looks a little longer before it sleeps: work often
+             * comes in bursts (a loop of gocc_go on a plain thread), and
+             * a spinner found is a futex wake and a thread switch saved. */
+            if (wk->spinning && idle_spin()) continue;
         }
 
         /* Nothing: stop spinning (before publishing ourselves idle: a waker
@@ -1046,6 +1092,7 @@ static int start_worker(void) {
             return GOCC_ENOMEM;
         }
         wk->index = n;
+        wk->idle_w.spin = -1; /* an idle worker sleeps at once: it has nothing to do */
         atomic_init(&wk->idle_w.state, GOCC__PARK_WAITING);
         atomic_init(&wk->idle_w.claim, 1);
     }
@@ -1180,6 +1227,7 @@ static void *monitor_main(void *unused) {
             SC_FENCE();
             wakep();
         }
+        cache_trim(); /* give back, a batch a look, what a burst left */
         delay = busy ? GOCC_MILLISECOND : 10 * GOCC_MILLISECOND;
     }
     return NULL;
