@@ -637,6 +637,22 @@ static void task_entry(void *p) {
     abort();                        /* never resumed */
 }
 
+/* The timer thread: a timed park's deadline passed. WAITING or SLEEPING ->
+ * TIMEDOUT; from SLEEPING the task is made runnable here, from WAITING its
+ * scheduler's CAS fails and runs it again. */
+static void park_timeout(gocc__timer_entry *e, int64_t now) {
+    (void)now;
+    gocc__task *t = e->arg;
+    uint32_t s = atomic_load_explicit(&t->w.state, memory_order_acquire);
+    while (s == GOCC__PARK_WAITING || s == GOCC__PARK_SLEEPING) {
+        if (atomic_compare_exchange_weak_explicit(&t->w.state, &s, GOCC__PARK_TIMEDOUT,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+            if (s == GOCC__PARK_SLEEPING) gocc__sched_ready(t);
+            return;
+        }
+    }
+}
+
 bool gocc__sched_park(gocc__waiter *w, int64_t deadline) {
     gocc__task *t = w->task;
     if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
@@ -644,9 +660,7 @@ bool gocc__sched_park(gocc__waiter *w, int64_t deadline) {
     if (deadline >= 0) {
         reserved = gocc__timer_reserve();
         if (reserved == 0) {
-            gocc__timer_init(&t->tm, NULL, t);
-            extern void gocc__sched_timeout(gocc__timer_entry *, int64_t);
-            t->tm.fn = gocc__sched_timeout;
+            gocc__timer_init(&t->tm, park_timeout, t);
             gocc__timer_add(&t->tm, deadline, 0);
         } else {
             /* No timer to be had: wait by yielding until the deadline
@@ -676,21 +690,6 @@ bool gocc__sched_park(gocc__waiter *w, int64_t deadline) {
     return true;
 }
 
-/* The timer thread: a timed park's deadline passed. WAITING or SLEEPING ->
- * TIMEDOUT; from SLEEPING the task is made runnable here, from WAITING its
- * scheduler's CAS fails and runs it again. */
-void gocc__sched_timeout(gocc__timer_entry *e, int64_t now) {
-    (void)now;
-    gocc__task *t = e->arg;
-    uint32_t s = atomic_load_explicit(&t->w.state, memory_order_acquire);
-    while (s == GOCC__PARK_WAITING || s == GOCC__PARK_SLEEPING) {
-        if (atomic_compare_exchange_weak_explicit(&t->w.state, &s, GOCC__PARK_TIMEDOUT,
-                                                  memory_order_acq_rel, memory_order_acquire)) {
-            if (s == GOCC__PARK_SLEEPING) gocc__sched_ready(t);
-            return;
-        }
-    }
-}
 
 /* ---- what the dump sees ---- */
 
