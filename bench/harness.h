@@ -17,7 +17,7 @@
  *   - bench_metric(suffix, unit, value, better) records a value of this
  *     trial; each metric becomes one more row "name/suffix,unit,best,worst,
  *     threads,capacity" where best and worst are in that unit ("ns", "%",
- *     "jobs/s", "KiB", "items") and best is the lowest value, or the highest
+ *     "jobs/s", "KiB", "items", "B/task") and best is the lowest value, or the highest
  *     for BENCH_HIGHER_IS_BETTER. A scenario whose unit is NULL prints only
  *     its metric rows.
  *
