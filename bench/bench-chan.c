@@ -18,13 +18,25 @@
  *                               same 4 (crossbeam's select_both)
  *   select/try/empty2           gocc_select_try on 2 empty channels (Go's
  *                               select with default): the price of asking
+ *   select/try/empty1           the same with one case (Go: select { case
+ *                               <-c: default: }, a non-blocking receive)
+ *
+ * Task variants, task/NAME: the same scenario with its producers, consumers
+ * and selectors started with gocc_go (tasks, as Go's are goroutines) and
+ * waited for with a WaitGroup; the one-thread scenarios (uncontended,
+ * select/try) run their loop in one task. Named ones only:
+ *   task/chan/uncontended, task/chan/spsc/capC, task/chan/mpmc/capC/tT,
+ *   task/chan/pingpong, task/select/2case/capC, task/select/try/empty1
  *
  * Method (harness.h): ns per operation, best and worst of the trials. An
  * operation is one value handed from a sender to a receiver (send + recv),
  * one round trip for pingpong, one select_try call for select/try.
  *
- * Producer and consumer threads are plain pthreads, so the numbers measure
- * channels, not task start-up. Every scenario checks that no value was lost
+ * Without the task/ prefix, producer and consumer threads are plain
+ * pthreads: the numbers measure the channels with OS threads that park in
+ * the kernel. With it they measure the channels on the scheduler (tasks
+ * park in user space and the partner of a handoff runs next on the same
+ * worker). Every scenario checks that no value was lost
  * or duplicated (the sum of what was received); a mismatch or an error from
  * a channel call makes the program exit 1.
  *
@@ -90,6 +102,8 @@ struct scenario {
     int producers, consumers; /* threads = producers + consumers */
     int threads;              /* as reported */
     size_t capacity;
+    bool tasks;               /* task/ variant: actors are gocc_go tasks */
+    bool in_task;             /* ... and run() itself runs in one task */
 };
 
 static void *make_chan(const scenario_t *s) {
@@ -98,12 +112,60 @@ static void *make_chan(const scenario_t *s) {
     return ch;
 }
 
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name) {
-    int rc = pthread_create(t, NULL, fn, arg);
-    if (rc != 0) die("pthread_create failed", name, -rc);
+/* The producers, consumers and selectors of one run: plain pthreads, or in
+ * a task variant gocc_go tasks that mark a WaitGroup when done. */
+#define MAX_SIDE 16
+#define MAX_ACTORS (2 * MAX_SIDE + 1)
+
+typedef struct actor {
+    void *(*fn)(void *);
+    void *arg;
+    gocc_waitgroup_t *wg;
+} actor_t;
+
+typedef struct actors {
+    const scenario_t *s;
+    int n;
+    gocc_waitgroup_t wg;
+    pthread_t t[MAX_ACTORS];
+    actor_t a[MAX_ACTORS];
+} actors_t;
+
+static int actor_task(gocc_ctx_t *ctx, void *p) {
+    (void)ctx;
+    actor_t *a = p;
+    a->fn(a->arg);
+    gocc_waitgroup_done(a->wg);
+    return 0;
 }
 
-static void join_thread(pthread_t t) { pthread_join(t, NULL); }
+static void actors_init(actors_t *as, const scenario_t *s) {
+    as->s = s;
+    as->n = 0;
+    as->wg = (gocc_waitgroup_t)GOCC_WAITGROUP_INIT;
+}
+
+static void actors_start(actors_t *as, void *(*fn)(void *), void *arg) {
+    if (as->n == MAX_ACTORS) die("too many actors", as->s->name, 0);
+    int i = as->n++;
+    if (as->s->tasks) {
+        as->a[i] = (actor_t){fn, arg, &as->wg};
+        gocc_waitgroup_add(&as->wg, 1);
+        int rc = gocc_go(actor_task, NULL, &as->a[i]);
+        if (rc != 0) die("gocc_go failed", as->s->name, rc);
+    } else {
+        int rc = pthread_create(&as->t[i], NULL, fn, arg);
+        if (rc != 0) die("pthread_create failed", as->s->name, -rc);
+    }
+}
+
+/* Wait for every actor started (their results are visible afterwards). */
+static void actors_join(actors_t *as) {
+    if (as->s->tasks)
+        gocc_waitgroup_wait(&as->wg, NULL);
+    else
+        for (int i = 0; i < as->n; i++) pthread_join(as->t[i], NULL);
+}
 
 /* sum of 0 .. n-1 */
 static uint64_t expected_sum(uint64_t n) { return n * (n - 1) / 2; }
@@ -160,28 +222,24 @@ static void *consumer(void *p) {
     return NULL;
 }
 
-#define MAX_SIDE 16
-
 static void run_prodcons(const scenario_t *s, uint64_t n) {
     void *ch = make_chan(s);
     pc_arg_t pa[MAX_SIDE], ca[MAX_SIDE];
-    pthread_t pt[MAX_SIDE], ct[MAX_SIDE];
+    actors_t as;
+    actors_init(&as, s);
     for (int i = 0; i < s->consumers; i++) {
         ca[i] = (pc_arg_t){.s = s, .ch = ch};
         share(n, i, s->consumers, &ca[i].lo, &ca[i].hi);
-        start_thread(&ct[i], consumer, &ca[i], s->name);
+        actors_start(&as, consumer, &ca[i]);
     }
     for (int i = 0; i < s->producers; i++) {
         pa[i] = (pc_arg_t){.s = s, .ch = ch};
         share(n, i, s->producers, &pa[i].lo, &pa[i].hi);
-        start_thread(&pt[i], producer, &pa[i], s->name);
+        actors_start(&as, producer, &pa[i]);
     }
-    for (int i = 0; i < s->producers; i++) join_thread(pt[i]);
+    actors_join(&as);
     uint64_t sum = 0;
-    for (int i = 0; i < s->consumers; i++) {
-        join_thread(ct[i]);
-        sum += ca[i].sum;
-    }
+    for (int i = 0; i < s->consumers; i++) sum += ca[i].sum;
     if (sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
     s->ops->destroy(ch);
 }
@@ -221,11 +279,11 @@ static void *pinger(void *p) {
 
 static void run_pingpong(const scenario_t *s, uint64_t n) {
     pp_arg_t a = {.s = s, .ping = make_chan(s), .pong = make_chan(s), .n = n};
-    pthread_t t1, t2;
-    start_thread(&t2, ponger, &a, s->name);
-    start_thread(&t1, pinger, &a, s->name);
-    join_thread(t1);
-    join_thread(t2);
+    actors_t as;
+    actors_init(&as, s);
+    actors_start(&as, ponger, &a);
+    actors_start(&as, pinger, &a);
+    actors_join(&as);
     s->ops->destroy(a.ping);
     s->ops->destroy(a.pong);
 }
@@ -262,19 +320,19 @@ static void run_select_recv(const scenario_t *s, uint64_t n) {
     int k = s->producers;
     sel_arg_t a = {.s = s, .k = k, .n = n};
     pc_arg_t pa[MAX_CASES];
-    pthread_t pt[MAX_CASES], ct;
+    actors_t as;
+    actors_init(&as, s);
     for (int i = 0; i < k; i++) {
         a.ch[i] = gocc_chan_new(sizeof(uint64_t), s->capacity);
         if (!a.ch[i]) die("channel creation failed", s->name, -errno);
     }
-    start_thread(&ct, selector, &a, s->name);
+    actors_start(&as, selector, &a);
     for (int i = 0; i < k; i++) {
         pa[i] = (pc_arg_t){.s = s, .ch = a.ch[i]};
         share(n, i, k, &pa[i].lo, &pa[i].hi);
-        start_thread(&pt[i], producer, &pa[i], s->name);
+        actors_start(&as, producer, &pa[i]);
     }
-    for (int i = 0; i < k; i++) join_thread(pt[i]);
-    join_thread(ct);
+    actors_join(&as);
     if (a.sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
     for (int i = 0; i < k; i++) gocc_chan_release(a.ch[i]);
 }
@@ -322,7 +380,8 @@ static void run_select_both(const scenario_t *s, uint64_t n) {
     int k = s->producers;
     gocc_chan_t *ch[MAX_SIDE];
     both_arg_t sa[MAX_SIDE], ra[MAX_SIDE];
-    pthread_t st[MAX_SIDE], rt[MAX_SIDE];
+    actors_t as;
+    actors_init(&as, s);
     for (int i = 0; i < k; i++) {
         ch[i] = gocc_chan_new(sizeof(uint64_t), s->capacity);
         if (!ch[i]) die("channel creation failed", s->name, -errno);
@@ -330,19 +389,16 @@ static void run_select_both(const scenario_t *s, uint64_t n) {
     for (int i = 0; i < k; i++) {
         ra[i] = (both_arg_t){.s = s, .ch = ch, .k = k};
         share(n, i, k, &ra[i].lo, &ra[i].hi);
-        start_thread(&rt[i], select_receiver, &ra[i], s->name);
+        actors_start(&as, select_receiver, &ra[i]);
     }
     for (int i = 0; i < k; i++) {
         sa[i] = (both_arg_t){.s = s, .ch = ch, .k = k};
         share(n, i, k, &sa[i].lo, &sa[i].hi);
-        start_thread(&st[i], select_sender, &sa[i], s->name);
+        actors_start(&as, select_sender, &sa[i]);
     }
+    actors_join(&as);
     uint64_t sum = 0;
-    for (int i = 0; i < k; i++) join_thread(st[i]);
-    for (int i = 0; i < k; i++) {
-        join_thread(rt[i]);
-        sum += ra[i].sum;
-    }
+    for (int i = 0; i < k; i++) sum += ra[i].sum;
     if (sum != expected_sum(n)) die("values lost or duplicated", s->name, 0);
     for (int i = 0; i < k; i++) gocc_chan_release(ch[i]);
 }
@@ -365,22 +421,44 @@ static void run_select_try(const scenario_t *s, uint64_t n) {
     gocc_chan_release(b);
 }
 
+/* select/try/empty1: select_try with one case on an empty channel, n times
+ * (Go compiles its one-case select with default to a non-blocking recv). */
+static void run_select_try1(const scenario_t *s, uint64_t n) {
+    gocc_chan_t *a = gocc_chan_new(sizeof(uint64_t), s->capacity);
+    if (!a) die("channel creation failed", s->name, -errno);
+    uint64_t va = 0;
+    gocc_case_t c = {.ch = a, .dir = GOCC_RECV, .elem = &va};
+    for (uint64_t i = 0; i < n; i++) {
+        int rc = gocc_select_try(&c, 1);
+        if (rc != GOCC_EAGAIN) die("select_try on an empty channel", s->name, rc);
+    }
+    gocc_chan_release(a);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The scenario list: every channel scenario for libgocc and the baseline,
- * select for libgocc only. */
+ * select for libgocc only, then the task variants (libgocc only). */
 
-static void run_scenario(const void *self, uint64_t n) {
+static void run_body(const void *self, uint64_t n) {
     const scenario_t *s = self;
     s->run(s, n);
 }
 
-#define MAX_SCENARIOS 96
+static void run_scenario(const void *self, uint64_t n) {
+    const scenario_t *s = self;
+    if (s->in_task)
+        bench_run_in_task(s->name, run_body, s, n);
+    else
+        s->run(s, n);
+}
+
+#define MAX_SCENARIOS 128
 static scenario_t scenarios[MAX_SCENARIOS];
 static int nscenarios;
 
-static void add(const chanops_t *ops, const char *name, const char *unit,
-                void (*run)(const scenario_t *, uint64_t), int producers,
-                int consumers, size_t capacity) {
+static scenario_t *add(const chanops_t *ops, const char *name, const char *unit,
+                       void (*run)(const scenario_t *, uint64_t), int producers,
+                       int consumers, size_t capacity) {
     if (nscenarios == MAX_SCENARIOS) die("too many scenarios", name, 0);
     scenario_t *s = &scenarios[nscenarios++];
     snprintf(s->name, sizeof s->name, "%s%s", ops->prefix, name);
@@ -391,6 +469,19 @@ static void add(const chanops_t *ops, const char *name, const char *unit,
     s->consumers = consumers;
     s->threads = producers + consumers;
     s->capacity = capacity;
+    return s;
+}
+
+/* The task variant of a libgocc scenario: task/NAME. Scenarios whose loop
+ * runs on the calling thread (no actors) run it in one task instead. */
+static void add_task(const char *name, const char *unit,
+                     void (*run)(const scenario_t *, uint64_t), int producers,
+                     int consumers, size_t capacity) {
+    char tname[64];
+    snprintf(tname, sizeof tname, "task/%.58s", name);
+    scenario_t *s = add(&GOCC_OPS, tname, unit, run, producers, consumers, capacity);
+    s->tasks = true;
+    s->in_task = run == run_uncontended || run == run_select_try || run == run_select_try1;
 }
 
 static void build_scenarios(void) {
@@ -425,6 +516,23 @@ static void build_scenarios(void) {
     add(o, "select/4case/cap1024", "ns/op", run_select_recv, 4, 1, 1024);
     add(o, "select/both/t4/cap0", "ns/op", run_select_both, 4, 4, 0);
     add(o, "select/try/empty2", "ns/op", run_select_try, 1, 0, 1);
+    add(o, "select/try/empty1", "ns/op", run_select_try1, 1, 0, 1);
+
+    /* The task variants the scheduler's targets name (bench/README.md). */
+    add_task("chan/uncontended", "ns/op", run_uncontended, 1, 0, 1024);
+    for (size_t c = 0; c < 3; c++) {
+        snprintf(name, sizeof name, "chan/spsc/cap%zu", caps[c]);
+        add_task(name, "ns/op", run_prodcons, 1, 1, caps[c]);
+    }
+    for (size_t c = 0; c < 3; c++)
+        for (size_t t = 0; t < 4; t++) {
+            snprintf(name, sizeof name, "chan/mpmc/cap%zu/t%d", caps[c], sweep[t]);
+            add_task(name, "ns/op", run_prodcons, sweep[t], sweep[t], caps[c]);
+        }
+    add_task("chan/pingpong", "ns/roundtrip", run_pingpong, 1, 1, 0);
+    add_task("select/2case/cap1", "ns/op", run_select_recv, 2, 1, 1);
+    add_task("select/2case/cap1024", "ns/op", run_select_recv, 2, 1, 1024);
+    add_task("select/try/empty1", "ns/op", run_select_try1, 1, 0, 1);
 }
 
 int main(int argc, char **argv) {

@@ -11,6 +11,11 @@
  *                               tasks and waiting until they are all
  *                               blocked is left out (bench_timer_stop).
  *                               ns per fan-out (one cancel of N tasks).
+ *   task/ctx/cancel/10000       the same, cancelled and waited for by a
+ *                               task (as Go's benchmark goroutine does)
+ *                               instead of the main thread; its set-up
+ *                               naps with gocc_sleep, which parks the task
+ *                               and leaves its worker to the N tasks.
  *   baseline/ctx/cancel/N       the reference the issue asks the fan-out to
  *                               be within 1.5x of: N plain pthreads sleep
  *                               in FUTEX_WAIT on one word, one FUTEX_WAKE
@@ -56,10 +61,12 @@ static int scaled(int n) { return bench_smoke() ? (n / 100 > 1 ? n / 100 : 1) : 
 
 /* Wait until *count reaches want (tasks and threads announce themselves
  * just before they block), then give the last of them time to go to sleep
- * for real. Set-up only: the clock is stopped. */
-static void await_blocked(_Atomic int *count, int want) {
-    while (atomic_load_explicit(count, memory_order_acquire) < want) bench_sleep_ns(100000);
-    bench_sleep_ns(bench_smoke() ? 1000000 : 20000000);
+ * for real. Set-up only: the clock is stopped. From a task (@p in_task)
+ * it naps with gocc_sleep, so that the worker runs the other tasks. */
+static void await_blocked(_Atomic int *count, int want, bool in_task) {
+    void (*pause)(int64_t) = in_task ? bench_nap_ns : bench_sleep_ns;
+    while (atomic_load_explicit(count, memory_order_acquire) < want) pause(100000);
+    pause(bench_smoke() ? 1000000 : 20000000);
 }
 
 /* ---- ctx/cancel/N: libgocc ---- */
@@ -67,6 +74,7 @@ static void await_blocked(_Atomic int *count, int want) {
 typedef struct fanout_case {
     const char *name;
     int tasks;
+    bool in_task; /* task/ variant: run_fanout runs in a task */
 } fanout_case;
 
 typedef struct fanout_run {
@@ -98,17 +106,26 @@ static void run_fanout(const void *self, uint64_t n) {
             int rc = gocc_go(wait_for_cancel, ctx, &r);
             if (rc != 0) bench_die("gocc_go", c->name, rc);
         }
-        await_blocked(&r.blocked, tasks);
+        await_blocked(&r.blocked, tasks, c->in_task);
         bench_timer_start();
         gocc_ctx_cancel(ctx);
         gocc_waitgroup_wait(&r.wg, NULL);
         bench_timer_stop();
         gocc_ctx_release(ctx);
         /* The tasks have marked the WaitGroup; let them return before the
-         * next round (and before run() returns: the harness counts them). */
-        while (gocc_tasks_live() != 0) bench_sleep_ns(100000);
+         * next round (and before run() returns: the harness counts them).
+         * A driver task counts itself. */
+        if (c->in_task)
+            bench_settle_tasks(1);
+        else
+            while (gocc_tasks_live() != 0) bench_sleep_ns(100000);
         bench_timer_start();
     }
+}
+
+static void run_fanout_task(const void *self, uint64_t n) {
+    const fanout_case *c = self;
+    bench_run_in_task(c->name, run_fanout, self, n);
 }
 
 /* ---- baseline/ctx/cancel/N: FUTEX_WAKE of N sleeping threads ---- */
@@ -171,7 +188,7 @@ static void run_futex_fanout(const void *self, uint64_t n) {
     }
     pthread_attr_destroy(&attr);
     for (uint64_t round = 0; round < n; round++) {
-        await_blocked(&r.blocked, threads * (int)(round + 1));
+        await_blocked(&r.blocked, threads * (int)(round + 1), false);
         atomic_store_explicit(&r.left, (uint32_t)threads, memory_order_relaxed);
         atomic_store_explicit(&r.done, 0, memory_order_relaxed);
         bench_timer_start();
@@ -268,10 +285,11 @@ static void run_timers(const void *self, uint64_t n) {
     free(args);
 }
 
-static const fanout_case fan1k = {"ctx/cancel/1000", 1000};
-static const fanout_case fan10k = {"ctx/cancel/10000", 10000};
-static const fanout_case base1k = {"baseline/ctx/cancel/1000", 1000};
-static const fanout_case base10k = {"baseline/ctx/cancel/10000", 10000};
+static const fanout_case fan1k = {"ctx/cancel/1000", 1000, false};
+static const fanout_case fan10k = {"ctx/cancel/10000", 10000, false};
+static const fanout_case base1k = {"baseline/ctx/cancel/1000", 1000, false};
+static const fanout_case base10k = {"baseline/ctx/cancel/10000", 10000, false};
+static const fanout_case task10k = {"task/ctx/cancel/10000", 10000, true};
 
 int main(int argc, char **argv) {
     const bench_desc_t descs[] = {
@@ -279,6 +297,7 @@ int main(int argc, char **argv) {
         {fan10k.name, "ns/fanout", 10000, 0, run_fanout, &fan10k},
         {base1k.name, "ns/fanout", 1000, 0, run_futex_fanout, &base1k},
         {base10k.name, "ns/fanout", 10000, 0, run_futex_fanout, &base10k},
+        {task10k.name, "ns/fanout", 10000, 0, run_fanout_task, &task10k},
         {"timer/deadline/1000", NULL, TIMERS, 0, run_timers, "timer/deadline/1000"},
     };
     return bench_main(argc, argv, "bench-ctx", descs, (int)(sizeof descs / sizeof descs[0]));

@@ -8,7 +8,10 @@
  *
  *   workpool/throughput/4w/q1024     n trivial jobs through 4 workers and a
  *                                    queue of 1024 (blocking submit, then a
- *                                    graceful shutdown): ns/job
+ *                                    graceful shutdown): ns/job. The
+ *                                    submitter is the main thread
+ *   task/workpool/throughput/4w/q1024  the same with the submitter a task
+ *                                    (Go: the benchmark's goroutine)
  *
  *   workpool/loadL/MODE              offered load: 4 workers, queue 64, every
  *                                    job sleeps 1 ms (gocc_sleep). Capacity
@@ -101,6 +104,10 @@ static void run_wp_throughput(const void *self, uint64_t n) {
     int rc = gocc_workpool_shutdown(p, NULL);
     if (rc != 0) bench_die("gocc_workpool_shutdown", self, rc);
     gocc_workpool_free(p);
+}
+
+static void run_wp_throughput_task(const void *self, uint64_t n) {
+    bench_run_in_task(self, run_wp_throughput, self, n);
 }
 
 /* ---- worker pool: offered load ---- */
@@ -460,10 +467,12 @@ static bench_desc_t pipes[] = {
 };
 
 int main(int argc, char **argv) {
-    bench_desc_t descs[1 + N_LOADS + 3 + N_MEMS];
+    bench_desc_t descs[2 + N_LOADS + 3 + N_MEMS];
     int n = 0;
     descs[n++] = (bench_desc_t){"workpool/throughput/4w/q1024", "ns/job", 4, 1024,
                                 run_wp_throughput, "workpool/throughput/4w/q1024"};
+    descs[n++] = (bench_desc_t){"task/workpool/throughput/4w/q1024", "ns/job", 4, 1024,
+                                run_wp_throughput_task, "task/workpool/throughput/4w/q1024"};
     for (int i = 0; i < N_LOADS; i++)
         descs[n++] = (bench_desc_t){loads[i].name, "ns/offered-job", LOAD_WORKERS, LOAD_QUEUE,
                                     run_load, &loads[i]};

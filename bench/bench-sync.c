@@ -5,9 +5,27 @@
  * (goroutines, x/sync errgroup and semaphore, sync.Mutex, sync/atomic).
  *
  *   tasks/go                  gocc_go of a trivial task + its finish
- *                             (a WaitGroup), one at a time: thread reuse
+ *                             (a WaitGroup), one at a time, from the main
+ *                             thread
+ *   spawn/1000                start 1,000 tasks that each do trivial work
+ *                             (an atomic add), wait for all (a WaitGroup),
+ *                             again until n have run; ns per task. The
+ *                             spawner is the main thread (a plain thread)
+ *   task/spawn/1000           the same with the spawner a task (Go: the
+ *                             benchmark's goroutine)
  *   group/10000/nolimit       a group runs batches of 10,000 trivial tasks
  *   group/10000/limit8        the same with set_limit(8)   (ns per task)
+ *   task/group/10000/nolimit  group/10000/nolimit driven from a task
+ *   task/mem/blocked          N tasks (default 10,000; BENCH_MEM_TASKS=N
+ *                             in the environment, bench/run --mem-tasks N)
+ *                             block receiving from one channel; the
+ *                             resident size (/proc/self/statm) once all
+ *                             are blocked, less what it was before the
+ *                             first round, over N: row
+ *                             task/mem/blocked/pertask in bytes per task,
+ *                             no ns row. Exact when the scenario runs
+ *                             alone in its process (bench/run does that):
+ *                             earlier scenarios leave memory behind.
  *   sem/uncontended           acquire(1) + release(1) on one thread, size 8
  *   sem/t16/w4of8             16 threads acquire(4) + release(4), size 8
  *   once/fastpath             gocc_once_do after the first call
@@ -31,6 +49,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -58,6 +77,44 @@ static void run_go(const void *self, uint64_t n) {
     }
 }
 
+/* ---- spawn + run + wait ---- */
+
+enum { SPAWN_BATCH = 1000 };
+
+typedef struct spawn_run {
+    gocc_waitgroup_t wg;
+    _Atomic uint64_t ran;
+} spawn_run;
+
+static int spawn_work(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    spawn_run *r = arg;
+    atomic_fetch_add_explicit(&r->ran, 1, memory_order_relaxed);
+    gocc_waitgroup_done(&r->wg);
+    return 0;
+}
+
+static void run_spawn(const void *self, uint64_t n) {
+    const char *name = self;
+    spawn_run r = {.wg = GOCC_WAITGROUP_INIT};
+    atomic_init(&r.ran, 0);
+    for (uint64_t started = 0; started < n;) {
+        uint64_t batch = n - started < SPAWN_BATCH ? n - started : SPAWN_BATCH;
+        gocc_waitgroup_add(&r.wg, (int64_t)batch);
+        for (uint64_t i = 0; i < batch; i++) {
+            int rc = gocc_go(spawn_work, NULL, &r);
+            if (rc != 0) bench_die("gocc_go", name, rc);
+        }
+        gocc_waitgroup_wait(&r.wg, NULL);
+        started += batch;
+    }
+    if (atomic_load(&r.ran) != n) bench_die("tasks lost", name, 0);
+}
+
+static void run_spawn_task(const void *self, uint64_t n) {
+    bench_run_in_task(self, run_spawn, self, n);
+}
+
 /* ---- groups ---- */
 
 typedef struct group_case {
@@ -80,6 +137,74 @@ static void run_group(const void *self, uint64_t n) {
         if (rc != 0) bench_die("gocc_group_wait", c->name, rc);
         gocc_group_free(g);
         n -= batch;
+    }
+}
+
+static void run_group_task(const void *self, uint64_t n) {
+    const group_case *c = self;
+    bench_run_in_task(c->name, run_group, self, n);
+}
+
+/* ---- memory: N blocked tasks ---- */
+
+enum { MEM_TASKS_DEFAULT = 10000 };
+
+static long mem_tasks = MEM_TASKS_DEFAULT; /* BENCH_MEM_TASKS, read in main */
+
+typedef struct mem_run {
+    gocc_chan_t *gate; /* closed to let them all go */
+    gocc_waitgroup_t wg;
+    _Atomic long blocked;
+    const char *name;
+} mem_run;
+
+/* Resident pages (the second field of /proc/self/statm), or -1. */
+static long resident_pages(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return -1;
+    long size = 0, resident = -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident;
+}
+
+static int mem_blocked(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    mem_run *r = arg;
+    atomic_fetch_add_explicit(&r->blocked, 1, memory_order_release);
+    int rc = gocc_chan_recv(r->gate, NULL, NULL);
+    if (rc != GOCC_ECLOSED) bench_die("recv on the gate", r->name, rc);
+    gocc_waitgroup_done(&r->wg);
+    return 0;
+}
+
+static void run_mem_blocked(const void *self, uint64_t n) {
+    const char *name = self;
+    static long base = -1; /* resident pages before this process's first round */
+    long tasks = bench_smoke() ? (mem_tasks / 100 > 1 ? mem_tasks / 100 : 1) : mem_tasks;
+    long page = sysconf(_SC_PAGESIZE);
+    if (base < 0) base = resident_pages();
+    if (base < 0 || page <= 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
+    for (uint64_t round = 0; round < n; round++) {
+        mem_run r = {.gate = gocc_chan_new(0, 0), .wg = GOCC_WAITGROUP_INIT, .name = name};
+        if (r.gate == NULL) bench_die("gocc_chan_new", name, GOCC_ENOMEM);
+        atomic_init(&r.blocked, 0);
+        gocc_waitgroup_add(&r.wg, tasks);
+        for (long i = 0; i < tasks; i++) {
+            int rc = gocc_go(mem_blocked, NULL, &r);
+            if (rc != 0) bench_die("gocc_go", name, rc);
+        }
+        while (atomic_load_explicit(&r.blocked, memory_order_acquire) < tasks)
+            bench_sleep_ns(100000);
+        bench_sleep_ns(bench_smoke() ? 1000000 : 10000000); /* the last ones park */
+        long resident = resident_pages();
+        if (resident < 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
+        bench_metric("pertask", "B/task", (double)(resident - base) * (double)page / (double)tasks,
+                     BENCH_LOWER_IS_BETTER);
+        gocc_chan_close(r.gate);
+        gocc_waitgroup_wait(&r.wg, NULL);
+        gocc_chan_release(r.gate);
+        bench_settle_tasks(0);
     }
 }
 
@@ -254,12 +379,26 @@ static const counter_case c_channel = {"counter/channel/t4", count_channel};
 
 static const group_case nolimit = {"group/10000/nolimit", -1};
 static const group_case limit8 = {"group/10000/limit8", 8};
+static const group_case task_nolimit = {"task/group/10000/nolimit", -1};
 
 int main(int argc, char **argv) {
+    const char *env = getenv("BENCH_MEM_TASKS");
+    if (env != NULL && *env != '\0') {
+        char *end = NULL;
+        mem_tasks = strtol(env, &end, 10);
+        if (!end || *end || mem_tasks < 1 || mem_tasks > 100000000) {
+            fprintf(stderr, "bench-sync: BENCH_MEM_TASKS wants a count of tasks (1..10^8)\n");
+            return 2;
+        }
+    }
     const bench_desc_t descs[] = {
         {"tasks/go", "ns/task", 2, 0, run_go, "tasks/go"},
+        {"spawn/1000", "ns/task", SPAWN_BATCH, 0, run_spawn, "spawn/1000"},
+        {"task/spawn/1000", "ns/task", SPAWN_BATCH, 0, run_spawn_task, "task/spawn/1000"},
         {nolimit.name, "ns/task", 0, 0, run_group, &nolimit},
         {limit8.name, "ns/task", 8, 0, run_group, &limit8},
+        {task_nolimit.name, "ns/task", 0, 0, run_group_task, &task_nolimit},
+        {"task/mem/blocked", NULL, (int)mem_tasks, 0, run_mem_blocked, "task/mem/blocked"},
         {"sem/uncontended", "ns/op", 1, 8, run_sem_uncontended, "sem/uncontended"},
         {"sem/t16/w4of8", "ns/op", 16, 8, run_sem_contended, "sem/t16/w4of8"},
         {"once/fastpath", "ns/op", 1, 0, run_once, "once/fastpath"},

@@ -38,6 +38,40 @@ void bench_sleep_ns(int64_t ns) {
 
 bool bench_smoke(void) { return trial_duration < 0.05; }
 
+/* ---- the task variants' helpers ---- */
+
+typedef struct task_run {
+    void (*body)(const void *self, uint64_t n);
+    const void *self;
+    uint64_t n;
+    gocc_waitgroup_t wg;
+} task_run;
+
+static int task_run_body(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    task_run *r = arg;
+    r->body(r->self, r->n);
+    gocc_waitgroup_done(&r->wg);
+    return 0;
+}
+
+void bench_run_in_task(const char *name, void (*body)(const void *self, uint64_t n),
+                       const void *self, uint64_t n) {
+    task_run r = {body, self, n, GOCC_WAITGROUP_INIT};
+    gocc_waitgroup_add(&r.wg, 1);
+    int rc = gocc_go(task_run_body, NULL, &r);
+    if (rc != 0) bench_die("gocc_go (driver task)", name, rc);
+    gocc_waitgroup_wait(&r.wg, NULL);
+}
+
+void bench_nap_ns(int64_t ns) {
+    if (ns > 0) gocc_sleep(ns, NULL);
+}
+
+void bench_settle_tasks(size_t keep) {
+    while (gocc_tasks_live() > keep) bench_nap_ns(10000);
+}
+
 /* ---- the measured clock (only the thread running run() touches it) ---- */
 
 static int64_t clock_started; /* when the clock last started */

@@ -17,7 +17,7 @@
  *   - bench_metric(suffix, unit, value, better) records a value of this
  *     trial; each metric becomes one more row "name/suffix,unit,best,worst,
  *     threads,capacity" where best and worst are in that unit ("ns", "%",
- *     "jobs/s", "KiB", "items") and best is the lowest value, or the highest
+ *     "jobs/s", "KiB", "items", "B/task") and best is the lowest value, or the highest
  *     for BENCH_HIGHER_IS_BETTER. A scenario whose unit is NULL prints only
  *     its metric rows.
  *
@@ -58,8 +58,9 @@ void bench_die(const char *what, const char *scenario, int err);
 
 int64_t bench_now_ns(void);
 
-/* Called from the thread running run(): stop / restart the clock that
- * measures the operations (set-up between them is not counted). */
+/* Called from the thread running run() (or from the task that
+ * bench_run_in_task runs it in): stop / restart the clock that measures
+ * the operations (set-up between them is not counted). */
 void bench_timer_stop(void);
 void bench_timer_start(void);
 
@@ -73,6 +74,28 @@ bool bench_smoke(void);
 
 /* Sleep for @p ns nanoseconds (nanosleep; no gocc runtime involved). */
 void bench_sleep_ns(int64_t ns);
+
+/* The task variants (scenarios named task/...): their producers, consumers,
+ * workers and drivers are libgocc tasks (gocc_go), as Go's are goroutines,
+ * so their numbers show the scheduler.
+ *
+ * bench_run_in_task runs body(self, n) as one task and waits for it from the
+ * calling thread (a WaitGroup): the driver of a task variant, as the body of
+ * a Go benchmark runs in a goroutine. @p name is for the error message if
+ * the task cannot start (exit 1). body may call bench_timer_stop/start and
+ * bench_metric; the wait orders them before the harness reads them. */
+void bench_run_in_task(const char *name, void (*body)(const void *self, uint64_t n),
+                       const void *self, uint64_t n);
+
+/* Sleep for @p ns nanoseconds with gocc_sleep: from a task it parks the task,
+ * not its worker thread (nanosleep there would hold a worker the other tasks
+ * need); from a plain thread it sleeps as bench_sleep_ns does. */
+void bench_nap_ns(int64_t ns);
+
+/* Wait (napping) until at most @p keep tasks are live: 0 from a plain
+ * thread, 1 from a driver task (itself). Set-up between rounds, so that the
+ * next round starts with the previous one's tasks gone. */
+void bench_settle_tasks(size_t keep);
 
 /* Sort v[0..n) ascending. */
 void bench_sort_i64(int64_t *v, size_t n);

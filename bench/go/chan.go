@@ -39,8 +39,21 @@ func chanScenarios() []*scenario {
 		selectRecv("select/4case/cap1024", 4, 1024),
 		&scenario{name: "select/both/t4/cap0", unit: "ns/op", threads: 8, run: runSelectBoth},
 		&scenario{name: "select/try/empty2", unit: "ns/op", threads: 1, capacity: 1, run: runSelectTry},
+		&scenario{name: "select/try/empty1", unit: "ns/op", threads: 1, capacity: 1, run: runSelectTry1},
 	)
-	return s
+	// The names of bench-chan.c's task variants (the same Go code).
+	tasks := []string{"chan/uncontended"}
+	for _, c := range caps {
+		tasks = append(tasks, fmt.Sprintf("chan/spsc/cap%d", c))
+	}
+	for _, c := range caps {
+		for _, t := range sweep {
+			tasks = append(tasks, fmt.Sprintf("chan/mpmc/cap%d/t%d", c, t))
+		}
+	}
+	tasks = append(tasks, "chan/pingpong", "select/2case/cap1", "select/2case/cap1024",
+		"select/try/empty1")
+	return withTaskVariants(s, tasks...)
 }
 
 func runUncontended(b *bench, n int) {
@@ -205,6 +218,19 @@ func runSelectBoth(b *bench, n int) {
 	}
 	if sum != expectedSum(n) {
 		die("check", b.name, errLost)
+	}
+}
+
+// runSelectTry1: a one-case select with default on an empty channel, n
+// times (the compiler makes it a non-blocking receive, selectnbrecv).
+func runSelectTry1(b *bench, n int) {
+	a := make(chan uint64, 1)
+	for i := 0; i < n; i++ {
+		select {
+		case <-a:
+			die("empty channel ready", b.name, nil)
+		default:
+		}
 	}
 }
 

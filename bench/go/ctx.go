@@ -14,11 +14,11 @@ import (
 )
 
 func ctxScenarios() []*scenario {
-	return []*scenario{
+	return withTaskVariants([]*scenario{
 		{name: "ctx/cancel/1000", unit: "ns/fanout", threads: 1000, run: fanout(1000)},
 		{name: "ctx/cancel/10000", unit: "ns/fanout", threads: 10000, run: fanout(10000)},
 		{name: "timer/deadline/1000", unit: "", threads: 1000, run: runTimers},
-	}
+	}, "ctx/cancel/10000")
 }
 
 func scaled(n int) int {

@@ -238,3 +238,28 @@ func min(a, b int) int {
 
 // expectedSum is 0 + 1 + ... + n-1.
 func expectedSum(n int) uint64 { return uint64(n) * uint64(n-1) / 2 }
+
+// withTaskVariants appends, for each named scenario of s, the same scenario
+// under the name of its libgocc task variant, "task/" + name. libgocc's
+// task variants start their producers, consumers and workers with gocc_go;
+// Go's are goroutines under either name, so only the name differs: it lets
+// bench/run and report.py pair each task variant with Go in the same run.
+// A name that is not in s is a mistake in the caller: it panics.
+func withTaskVariants(s []*scenario, names ...string) []*scenario {
+	for _, name := range names {
+		var found *scenario
+		for _, sc := range s {
+			if sc.name == name {
+				found = sc
+				break
+			}
+		}
+		if found == nil {
+			panic("withTaskVariants: no scenario " + name)
+		}
+		alias := *found
+		alias.name = "task/" + name
+		s = append(s, &alias)
+	}
+	return s
+}

@@ -13,5 +13,6 @@ func main() {
 	all = append(all, syncScenarios()...)
 	all = append(all, ctxScenarios()...)
 	all = append(all, poolScenarios()...)
+	all = append(all, switchScenarios()...)
 	os.Exit(benchMain(all))
 }

@@ -90,7 +90,7 @@ func poolScenarios() []*scenario {
 		&scenario{name: "pool/malloc-free/t1", unit: "ns/op", threads: 1, run: poolRun(1, true)},
 		&scenario{name: "pool/malloc-free/t2", unit: "ns/op", threads: 2, run: poolRun(2, true)},
 	)
-	return s
+	return withTaskVariants(s, "workpool/throughput/4w/q1024")
 }
 
 func runThroughput(b *bench, n int) {

@@ -1,23 +1,30 @@
 // sync.go - the bench-sync.c scenarios in Go: goroutines, x/sync errgroup
 // (WithContext, as gocc_group_new makes a context too) and semaphore,
-// sync.Once, sync.WaitGroup, and the L07 counters (sync.Mutex,
-// sync/atomic, padded per-goroutine shards, a goroutine that owns the
-// counter and receives increments on a channel).
+// sync.Once, sync.WaitGroup, the L07 counters (sync.Mutex, sync/atomic,
+// padded per-goroutine shards, a goroutine that owns the counter and
+// receives increments on a channel), and the memory of N goroutines
+// blocked on a channel.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
 
 func syncScenarios() []*scenario {
-	return []*scenario{
+	s := []*scenario{
 		{name: "tasks/go", unit: "ns/task", threads: 2, run: runGo},
+		{name: "spawn/1000", unit: "ns/task", threads: spawnBatch, run: runSpawn},
 		{name: "group/10000/nolimit", unit: "ns/task", threads: 0, run: groupRun(-1)},
 		{name: "group/10000/limit8", unit: "ns/task", threads: 8, run: groupRun(8)},
 		{name: "sem/uncontended", unit: "ns/op", threads: 1, capacity: 8, run: runSemUncontended},
@@ -30,6 +37,9 @@ func syncScenarios() []*scenario {
 		{name: "counter/channel/t4", unit: "ns/op", threads: counterThreads + 1,
 			capacity: counterChanCap, run: counterChannel},
 	}
+	s = withTaskVariants(s, "spawn/1000", "group/10000/nolimit")
+	return append(s, &scenario{name: "task/mem/blocked", unit: "", threads: memTasks(),
+		run: runMemBlocked})
 }
 
 // runGo: start a trivial goroutine and wait for it, one at a time.
@@ -39,6 +49,30 @@ func runGo(b *bench, n int) {
 		wg.Add(1)
 		go func() { wg.Done() }()
 		wg.Wait()
+	}
+}
+
+const spawnBatch = 1000
+
+// runSpawn: start 1,000 goroutines that each do trivial work (an atomic
+// add), wait for all of them, again until n have run.
+func runSpawn(b *bench, n int) {
+	var wg sync.WaitGroup
+	var ran int64
+	for started := 0; started < n; {
+		batch := min(n-started, spawnBatch)
+		wg.Add(batch)
+		for i := 0; i < batch; i++ {
+			go func() {
+				atomic.AddInt64(&ran, 1)
+				wg.Done()
+			}()
+		}
+		wg.Wait()
+		started += batch
+	}
+	if atomic.LoadInt64(&ran) != int64(n) {
+		die("check", b.name, errors.New("goroutines lost"))
 	}
 }
 
@@ -206,5 +240,86 @@ func counterChannel(b *bench, n int) {
 	close(inc)
 	if <-result != int64(n) {
 		die("check", b.name, errCount)
+	}
+}
+
+// ---- memory: N goroutines blocked on a channel ----
+
+// memTasks is N: BENCH_MEM_TASKS from the environment (bench/run
+// --mem-tasks), else 10,000, as in bench-sync.c.
+func memTasks() int {
+	env := os.Getenv("BENCH_MEM_TASKS")
+	if env == "" {
+		return 10000
+	}
+	v, err := strconv.Atoi(env)
+	if err != nil || v < 1 || v > 100000000 {
+		fmt.Fprintln(os.Stderr, "bench-go: BENCH_MEM_TASKS wants a count of tasks (1..10^8)")
+		os.Exit(2)
+	}
+	return v
+}
+
+// residentPages is the second field of /proc/self/statm, or -1.
+func residentPages() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return -1
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// memBase: resident pages before this process's first round.
+var memBase int64 = -1
+
+// runMemBlocked: N goroutines block receiving from one channel; the resident
+// size once they all are, less memBase, over N (bytes per goroutine).
+func runMemBlocked(b *bench, n int) {
+	tasks := memTasks()
+	if smoke() {
+		tasks = max(tasks/100, 1)
+	}
+	if memBase < 0 {
+		memBase = residentPages()
+	}
+	if memBase < 0 {
+		die("reading /proc/self/statm", b.name, nil)
+	}
+	page := int64(os.Getpagesize())
+	for round := 0; round < n; round++ {
+		gate := make(chan struct{})
+		var wg sync.WaitGroup
+		var blocked int64
+		wg.Add(tasks)
+		for i := 0; i < tasks; i++ {
+			go func() {
+				atomic.AddInt64(&blocked, 1)
+				<-gate
+				wg.Done()
+			}()
+		}
+		for atomic.LoadInt64(&blocked) < int64(tasks) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		if smoke() {
+			time.Sleep(time.Millisecond)
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+		resident := residentPages()
+		if resident < 0 {
+			die("reading /proc/self/statm", b.name, nil)
+		}
+		b.Metric("pertask", "B/task", float64((resident-memBase)*page)/float64(tasks), false)
+		close(gate)
+		wg.Wait()
 	}
 }
