@@ -240,10 +240,12 @@ int gocc__thread_create(pthread_t *t, size_t stack, void *(*fn)(void *), void *a
     return rc == ENOMEM ? GOCC_ENOMEM : GOCC_EAGAIN;
 }
 
-static int spawn_thread(worker *wk) {
-    gocc__lock(&rt.mu);
-    size_t stack = rt.stack_size;
-    gocc__unlock(&rt.mu);
+static int spawn_thread(worker *wk, size_t stack) {
+    if (stack == 0) {
+        gocc__lock(&rt.mu);
+        stack = rt.stack_size;
+        gocc__unlock(&rt.mu);
+    }
     pthread_t tid;
     return gocc__thread_create(&tid, stack, worker_main, wk);
 }
@@ -267,7 +269,7 @@ static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
 }
 
 static int start_thread(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                        void *exit_arg, bool counted, const char *name);
+                        void *exit_arg, bool counted, const char *name, size_t stack);
 
 /* Every task the library starts comes through here: a coroutine on the
  * scheduler's workers, or with own_thread a thread of the cache below. */
@@ -276,7 +278,7 @@ static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *,
     if (fn == NULL) return GOCC_EINVAL;
     const char *name = opts != NULL ? opts->name : NULL;
     if (opts != NULL && opts->own_thread)
-        return start_thread(fn, ctx, arg, on_exit, exit_arg, counted, name);
+        return start_thread(fn, ctx, arg, on_exit, exit_arg, counted, name, opts->stack_size);
     gocc__start st = {
         .fn = fn, .ctx = ctx, .arg = arg, .on_exit = on_exit, .exit_arg = exit_arg,
         .name = name, .stack_size = opts != NULL ? opts->stack_size : 0,
@@ -309,14 +311,15 @@ int gocc__spawn(gocc_fn fn, void *arg) {
     return start(fn, NULL, arg, NULL, NULL, false, NULL);
 }
 
-/* An own_thread task: an idle cached thread, or a new one. */
+/* An own_thread task: an idle cached thread, or a new one (always new for
+ * a stack size of its own: a cached thread's stack cannot change). */
 static int start_thread(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
-                        void *exit_arg, bool counted, const char *name) {
+                        void *exit_arg, bool counted, const char *name, size_t stack) {
     uint64_t task_id = counted ? gocc__tasks_inc() : 0;
     gocc_ctx_retain(ctx);
 
     gocc__lock(&rt.mu);
-    worker *wk = rt.idle_head;
+    worker *wk = stack == 0 ? rt.idle_head : NULL;
     if (wk != NULL) {
         idle_remove(wk);
         assign(wk, fn, ctx, arg, on_exit, exit_arg, task_id, name);
@@ -333,7 +336,7 @@ static int start_thread(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(
     wk = gocc__calloc(1, sizeof *wk);
     if (wk != NULL) {
         assign(wk, fn, ctx, arg, on_exit, exit_arg, task_id, name);
-        rc = spawn_thread(wk);
+        rc = spawn_thread(wk, stack);
         if (rc == 0) return 0;
         gocc__free(wk);
     }

@@ -553,21 +553,26 @@ static gocc__task *record_new(size_t stack_size, int *err) {
  * global one, or new. */
 static gocc__task *record_get(size_t size, int *err) {
     worker *wk = my_worker();
-    if (wk != NULL && wk->cache != NULL && wk->cache->stack.size == size) {
+    if (wk != NULL && wk->cache != NULL) {
         gocc__task *t = wk->cache;
         wk->cache = t->next;
         wk->ncache--;
-        return t;
+        if (t->stack.size == size) return t;
+        record_free(t); /* made before stack_size changed */
     }
-    if (size == S.stack_size) {
-        gocc__lock(&S.cache_mu);
-        gocc__task *t = S.cache;
-        if (t != NULL) {
-            S.cache = t->next;
-            S.ncache--;
+    if (size == atomic_load_explicit(&S.stack_size, memory_order_relaxed)) {
+        for (;;) {
+            gocc__lock(&S.cache_mu);
+            gocc__task *t = S.cache;
+            if (t != NULL) {
+                S.cache = t->next;
+                S.ncache--;
+            }
+            gocc__unlock(&S.cache_mu);
+            if (t == NULL) break;
+            if (t->stack.size == size) return t;
+            record_free(t); /* made before stack_size changed */
         }
-        gocc__unlock(&S.cache_mu);
-        if (t != NULL) return t;
     }
     return record_new(size, err);
 }
@@ -1395,6 +1400,15 @@ void gocc__sched_fork_child(void) {
         atomic_store_explicit(&S.nactive, 0, memory_order_relaxed);
     }
     atomic_store_explicit(&S.nlive, me != NULL && me->cur != NULL ? 1 : 0, memory_order_relaxed);
+    /* Cached records are forgotten with the rest: the child's registry of
+     * waiters (observe.c) no longer lists them, so none may be freed or
+     * reused here. */
+    S.cache = NULL;
+    S.ncache = 0;
+    if (me != NULL) {
+        me->cache = NULL;
+        me->ncache = 0;
+    }
     /* procs may be set again before first use in the child. */
     S.started = me != NULL;
     atomic_store_explicit(&S.frozen, me != NULL, memory_order_relaxed);

@@ -25,7 +25,7 @@ const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 #endif
 
 #ifdef GOCC_TEST_TSAN
-#define MANY 1500 /* TSan makes a fiber per task record and allows ~8,000 */
+#define MANY 1500 /* TSan makes a fiber per live task and allows ~8,000 */
 #elif defined(GOCC_TEST_SANITIZED)
 #define MANY 10000
 #else
@@ -108,14 +108,21 @@ typedef struct pp_state {
     _Atomic int moves; /* times the pinger found itself on another thread */
 } pp_state;
 
+/* pthread_self is a const function to the compiler: called directly, one
+ * call before a park may stand for every call after it. */
+static GOCC_TEST_NOINLINE pthread_t thread_now(void) {
+    __asm__ __volatile__("" ::: "memory");
+    return pthread_self();
+}
+
 static int pinger(gocc_ctx_t *ctx, void *arg) {
     pp_state *s = arg;
-    pthread_t last = pthread_self();
+    pthread_t last = thread_now();
     for (int i = 0; i < s->rounds; i++) {
         int v = i;
         if (gocc_chan_send(s->ping, &v, ctx) != 0 || gocc_chan_recv(s->pong, &v, ctx) != 0)
             return -1;
-        pthread_t now = pthread_self();
+        pthread_t now = thread_now();
         if (!pthread_equal(now, last)) atomic_fetch_add(&s->moves, 1);
         last = now;
     }
@@ -424,6 +431,27 @@ static void test_stack_sizes_and_overflow(void **state) {
     gocc_task_opts_t big = {.stack_size = 2u << 20};
     assert_int_equal(gocc_go_opts(use_stack, NULL, &depth, &big), 0);
     ASSERT_NO_TASKS(start);
+    /* own_thread honours the size too (a thread made for it). */
+    int deeper = 2000; /* ~2 MiB of frames */
+    gocc_task_opts_t own_big = {.stack_size = 4u << 20, .own_thread = true};
+    assert_int_equal(gocc_go_opts(use_stack, NULL, &deeper, &own_big), 0);
+    ASSERT_NO_TASKS(start);
+    /* A larger default applies to tasks started afterwards, also when
+     * records with the old, smaller stacks wait in the caches. */
+    many_state fill = {.gate = chan_new(0, 0)};
+    for (int i = 0; i < 300; i++) assert_int_equal(gocc_go(many_task, NULL, &fill), 0);
+    assert_int_equal(wait_size(&fill.entered, 300, 10 * GOCC_SECOND), 300);
+    assert_int_equal(gocc_chan_close(fill.gate), 0);
+    ASSERT_NO_TASKS(start);
+    gocc_chan_release(fill.gate);
+    gocc_runtime_config_t old_cfg, bigger = {.stack_size = 4u << 20};
+    gocc_runtime_config_get(&old_cfg);
+    assert_int_equal(gocc_runtime_configure(&bigger), 0);
+    int mid = 600; /* ~600 KiB of frames: more than the old default */
+    for (int i = 0; i < 4; i++) assert_int_equal(gocc_go(use_stack, NULL, &mid), 0);
+    ASSERT_NO_TASKS(start);
+    gocc_runtime_config_t back = {.stack_size = old_cfg.stack_size};
+    assert_int_equal(gocc_runtime_configure(&back), 0);
     /* Absurd sizes are refused, and nothing starts. */
     gocc_task_opts_t absurd = {.stack_size = SIZE_MAX / 2 + 4096};
     assert_int_equal(gocc_go_opts(use_stack, NULL, &depth, &absurd), GOCC_EINVAL);
