@@ -2,7 +2,7 @@
  * @file gocc.h
  * gocc.h - the one public header of libgocc: Go's concurrency model for C11.
  *
- * Tasks (goroutines) on cached OS threads, channels with direct handoff,
+ * Tasks (goroutines: coroutines on a few worker threads), channels with direct handoff,
  * select, context cancellation trees and one shared timer thread. Every
  * blocking call takes a context and is woken by its cancellation directly.
  *
@@ -231,8 +231,9 @@ GOCC_API void gocc_runtime_config_get(gocc_runtime_config_t *out);
  *  own_thread threads (running a task or idle). */
 GOCC_API size_t gocc_runtime_threads(void);
 
-/** Memory functions for every allocation libgocc makes (the OS thread
- *  stacks are the C library's). @p ud is passed to each. */
+/** Memory functions for every allocation libgocc makes (not stacks: OS
+ *  thread stacks are the C library's, task stacks are mapped by libgocc
+ *  with mmap). @p ud is passed to each. */
 typedef struct gocc_allocator {
     void *(*malloc_fn)(size_t size, void *ud);           /**< as malloc(size) */
     void *(*realloc_fn)(void *p, size_t size, void *ud); /**< as realloc(p, size) */

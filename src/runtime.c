@@ -1,8 +1,13 @@
 /*
- * runtime.c - tasks (goroutines) on cached OS threads, and the small
+ * runtime.c - starting tasks, the own_thread path, and the small
  * process-wide facts every module needs (error texts, the clock, version).
  *
- * A task is a function run on a runtime thread. Threads are cached: one
+ * Every task starts in start(): a coroutine on the scheduler (sched.c), or,
+ * with gocc_task_opts_t.own_thread, a function run on a thread of the
+ * cache below, which is what every task was before tasks became
+ * coroutines. Settings, shutdown and fork drive both.
+ *
+ * The own_thread cache. A task is a function run on a runtime thread. Threads are cached: one
  * that finishes its task puts itself on the idle list and parks on its own
  * waiter; gocc_go hands the next task to the most recently idled thread (a
  * warm stack) and wakes exactly that thread. Only when no thread is idle is

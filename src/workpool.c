@@ -4,8 +4,8 @@
  * graceful and forced shutdown, and adaptive sizing between min and max
  * workers.
  *
- * Workers are runtime threads started with gocc__spawn: they are not tasks,
- * and count in gocc_tasks_live only while they run a job.
+ * Workers are coroutines started with gocc__spawn (runtime work on the
+ * scheduler): they count in gocc_tasks_live only while they run a job.
  *
  * Where a job goes when it is accepted (under p->mu, in this order):
  *  1. straight to a parked idle worker (claimed and handed the job), or to
