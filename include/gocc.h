@@ -344,6 +344,42 @@ GOCC_API size_t gocc_chan_len(gocc_chan_t *ch);
 /** Capacity given at creation (0 for NULL). */
 GOCC_API size_t gocc_chan_cap(gocc_chan_t *ch);
 
+/** Element size given at creation (0 for NULL). */
+GOCC_API size_t gocc_chan_elem_size(const gocc_chan_t *ch);
+
+/**
+ * gocc_chan_send that first checks the size of what @p elem points to.
+ * @return GOCC_EINVAL (nothing sent) when @p size differs from the
+ *         channel's element size (and for a NULL channel: its size is
+ *         unknown); otherwise as gocc_chan_send.
+ */
+GOCC_API int gocc_chan_send_sized(gocc_chan_t *ch, const void *elem, size_t size, gocc_ctx_t *ctx);
+
+/** gocc_chan_recv that first checks the size of @p out's object, as
+ *  gocc_chan_send_sized. */
+GOCC_API int gocc_chan_recv_sized(gocc_chan_t *ch, void *out, size_t size, gocc_ctx_t *ctx);
+
+/**
+ * Send *value_ptr, checked against the channel's element size: receiving
+ * a timer's int64_t into an int, or sending a struct into a channel of
+ * pointers, returns GOCC_EINVAL instead of copying the wrong number of
+ * bytes. @p value_ptr must point to a complete type.
+ */
+#define GOCC_SEND(ch, value_ptr, ctx) \
+    gocc_chan_send_sized((ch), (value_ptr), sizeof *(value_ptr), (ctx))
+/** Receive into *value_ptr, size-checked as GOCC_SEND. */
+#define GOCC_RECV(ch, value_ptr, ctx) \
+    gocc_chan_recv_sized((ch), (value_ptr), sizeof *(value_ptr), (ctx))
+
+/**
+ * Call @p dtor(elem, ud) for each value still buffered when the channel is
+ * freed (its last release), oldest first, so pointers left in the buffer
+ * do not leak. Set it before the channel is shared; NULL removes it.
+ * @return 0, or GOCC_EINVAL for a NULL channel.
+ */
+GOCC_API int gocc_chan_set_elem_destructor(gocc_chan_t *ch, void (*dtor)(void *elem, void *ud),
+                                           void *ud);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

@@ -116,6 +116,11 @@ gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch) {
 void gocc_chan_release(gocc_chan_t *ch) {
     if (ch == NULL) return;
     if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1) return;
+    if (ch->dtor != NULL) { /* the last reference: nobody else can touch the buffer */
+        size_t n = atomic_load_explicit(&ch->count, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++)
+            ch->dtor(ch->buf + ((ch->recvx + i) % ch->cap) * ch->elem_size, ch->dtor_ud);
+    }
     gocc__mutex_destroy(&ch->mu);
     gocc__free(ch);
 }
@@ -125,6 +130,27 @@ size_t gocc_chan_len(gocc_chan_t *ch) {
 }
 
 size_t gocc_chan_cap(gocc_chan_t *ch) { return ch ? ch->cap : 0; }
+
+size_t gocc_chan_elem_size(const gocc_chan_t *ch) { return ch ? ch->elem_size : 0; }
+
+int gocc_chan_send_sized(gocc_chan_t *ch, const void *elem, size_t size, gocc_ctx_t *ctx) {
+    if (ch == NULL || size != ch->elem_size) return GOCC_EINVAL;
+    return gocc_chan_send(ch, elem, ctx);
+}
+
+int gocc_chan_recv_sized(gocc_chan_t *ch, void *out, size_t size, gocc_ctx_t *ctx) {
+    if (ch == NULL || size != ch->elem_size) return GOCC_EINVAL;
+    return gocc_chan_recv(ch, out, ctx);
+}
+
+int gocc_chan_set_elem_destructor(gocc_chan_t *ch, void (*dtor)(void *, void *), void *ud) {
+    if (ch == NULL) return GOCC_EINVAL;
+    gocc__lock(&ch->mu);
+    ch->dtor = dtor;
+    ch->dtor_ud = ud;
+    gocc__unlock(&ch->mu);
+    return 0;
+}
 
 /* ---- the one locked step every operation shares ---- */
 

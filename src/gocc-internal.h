@@ -452,6 +452,8 @@ struct gocc_chan {
     gocc__waitq recvq;      /* blocked receivers, FIFO */
     gocc__waitq sendq;      /* blocked senders, FIFO */
     unsigned char *buf;     /* cap * elem_size bytes, follows the struct */
+    void (*dtor)(void *elem, void *ud); /* for values left at the last release */
+    void *dtor_ud;
 };
 
 /* Poll one case with ch->mu held. On success fills s->ok and returns true;
