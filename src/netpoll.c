@@ -36,7 +36,9 @@
  * so it watches only what some call waits for right now. It rebuilds its
  * pollfd set from the table every round (asking fd.c for each handle's
  * interest), and a call that starts waiting kicks it through the wake
- * pipe. Simple and O(registered descriptors) per round.
+ * pipe. Simple and O(registered descriptors) per round. poll(2) holds the
+ * files it watches until it returns, so unregistering kicks the poller: a
+ * descriptor closed right after is released when that round ends.
  *
  * fork: the child has no poller thread, and its epoll instance and wake
  * descriptor would be the parent's: the child closes its copies, drops the
@@ -214,13 +216,23 @@ static void backend_close_locked(void) {
     P.wake_r = P.wake_w = -1;
 }
 
+/* Watched from the next round on (the waiter kicks). A handle's
+ * descriptor adopted twice is refused, as epoll does. */
 static int backend_add(const slot *s, uint64_t key) {
-    (void)s;
-    (void)key; /* watched from the next round on: the waiter kicks */
+    for (uint32_t i = 0; s->kind == SLOT_FD && i < P.cap; i++)
+        if (&P.slots[i] != s && P.slots[i].kind == SLOT_FD && P.slots[i].fd == s->fd &&
+            key_of(i) != key)
+            return -EEXIST;
     return 0;
 }
 
-static void backend_del_locked(int fd) { (void)fd; }
+/* poll(2) holds the files it watches until it returns: wake the poller,
+ * so that a descriptor closed next is released (its peer sees the close)
+ * as soon as this round ends, not at the next readiness. */
+static void backend_del_locked(int fd) {
+    (void)fd;
+    if (P.started) wake_poller();
+}
 
 static short poll_bits(int events) {
     short b = 0;
