@@ -63,6 +63,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h> /* struct sockaddr, socklen_t (I/O) */
+#include <sys/types.h>  /* ssize_t (I/O) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -255,8 +257,8 @@ GOCC_API int gocc_runtime_set_allocator(const gocc_allocator_t *a);
 /**
  * Stop the runtime's own threads and free what it holds, so that a program
  * can end valgrind-clean or dlclose the library with nothing of it running:
- * idle cached threads exit, and the timer thread and the watchdog/signal
- * thread stop when nothing needs them. The runtime starts again on its next
+ * idle cached threads exit, and the timer thread, the I/O poller thread
+ * and the watchdog/signal thread stop when nothing needs them. The runtime starts again on its next
  * use. (The shared library is linked with -z nodelete: dlclose leaves it
  * mapped, because threads that once used it run its per-thread destructors
  * when they exit.)
@@ -269,7 +271,8 @@ GOCC_API int gocc_runtime_set_allocator(const gocc_allocator_t *a);
  * @return 0 when everything stopped; GOCC_EAGAIN when something still
  *         needs the runtime (tasks live or just finishing, timer objects,
  *         contexts with a deadline or rate limiters not yet freed, object
- *         pools or worker pools alive, gocc_watch_stuck or
+ *         pools or worker pools alive, descriptor handles (gocc_fd_t) not
+ *         yet released, gocc_watch_stuck or
  *         gocc_dump_on_signal on): what could stop did.
  */
 GOCC_API int gocc_runtime_shutdown(void);
@@ -1049,6 +1052,167 @@ GOCC_API void gocc_snapshot_free(gocc_snapshot_t *s);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
+/** @name I/O: file descriptors a task can wait on (Go's net.Conn, os.File)
+ *
+ * A descriptor adopted by gocc_fd_open becomes a handle whose reads,
+ * writes, accepts and connects wait the way every other libgocc call does:
+ * a task that has to wait parks (its worker runs other tasks; one runtime
+ * thread, the poller, watches every descriptor for readiness, so waiting
+ * costs no thread), a plain thread sleeps in the kernel, and the call's
+ * context ends the wait at once (Go's netpoller and SetDeadline, with
+ * deadlines given as contexts).
+ *
+ * Rules of every call on a handle:
+ *  - A context already done wins: the call returns the context's error and
+ *    has consumed nothing (no byte read or written, no connection taken).
+ *    A context that ends while the call waits makes it return the
+ *    context's error; a read or accept has then taken nothing, a write
+ *    reports through @c written what went out before.
+ *  - Any number of calls may wait on one handle at once, from any tasks
+ *    and threads. Read-side calls (read, accept, wait for READ or for
+ *    both) are served in arrival order among themselves, and so are
+ *    write-side calls (write, connect, wait for WRITE); a read never waits
+ *    behind a write, nor a write behind a read.
+ *  - gocc_fd_close wakes every call waiting on the handle, which returns
+ *    GOCC_ECLOSED; calls made after it return GOCC_ECLOSED at once. The OS
+ *    descriptor is closed once no call is inside it.
+ *  - Waiting costs no thread: 100,000 tasks may wait on 100,000 handles
+ *    at once. A plain thread may call every function; it blocks in the
+ *    kernel (on its own futex), and its context still ends the wait.
+ *  - A descriptor the kernel cannot watch for readiness (a regular file, a
+ *    directory) is always ready: calls on it make the system call directly.
+ *  - A task blocked in a handle call shows in gocc_dump as `io wait`, with
+ *    the descriptor and the direction.
+ *  - Writes to a pipe or socket whose reader is gone return GOCC_ECLOSED
+ *    (-EPIPE). Sockets are written with MSG_NOSIGNAL; on a pipe the kernel
+ *    sends SIGPIPE to the writing thread, which tasks block (every runtime
+ *    thread blocks every signal) and a plain thread must block or ignore
+ *    itself, as with write(2).
+ */
+/** @{ */
+
+/** A descriptor adopted by libgocc; reference-counted, opaque. */
+typedef struct gocc_fd gocc_fd_t;
+
+/** Readiness a call waits for: flags, or-ed together. */
+enum {
+    GOCC_FD_READ = 1,  /**< readable, or a connection to accept, or end of file */
+    GOCC_FD_WRITE = 2, /**< writable, or a connect finished */
+};
+
+/**
+ * Adopt @p fd (any descriptor: socket, pipe, terminal, eventfd, regular
+ * file): the handle owns it from now on and makes it non-blocking
+ * (O_NONBLOCK on the open file description, which descriptors dup()ed from
+ * it share). The first adopted descriptor starts the poller thread.
+ * @return the handle with one reference owned by the caller; NULL with
+ *         errno EINVAL (a negative or closed @p fd, or one adopted already),
+ *         ENOMEM, or EAGAIN (the poller thread could not be started). On
+ *         failure nothing was adopted: the caller still owns @p fd.
+ */
+GOCC_API gocc_fd_t *gocc_fd_open(int fd);
+
+/** Add a reference. @return @p f (NULL stays NULL). */
+GOCC_API gocc_fd_t *gocc_fd_retain(gocc_fd_t *f);
+
+/**
+ * Drop a reference; the last one closes the OS descriptor if gocc_fd_close
+ * did not, and frees the handle. Releasing does not wake waiting calls: a
+ * caller inside a call holds its own reference. NULL does nothing.
+ */
+GOCC_API void gocc_fd_release(gocc_fd_t *f);
+
+/**
+ * Close the handle (Go: closing a net.Conn unblocks its reader): every
+ * call waiting on it returns GOCC_ECLOSED, later calls return GOCC_ECLOSED,
+ * and the OS descriptor is closed now, or by the last call still inside
+ * it when it returns. The handle itself lives until its last release.
+ * @return 0; GOCC_ECLOSED when it was closed already; GOCC_EINVAL (NULL).
+ */
+GOCC_API int gocc_fd_close(gocc_fd_t *f);
+
+/** The adopted descriptor, for calls libgocc does not wrap (setsockopt,
+ *  getsockname). @return it; -1 for NULL and once gocc_fd_close was called. */
+GOCC_API int gocc_fd_num(gocc_fd_t *f);
+
+/**
+ * read(2) that waits: up to @p n bytes into @p buf.
+ * @return the bytes read (> 0); 0 at end of file, and 0 at once for
+ *         @p n == 0; the context's error (nothing was read); GOCC_ECLOSED
+ *         (closed before or while waiting); GOCC_EINVAL (NULL @p f, NULL
+ *         @p buf with @p n > 0); GOCC_ENOMEM (could not wait); any other
+ *         failure of the system call as -errno. Never GOCC_EAGAIN.
+ */
+GOCC_API ssize_t gocc_fd_read(gocc_fd_t *f, void *buf, size_t n, gocc_ctx_t *ctx);
+
+/**
+ * Write all @p n bytes of @p buf, waiting as needed. Writes on one handle
+ * never interleave: each goes out whole before the next one starts (Go
+ * holds a lock per Write), in arrival order.
+ * @param written when not NULL, how many bytes went out (all @p n on
+ *        success; on failure those sent before it).
+ * @return @p n; the context's error (some bytes may have gone out: see
+ *         @p written); GOCC_ECLOSED (the handle was closed, or the reader
+ *         is gone: a broken pipe or a reset connection, -EPIPE);
+ *         GOCC_EINVAL (NULL @p f, NULL @p buf with @p n > 0, @p n over
+ *         SSIZE_MAX); GOCC_ENOMEM (could not wait); any other failure of
+ *         the system call as -errno. 0 at once for @p n == 0.
+ */
+GOCC_API ssize_t gocc_fd_write(gocc_fd_t *f, const void *buf, size_t n, size_t *written,
+                               gocc_ctx_t *ctx);
+
+/**
+ * Wait until the descriptor is ready for @p events (GOCC_FD_READ,
+ * GOCC_FD_WRITE or both), for libraries that do their own non-blocking
+ * system calls. An error or hang-up on the descriptor counts as ready for
+ * both. A wait for both takes its turn on the read side.
+ * @return the ready subset of @p events (> 0); the context's error;
+ *         GOCC_ECLOSED; GOCC_EINVAL (NULL @p f, no or unknown @p events);
+ *         GOCC_ENOMEM (could not wait); a failed poll(2) as -errno.
+ */
+GOCC_API int gocc_fd_wait(gocc_fd_t *f, int events, gocc_ctx_t *ctx);
+
+/**
+ * Wait for a connection on the listening socket @p l and adopt it (Go's
+ * Listener.Accept): *conn is a new handle (non-blocking, close-on-exec)
+ * with one reference owned by the caller.
+ * @param addr, addrlen as for accept(2) (both may be NULL).
+ * @return 0; the context's error (no connection taken); GOCC_ECLOSED;
+ *         GOCC_EINVAL (NULL @p l or @p conn); GOCC_ENOMEM (could not wait,
+ *         or no handle for the connection: it is closed); GOCC_EAGAIN (no
+ *         poller thread for it); any other failure of accept(2) as -errno
+ *         (-EMFILE: out of descriptors). *conn is NULL on failure.
+ */
+GOCC_API int gocc_fd_accept(gocc_fd_t *l, gocc_fd_t **conn, struct sockaddr *addr,
+                            socklen_t *addrlen, gocc_ctx_t *ctx);
+
+/**
+ * Connect the socket @p f to @p addr and wait until the connection is
+ * established (Go's Dialer.DialContext on a socket made by the caller).
+ * A connect that the context ends leaves the socket half-made: close it.
+ * @return 0; the context's error; GOCC_ECLOSED; GOCC_EINVAL (NULL @p f or
+ *         @p addr); GOCC_ENOMEM (could not wait); the failure as -errno
+ *         (-ECONNREFUSED, -ENETUNREACH, ...).
+ */
+GOCC_API int gocc_fd_connect(gocc_fd_t *f, const struct sockaddr *addr, socklen_t addrlen,
+                             gocc_ctx_t *ctx);
+
+/**
+ * One wait for @p events on a descriptor the caller keeps: not adopted,
+ * its blocking mode untouched (a descriptor owned by another library).
+ * Each call registers it with the poller for the one wait and removes it
+ * afterwards (a dup of it, briefly), so it costs more than gocc_fd_wait.
+ * @return the ready subset of @p events (> 0; an error or hang-up counts
+ *         as ready for both); the context's error; GOCC_EINVAL (negative
+ *         @p fd, no or unknown @p events); GOCC_ENOMEM (could not wait);
+ *         GOCC_EAGAIN (no poller thread); a failed poll(2) or dup as
+ *         -errno (-EBADF: not open).
+ */
+GOCC_API int gocc_fd_poll(int fd, int events, gocc_ctx_t *ctx);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Observability (seeing inside a running program) */
 /** @{ */
 
@@ -1077,7 +1241,8 @@ GOCC_API const char *gocc_task_name(void);
  * decimals) and REASON one of `chan receive`, `chan send`, `select`,
  * `select (no cases)`, `sleep` (also a rate limiter's wait),
  * `semaphore acquire`, `group go`, `group wait`, `waitgroup wait`, `once`,
- * `workpool submit`, `workpool shutdown`. Indented lines after an entry say
+ * `workpool submit`, `workpool shutdown`, `io wait` (a gocc_fd_* call; the
+ * next line names the descriptor and the direction). Indented lines after an entry say
  * more (what it waits on, its context, its start function); their wording
  * may change. Safe from any thread at any time; never blocks a running task
  * (a consistent-enough snapshot).

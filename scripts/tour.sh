@@ -22,10 +22,10 @@ if ! { gocc_setup "$dir" -Dbuildtype=release -Dtests=false -Dbenchmarks=false -D
 fi
 
 # In examples/README.md's order: the quick start, then the lessons of each
-# Go text (L, A, B, C, D), then the debugging example.
-groups=(quickstart L A B C D debug)
+# Go text (L, A, B, C, D), then the debugging example, then I/O.
+groups=(quickstart L A B C D debug net)
 declare -A pattern=([quickstart]='quickstart*' [L]='l[0-9]*' [A]='a[0-9]*' [B]='b[0-9]*'
-                    [C]='c[0-9]*' [D]='d[0-9]*' [debug]='debug*')
+                    [C]='c[0-9]*' [D]='d[0-9]*' [debug]='debug*' [net]='net_*')
 declare -A group_total group_passed
 programs=()
 program_group=()

@@ -142,6 +142,9 @@ bool gocc__fault_alloc_fails(void); /* an allocation point outside gocc__malloc 
     X(OBS_REGISTRY, "waiter-registry", 0)                                          \
     /* timer.c T.mu (the timer heap and thread).                             */ \
     X(TIMER_HEAP, "timer-heap", 0)                                                 \
+    /* netpoll.c P.mu (the poller's slot table, its thread and epoll      */ \
+    /* instance). -> FD (the poller delivers readiness to a handle).        */ \
+    X(NETPOLL, "netpoll", 0)                                                       \
     /* sched.c S.mon_mu (the monitor thread's start and stop).              */ \
     X(SCHED_MON, "sched-monitor", 0)                                               \
     /* sched.c S.mu (global run queue, idle workers, worker records).        */ \
@@ -158,6 +161,8 @@ bool gocc__fault_alloc_fails(void); /* an allocation point outside gocc__malloc 
     X(SEM, "sem", GOCC_LOCK_LEAF)                                                  \
     X(WORKPOOL, "workpool", GOCC_LOCK_LEAF)                                        \
     X(WAITGROUP, "waitgroup", GOCC_LOCK_LEAF)                                      \
+    /* fd.c f->mu of a gocc_fd_t (its turns, waiters, readiness counts).     */ \
+    X(FD, "fd", GOCC_LOCK_LEAF)                                                    \
     /* park.c w->mu, the waiter's condvar fallback (not Linux).              */ \
     X(WAITER, "waiter", GOCC_LOCK_LEAF)                                            \
     /* chan.c ch->mu. Last: no other lock is taken while one is held;        */ \
@@ -322,7 +327,14 @@ enum gocc__wait_reason {
     GOCC_WAIT_ONCE,
     GOCC_WAIT_WORKPOOL_SUBMIT,
     GOCC_WAIT_WORKPOOL_SHUTDOWN,
+    GOCC_WAIT_IO, /* detail: GOCC__IO_DETAIL(descriptor, GOCC_FD_* events) */
 };
+
+/* The dump's detail of an I/O wait: the descriptor and what it waits for
+ * (GOCC_FD_READ / GOCC_FD_WRITE) in one number. */
+#define GOCC__IO_DETAIL(fd, events) (((int64_t)(fd) << 2) | (int64_t)((events) & 3))
+#define GOCC__IO_DETAIL_FD(d) ((d) >> 2)
+#define GOCC__IO_DETAIL_EVENTS(d) ((int)((d) & 3))
 
 /* What a thread shows to gocc_dump and the stuck-task watchdog (observe.c).
  * Only the owning thread writes it, inside a seqlock (seq odd while
@@ -609,6 +621,47 @@ bool gocc__timer_del_sync(gocc__timer_entry *e);
  * watchdog's "nothing can wake anyone" needs it to be 0. */
 size_t gocc__timer_loud(void);
 
+/* ---- I/O: the poller (netpoll.c) and descriptor handles (fd.c) ----
+ *
+ * The poller is one runtime thread ("gocc-netpoll") that waits for the
+ * readiness of every registered descriptor (epoll, edge-triggered, on
+ * Linux; poll(2) elsewhere) and hands each edge to fd.c, which bumps the
+ * handle's per-direction edge count and claims the call waiting for it.
+ * Registrations live in a slot table under the poller's lock (rank
+ * NETPOLL); the kernel is given a key (slot index and generation), never a
+ * pointer, so an edge that arrives for a slot freed meanwhile is dropped.
+ */
+
+/* Register @p fd for a handle (edge-triggered: reads, writes, hang-ups),
+ * starting the poller thread if it does not run. *key names the slot.
+ * Returns 0; 1 when the kernel cannot watch this descriptor (a regular
+ * file: it is always ready, nothing was registered); GOCC_ENOMEM,
+ * GOCC_EAGAIN (no poller thread) or another negative errno. */
+int gocc__netpoll_register(int fd, gocc_fd_t *f, uint64_t *key);
+/* Forget the slot and the kernel's registration. Call before close(fd). */
+void gocc__netpoll_unregister(int fd, uint64_t key);
+/* A call published an I/O wait (the poll(2) poller rebuilds its set;
+ * nothing to do for epoll). */
+void gocc__netpoll_kick(void);
+/* Before a wait: make sure a poller runs for the registered descriptors
+ * (in the child of a fork it is remade). 0, GOCC_ENOMEM or GOCC_EAGAIN. */
+int gocc__netpoll_need(void);
+/* One wait for @p events (GOCC_FD_*) on a descriptor the caller keeps
+ * (gocc_fd_poll): 0 when the kernel reported something (the caller polls
+ * again), the context's error, or a negative errno. No lock held. */
+int gocc__netpoll_wait_once(int fd, int events, gocc_ctx_t *ctx);
+
+/* fd.c, called by the poller holding its lock: readiness @p events
+ * (GOCC_FD_*) arrived for @p f. Claimed waiters are pushed on *wake (by
+ * wake_next) for gocc__signal_all once the poller's lock is dropped. */
+void gocc__fd_ready(gocc_fd_t *f, int events, gocc__waitrec **wake);
+/* What the calls waiting on @p f wait for now (GOCC_FD_*; the poll(2)
+ * poller's interest set). */
+int gocc__fd_interest(gocc_fd_t *f);
+/* Tests: calls on @p f's side for @p events (GOCC_FD_READ or _WRITE)
+ * that hold or wait for their turn. */
+size_t gocc__fd_queued(gocc_fd_t *f, int events);
+
 /* ---- coroutines: the switch and the stacks (context.c) ---- */
 
 #if !defined(GOCC_CONTEXT_ASM)
@@ -741,7 +794,8 @@ void gocc__runtime_init(void);
 
 /* Fork support (pthread_atfork, runtime.c drives them). Prepare takes the
  * module's global locks in rank order (GOCC_LOCK_RANKS: pool registry,
- * watch, waiter registry, timer heap, thread cache); parent releases them;
+ * watch, waiter registry, timer heap, poller, scheduler, thread cache);
+ * parent releases them;
  * child releases them and resets what refers to threads that do not exist
  * in the child. */
 void gocc__timer_fork_prepare(void);
@@ -754,10 +808,15 @@ void gocc__obs_fork_prepare(void);
 void gocc__obs_fork_parent(void);
 void gocc__obs_fork_child(void);
 
+void gocc__netpoll_fork_prepare(void);
+void gocc__netpoll_fork_parent(void);
+void gocc__netpoll_fork_child(void);
+
 /* Shutdown steps (gocc_runtime_shutdown): 0 when stopped (or not running),
  * GOCC_EAGAIN when still needed. */
 int gocc__timer_shutdown(void);
 int gocc__watch_shutdown(void);
+int gocc__netpoll_shutdown(void);
 
 /* Count/uncount a task (every part of the library that starts one).
  * gocc__tasks_inc returns the new task's id (1, 2, ...; for the dump). */

@@ -351,6 +351,7 @@ static const char *reason_text(int reason) {
     case GOCC_WAIT_ONCE: return "once";
     case GOCC_WAIT_WORKPOOL_SUBMIT: return "workpool submit";
     case GOCC_WAIT_WORKPOOL_SHUTDOWN: return "workpool shutdown";
+    case GOCC_WAIT_IO: return "io wait";
     default: return "running";
     }
 }
@@ -395,6 +396,7 @@ static void format_entry(strbuf *b, const obs_rec *r, int64_t now) {
         case GOCC_WAIT_ONCE: sb_printf(b, "    once %p: its function runs on another thread\n", obj); break;
         case GOCC_WAIT_WORKPOOL_SUBMIT: sb_printf(b, "    workpool %p: queue full\n", obj); break;
         case GOCC_WAIT_WORKPOOL_SHUTDOWN: sb_printf(b, "    workpool %p: workers still running\n", obj); break;
+        case GOCC_WAIT_IO: sb_printf(b, "    descriptor %" PRId64 ": waiting to %s\n", GOCC__IO_DETAIL_FD(r->detail), (const char *[]){"?", "read", "write", "read or write"}[GOCC__IO_DETAIL_EVENTS(r->detail)]); break;
         default: break;
         }
         if (r->reason == GOCC_WAIT_SLEEP && r->deadline != INT64_MAX)

@@ -42,8 +42,8 @@
  * Fork (pthread_atfork, registered on first use): prepare takes the
  * global locks in rank order (GOCC_LOCK_RANKS in gocc-internal.h);
  * the child forgets the threads that do not exist in it
- * (idle list, thread counts, the tasks they ran) and the timer and watch
- * threads. See docs/design.md, "fork".
+ * (idle list, thread counts, the tasks they ran) and the timer, I/O poller
+ * and watch threads. See docs/design.md, "fork".
  */
 #include "gocc-internal.h"
 
@@ -387,6 +387,7 @@ int gocc_runtime_shutdown(void) {
     int rc = busy || sched_rc != 0 || gocc_tasks_live() > 0 ? GOCC_EAGAIN : 0;
     if (gocc__timer_shutdown() != 0) rc = GOCC_EAGAIN;
     if (gocc__watch_shutdown() != 0) rc = GOCC_EAGAIN;
+    if (gocc__netpoll_shutdown() != 0) rc = GOCC_EAGAIN;
     return rc;
 }
 
@@ -396,6 +397,7 @@ static void fork_prepare(void) {
     gocc__pool_fork_prepare();
     gocc__obs_fork_prepare();
     gocc__timer_fork_prepare();
+    gocc__netpoll_fork_prepare();
     gocc__sched_fork_prepare();
     gocc__lock(&rt.mu);
 }
@@ -403,6 +405,7 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
     gocc__unlock(&rt.mu);
     gocc__sched_fork_parent();
+    gocc__netpoll_fork_parent();
     gocc__timer_fork_parent();
     gocc__obs_fork_parent();
     gocc__pool_fork_parent();
@@ -428,6 +431,7 @@ static void fork_child(void) {
     pthread_cond_init(&rt.gone, NULL); /* no waiter of the parent's survives */
     gocc__unlock(&rt.mu);
     gocc__sched_fork_child();
+    gocc__netpoll_fork_child();
     gocc__timer_fork_child();
     gocc__obs_fork_child();
     gocc__pool_fork_child();

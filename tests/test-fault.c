@@ -32,7 +32,9 @@
 #include "test-common.h" /* first: it defines _GNU_SOURCE */
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "gocc-internal.h" /* gocc__fault_* */
 #include "test-alloc.h"
@@ -852,6 +854,95 @@ static int op_watch_stuck(void) {
     return 0;
 }
 
+/* Adopting a descriptor (the first one starts the poller: its thread, its
+ * wake descriptor and table, the kernel's registration), then a read that
+ * has to wait. A failed open adopted nothing: the caller still owns the
+ * descriptor, in blocking mode. */
+static int op_fd_open_read(void) {
+    int p[2];
+    WCHECK(pipe2(p, O_CLOEXEC) == 0);
+    FAULT_BEGIN();
+    gocc_fd_t *r = gocc_fd_open(p[0]);
+    int e = errno;
+    FAULT_END();
+    if (r == NULL) {
+        CHECK_NULL_ERRNO(e);
+        WCHECK(!(fcntl(p[0], F_GETFL) & O_NONBLOCK));
+        close(p[0]);
+        close(p[1]);
+        return 0;
+    }
+    soon c;
+    WCHECK(cancel_soon(&c));
+    char b = 0;
+    FAULT_BEGIN();
+    ssize_t rc = gocc_fd_read(r, &b, 1, c.ctx);
+    FAULT_END();
+    WCHECKV(rc == GOCC_ECANCELED || FAILED_OK(rc), rc);
+    WCHECK(write(p[1], "z", 1) == 1);
+    WCHECK(gocc_fd_read(r, &b, 1, NULL) == 1 && b == 'z'); /* nothing was consumed */
+    WCHECK(tasks_down_to(0));
+    cancel_soon_release(&c);
+    WCHECK(gocc_fd_close(r) == 0);
+    gocc_fd_release(r);
+    close(p[1]);
+    return 0;
+}
+
+/* A one-off wait on a descriptor the caller keeps: the poller, a
+ * registration of its own, the wait. */
+static int op_fd_poll(void) {
+    int p[2];
+    WCHECK(pipe2(p, O_CLOEXEC) == 0);
+    soon c;
+    WCHECK(cancel_soon(&c));
+    FAULT_BEGIN();
+    int rc = gocc_fd_poll(p[0], GOCC_FD_READ, c.ctx);
+    FAULT_END();
+    WCHECKV(rc == GOCC_ECANCELED || FAILED_OK(rc), rc);
+    WCHECK(write(p[1], "z", 1) == 1);
+    WCHECK(gocc_fd_poll(p[0], GOCC_FD_READ, NULL) == GOCC_FD_READ);
+    WCHECK(tasks_down_to(0));
+    cancel_soon_release(&c);
+    close(p[0]);
+    close(p[1]);
+    return 0;
+}
+
+/* accept adopts the connection: when that fails the connection is closed
+ * (the client sees end of file) and nothing leaks. */
+static int op_fd_accept(void) {
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    WCHECK(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    WCHECK(bind(ls, (struct sockaddr *)&a, len) == 0 && listen(ls, 4) == 0);
+    WCHECK(getsockname(ls, (struct sockaddr *)&a, &len) == 0);
+    gocc_fd_t *l = gocc_fd_open(ls);
+    WCHECK(l != NULL);
+    int cs = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    WCHECK(cs >= 0 && connect(cs, (struct sockaddr *)&a, sizeof a) == 0); /* the backlog takes it */
+    gocc_fd_t *conn = NULL;
+    FAULT_BEGIN();
+    int rc = gocc_fd_accept(l, &conn, NULL, NULL, NULL);
+    FAULT_END();
+    CHECK_RC(rc);
+    char b = 0;
+    if (rc != 0) {
+        WCHECK(conn == NULL);
+        WCHECK(read(cs, &b, 1) == 0); /* closed by the failed accept */
+    } else {
+        WCHECK(gocc_fd_write(conn, "k", 1, NULL, NULL) == 1);
+        WCHECK(read(cs, &b, 1) == 1 && b == 'k');
+        WCHECK(gocc_fd_close(conn) == 0);
+        gocc_fd_release(conn);
+    }
+    close(cs);
+    WCHECK(gocc_fd_close(l) == 0);
+    gocc_fd_release(l);
+    return 0;
+}
+
 /* ---- the walk ---- */
 
 typedef struct op {
@@ -894,6 +985,9 @@ static op ops[] = {
     {"snapshot_new + store", op_snapshot, 0, 0, 0, 0},
     {"dump", op_dump, 0, 0, 0, 0},
     {"watch_stuck", op_watch_stuck, 0, 0, 0, 0},
+    {"fd_open + read (blocking)", op_fd_open_read, 0, 0, 0, 0},
+    {"fd_poll (blocking)", op_fd_poll, 0, 0, 0, 0},
+    {"fd_accept", op_fd_accept, 0, 0, 0, 0},
 };
 
 typedef struct run_arg {
