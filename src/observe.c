@@ -11,6 +11,13 @@
  * written on a path that does not sleep, not even when a short spin
  * catches the wake.
  *
+ * A coroutine task's waiter is registered once per task record (the
+ * record is recycled; its obs.task_id is 0 while unused). What the
+ * scheduler says of the task (runnable, running since, parked: a relaxed
+ * atomic of its own, gocc__sched_task_state) is read next to the record
+ * and decides what is shown: only a parked task is blocked, whatever the
+ * record still says (read_rec).
+ *
  * Readers (the dump, the watchdog) copy records under the registry lock and
  * format the copies after dropping it. The lock is only ever taken here,
  * by threads that are born or exit, and by readers; a parked thread never
@@ -216,12 +223,15 @@ void gocc__obs_task_end(gocc__waiter *w) {
 typedef struct obs_rec {
     uint64_t task_id;
     uintptr_t fn, obj;
-    int reason;
+    int reason;    /* GOCC_WAIT_NONE unless it is blocked now (see read_rec) */
+    int state;     /* a coroutine task's GOCC__TASK_*; NONE for a thread */
+    bool coro;     /* a coroutine task's waiter (else a thread's) */
     bool has_ctx;
     bool torn;     /* no consistent copy could be had: the thread is busy */
     bool report;   /* the watchdog reports it (first time past the threshold) */
     long tid;
     int64_t since, detail, len, deadline;
+    int64_t run_since; /* a running coroutine task: when it last started */
     char name[32];
 } obs_rec;
 
@@ -229,14 +239,31 @@ static bool is_blocked(const obs_rec *r) {
     return r->reason != GOCC_WAIT_NONE;
 }
 
-/* An entry of the dump: every task, and every other thread blocked here. */
-static bool is_entry(const obs_rec *r) { return r->task_id != 0 || is_blocked(r); }
+/* An entry of the dump: every task, and every other thread blocked here.
+ * A coroutine without a task id (a free record, or runtime work between
+ * jobs) is neither. */
+static bool is_entry(const obs_rec *r) {
+    return r->task_id != 0 || (!r->coro && is_blocked(r));
+}
 
+/* One copy of @p w's record. A coroutine task's scheduler state is its own
+ * relaxed atomic, outside the seqlock: it is read before and after the
+ * copy, and the copy is taken again (a few times) until both agree. The
+ * state then decides: only a PARKED task is blocked. One whose record
+ * still names a wait but that is RUNNABLE was just woken; one that is
+ * RUNNING is on its worker (about to sleep, or just back: the record is
+ * cleared when it next runs in libgocc). A PARKED task whose record names
+ * no wait is one whose wake is already on its way (it parked after a
+ * waker claimed it): runnable. */
 static void read_rec(gocc__waiter *w, obs_rec *r) {
     const gocc__obs *o = &w->obs;
     r->tid = w->tid;
+    r->coro = w->task != NULL;
     r->report = false;
+    r->state = GOCC__TASK_NONE;
+    r->run_since = 0;
     for (int tries = 0;; tries++) {
+        int st = r->coro ? gocc__sched_task_state(w, NULL) : GOCC__TASK_NONE;
         uint32_t s1 = atomic_load_explicit(&o->seq, memory_order_acquire);
         r->task_id = atomic_load_explicit(&o->task_id, GET);
         r->fn = atomic_load_explicit(&o->fn, GET);
@@ -254,9 +281,13 @@ static void read_rec(gocc__waiter *w, obs_rec *r) {
         r->name[sizeof r->name - 1] = '\0';
         uint32_t s2 = atomic_load_explicit(&o->seq, RELAXED);
         r->torn = (s1 & 1) != 0 || s1 != s2;
-        if (!r->torn || tries == 64) break;
+        if (r->coro) r->state = gocc__sched_task_state(w, &r->run_since);
+        if ((!r->torn && r->state == st) || tries == 64) break;
     }
     if (r->torn) r->reason = GOCC_WAIT_NONE; /* it is moving: call it running */
+    if (!r->coro) return;
+    if (r->state != GOCC__TASK_PARKED) r->reason = GOCC_WAIT_NONE;
+    else if (r->reason == GOCC_WAIT_NONE) r->state = GOCC__TASK_RUNNABLE;
 }
 
 /* Tasks first, oldest (lowest id) first; then threads by OS id. */
@@ -267,11 +298,18 @@ static int rec_order(const void *pa, const void *pb) {
     return a->tid < b->tid ? -1 : a->tid > b->tid;
 }
 
+/* What collect hands back. */
+typedef struct snap {
+    obs_rec *recs;
+    long n;
+} snap;
+
+static void snap_free(snap *s) { gocc__free(s->recs); }
+
 /* Copy every record (and, when @p threshold > 0, mark the tasks blocked
  * longer than it that were not reported in this blocking episode yet),
- * sorted by rec_order. Returns the number of records, or -1 when out of
- * memory. */
-static long collect(obs_rec **out, int64_t now, int64_t threshold) {
+ * sorted by rec_order. Returns 0, or -1 when out of memory. */
+static int collect(snap *out, int64_t now, int64_t threshold) {
     obs_rec *recs = NULL;
     size_t cap = 0;
     for (;;) {
@@ -297,8 +335,8 @@ static long collect(obs_rec **out, int64_t now, int64_t threshold) {
     }
     gocc__unlock(&reg_mu);
     if (n > 1) qsort(recs, n, sizeof *recs, rec_order);
-    *out = recs;
-    return (long)n;
+    *out = (snap){recs, (long)n};
+    return 0;
 }
 
 /* ---- formatting ---- */
@@ -357,13 +395,39 @@ static const char *reason_text(int reason) {
 
 static double secs(int64_t ns) { return (double)ns / (double)GOCC_SECOND; }
 
+/* What a dump is formatted against: the time it was taken, and the
+ * runtime's block threshold (read on first use: a task that has held its
+ * worker at least that long shows `running, <S>s`, as the scheduler then
+ * calls its worker stuck). */
+typedef struct view {
+    int64_t now;
+    int64_t slow; /* 0 until read */
+} view;
+
+static view view_make(int64_t now) { return (view){.now = now}; }
+
+static int64_t view_slow(view *v) {
+    if (v->slow == 0) {
+        gocc_runtime_config_t cfg;
+        gocc__sched_config_get(&cfg);
+        v->slow = cfg.block_threshold_ns > 0 ? cfg.block_threshold_ns : 1;
+    }
+    return v->slow;
+}
+
 /* "task 7 "name" [chan receive, 1.250s]:" and the lines that explain it. */
-static void format_entry(strbuf *b, const obs_rec *r, int64_t now) {
+static void format_entry(strbuf *b, const obs_rec *r, view *v) {
+    int64_t now = v->now;
     if (r->task_id != 0) sb_printf(b, "task %" PRIu64 " \"%s\" [", r->task_id, r->name);
     else sb_printf(b, "thread %ld \"%s\" [", r->tid, r->name);
     if (is_blocked(r)) {
         int64_t d = now - r->since;
         sb_printf(b, "%s, %.3fs]:\n", reason_text(r->reason), secs(d > 0 ? d : 0));
+    } else if (r->state == GOCC__TASK_RUNNABLE) {
+        sb_printf(b, "runnable]:\n");
+    } else if (r->state == GOCC__TASK_RUNNING && r->run_since > 0 &&
+               now - r->run_since >= view_slow(v)) {
+        sb_printf(b, "running, %.3fs]:\n", secs(now - r->run_since));
     } else {
         sb_printf(b, "running]:\n");
     }
@@ -420,7 +484,9 @@ static void format_entry(strbuf *b, const obs_rec *r, int64_t now) {
                       (char *)fn - (char *)info.dli_fbase);
         else
             sb_printf(b, "    function: %p\n", fn);
-        sb_printf(b, "    os thread %ld\n", r->tid);
+        /* A coroutine task has no thread of its own (and the worker it
+         * last ran on says nothing); an own_thread task has one. */
+        if (!r->coro) sb_printf(b, "    os thread %ld\n", r->tid);
     }
 }
 
@@ -437,28 +503,34 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-/* The dump of @p recs into @p b. */
-static int format_dump(strbuf *b, const obs_rec *recs, long n, int64_t now) {
+/* The dump of @p s into @p b. */
+static int format_dump(strbuf *b, const snap *s, view *v) {
     long tasks = 0, blocked = 0;
-    for (long i = 0; i < n; i++) {
-        tasks += recs[i].task_id != 0;
-        blocked += is_blocked(&recs[i]);
+    for (long i = 0; i < s->n; i++) {
+        tasks += s->recs[i].task_id != 0;
+        blocked += is_blocked(&s->recs[i]);
     }
     sb_printf(b, "libgocc dump: %ld tasks live, %ld blocked\n", tasks, blocked);
-    for (long i = 0; i < n; i++) format_entry(b, &recs[i], now);
-    return (int)n;
+    for (long i = 0; i < s->n; i++) format_entry(b, &s->recs[i], v);
+    return (int)s->n;
+}
+
+/* A fresh snapshot, dumped into @p b. */
+static int dump_into(strbuf *b) {
+    int64_t now = gocc_now();
+    view v = view_make(now);
+    snap s;
+    if (collect(&s, now, 0) != 0) return GOCC_ENOMEM;
+    int entries = format_dump(b, &s, &v);
+    snap_free(&s);
+    return entries;
 }
 
 int gocc_dump(int fd) {
     if (fd < 0) return GOCC_EINVAL;
-    obs_rec *recs;
-    int64_t now = gocc_now();
-    long n = collect(&recs, now, 0);
-    if (n < 0) return GOCC_ENOMEM;
     strbuf b = {0};
-    int entries = format_dump(&b, recs, n, now);
-    gocc__free(recs);
-    int rc = b.failed ? GOCC_ENOMEM : write_all(fd, b.p, b.len);
+    int entries = dump_into(&b);
+    int rc = entries < 0 ? entries : b.failed ? GOCC_ENOMEM : write_all(fd, b.p, b.len);
     gocc__free(b.p);
     return rc != 0 ? rc : entries;
 }
@@ -520,39 +592,41 @@ static void on_dump_signal(int signo) {
     errno = saved;
 }
 
-/* One look for stuck tasks and for "nothing can ever wake anyone". */
+/* One look for stuck tasks and for "nothing can ever wake anyone". Only
+ * tasks parked in libgocc count as asleep: a running one (also one busy
+ * outside libgocc for a while) or a runnable one is not. */
 static void check_stuck(int64_t threshold, int fd) {
-    obs_rec *recs;
+    snap s;
     int64_t now = gocc_now();
-    long n = collect(&recs, now, threshold);
-    if (n < 0) return;
+    if (collect(&s, now, threshold) != 0) return;
+    view v = view_make(now);
     strbuf b = {0};
-    bool any = false, all_asleep = n > 0;
+    bool any = false, all_asleep = s.n > 0;
     long tasks = 0;
     int64_t newest = 0;
-    for (long i = 0; i < n; i++) {
-        const obs_rec *r = &recs[i];
+    for (long i = 0; i < s.n; i++) {
+        const obs_rec *r = &s.recs[i];
         tasks += r->task_id != 0;
         if (!is_blocked(r) || now - r->since < threshold) all_asleep = false;
         else if (r->since > newest) newest = r->since;
         if (!r->report) continue;
         if (!any) sb_printf(&b, "libgocc: blocked longer than %.3fs:\n", secs(threshold));
         any = true;
-        format_entry(&b, r, now);
+        format_entry(&b, r, &v);
     }
     /* Asleep for good: every task and every thread in a libgocc call is
      * blocked, no task is on its way to start, no timer can fire a wake. */
     if (all_asleep && (size_t)tasks == gocc_tasks_live() && gocc__timer_loud() == 0) {
-        uint64_t key = (uint64_t)newest ^ ((uint64_t)n << 48);
+        uint64_t key = (uint64_t)newest ^ ((uint64_t)s.n << 48);
         if (key != watch.deadlock_key) {
             watch.deadlock_key = key;
             sb_printf(&b, DEADLOCK_LINE);
-            (void)format_dump(&b, recs, n, now);
+            (void)format_dump(&b, &s, &v);
         }
     } else if (!all_asleep) {
         watch.deadlock_key = 0; /* someone moved: a later deadlock is news */
     }
-    gocc__free(recs);
+    snap_free(&s);
     if (!b.failed && b.len > 0) {
         /* Only while still asked to, to the fd asked for: once
          * gocc_watch_stuck returned, the old fd is not written any more
