@@ -16,7 +16,10 @@
  * scheduler says of the task (runnable, running since, parked: a relaxed
  * atomic of its own, gocc__sched_task_state) is read next to the record
  * and decides what is shown: only a parked task is blocked, whatever the
- * record still says (read_rec).
+ * record still says (read_rec). A parked task's call stack is walked from
+ * its saved frame pointers, also under the registry lock (its stack cannot
+ * be freed meanwhile), and only shown up to the first word that is not a
+ * return address.
  *
  * Readers (the dump, the watchdog) copy records under the registry lock and
  * format the copies after dropping it. The lock is only ever taken here,
@@ -47,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <link.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -220,6 +224,13 @@ void gocc__obs_task_end(gocc__waiter *w) {
 
 /* ---- reading records ---- */
 
+/* Frames shown for a parked task (one more is walked to tell that the
+ * stack goes on). */
+#define STACK_MAX 32
+/* The watchdog walks the stacks of at most this many newly stuck tasks per
+ * look; the rest are reported without one. */
+#define REPORT_STACKS 64
+
 typedef struct obs_rec {
     uint64_t task_id;
     uintptr_t fn, obj;
@@ -229,9 +240,11 @@ typedef struct obs_rec {
     bool has_ctx;
     bool torn;     /* no consistent copy could be had: the thread is busy */
     bool report;   /* the watchdog reports it (first time past the threshold) */
+    int npcs;      /* return addresses in pcs (a parked task's walk) */
     long tid;
     int64_t since, detail, len, deadline;
     int64_t run_since; /* a running coroutine task: when it last started */
+    const uintptr_t *pcs;
     char name[32];
 } obs_rec;
 
@@ -260,6 +273,8 @@ static void read_rec(gocc__waiter *w, obs_rec *r) {
     r->tid = w->tid;
     r->coro = w->task != NULL;
     r->report = false;
+    r->npcs = 0;
+    r->pcs = NULL;
     r->state = GOCC__TASK_NONE;
     r->run_since = 0;
     for (int tries = 0;; tries++) {
@@ -298,30 +313,57 @@ static int rec_order(const void *pa, const void *pb) {
     return a->tid < b->tid ? -1 : a->tid > b->tid;
 }
 
-/* What collect hands back. */
+/* What collect hands back: the records, and the frames their pcs point
+ * into. */
 typedef struct snap {
     obs_rec *recs;
     long n;
+    uintptr_t *frames; /* slots of STACK_MAX + 1 return addresses */
 } snap;
 
-static void snap_free(snap *s) { gocc__free(s->recs); }
+static void snap_free(snap *s) {
+    gocc__free(s->recs);
+    gocc__free(s->frames);
+}
+
+/* A parked task's call stack into @p pcs (STACK_MAX + 1 slots), taken
+ * under the registry lock (the record and its stack cannot be freed
+ * meanwhile). The walk reads a stack its task may resume on: it is kept
+ * only if the task stayed parked, not run since, throughout. */
+static void walk_stack(gocc__waiter *w, obs_rec *r, uintptr_t *pcs) {
+    int64_t before, after;
+    if (gocc__sched_task_state(w, &before) != GOCC__TASK_PARKED) return;
+    int n = gocc__sched_task_stack(w, pcs, STACK_MAX + 1);
+    if (gocc__sched_task_state(w, &after) != GOCC__TASK_PARKED || after != before) return;
+    r->npcs = n;
+    r->pcs = pcs;
+}
 
 /* Copy every record (and, when @p threshold > 0, mark the tasks blocked
  * longer than it that were not reported in this blocking episode yet),
- * sorted by rec_order. Returns 0, or -1 when out of memory. */
-static int collect(snap *out, int64_t now, int64_t threshold) {
+ * sorted by rec_order. Call stacks: of every blocked task with
+ * @p all_stacks, else of up to REPORT_STACKS of the marked ones.
+ * Returns 0, or -1 when out of memory. */
+static int collect(snap *out, int64_t now, int64_t threshold, bool all_stacks) {
     obs_rec *recs = NULL;
-    size_t cap = 0;
+    uintptr_t *frames = NULL;
+    size_t cap = 0, slots = 0;
     for (;;) {
         gocc__lock(&reg_mu);
         size_t n = reg_count;
         if (n <= cap) break;
         gocc__unlock(&reg_mu);
         gocc__free(recs);
+        gocc__free(frames);
+        frames = NULL;
         cap = n + n / 4 + 16;
+        slots = all_stacks ? cap : REPORT_STACKS;
         if ((recs = gocc__malloc(cap * sizeof *recs)) == NULL) return -1;
+        /* Without room for the stacks the dump goes on without them. */
+        frames = gocc__malloc(slots * (STACK_MAX + 1) * sizeof *frames);
+        if (frames == NULL) slots = 0;
     }
-    size_t n = 0;
+    size_t n = 0, used = 0;
     for (gocc__waiter *w = reg_head; w != NULL; w = w->reg_next) {
         obs_rec *r = &recs[n];
         read_rec(w, r);
@@ -331,11 +373,13 @@ static int collect(snap *out, int64_t now, int64_t threshold) {
             atomic_store_explicit(&w->obs.reported_since, r->since, RELAXED);
             r->report = true;
         }
+        if (r->coro && is_blocked(r) && (all_stacks || r->report) && used < slots)
+            walk_stack(w, r, frames + (used++) * (STACK_MAX + 1));
         n++;
     }
     gocc__unlock(&reg_mu);
     if (n > 1) qsort(recs, n, sizeof *recs, rec_order);
-    *out = (snap){recs, (long)n};
+    *out = (snap){recs, (long)n, frames};
     return 0;
 }
 
@@ -395,14 +439,34 @@ static const char *reason_text(int reason) {
 
 static double secs(int64_t ns) { return (double)ns / (double)GOCC_SECOND; }
 
-/* What a dump is formatted against: the time it was taken, and the
- * runtime's block threshold (read on first use: a task that has held its
- * worker at least that long shows `running, <S>s`, as the scheduler then
- * calls its worker stuck). */
+/* What a dump is formatted against: the time it was taken, the runtime's
+ * block threshold (read on first use: a task that has held its worker at
+ * least that long shows `running, <S>s`, as the scheduler then calls its
+ * worker stuck) and, made on first use (view_prepare), a cache of dladdr
+ * answers and the executable segments of the loaded objects. */
 typedef struct view {
     int64_t now;
     int64_t slow; /* 0 until read */
+    bool prepared;
+    struct sym *syms;  /* SYM_CACHE entries, or NULL: dladdr every time */
+    struct code *code; /* CODE_MAX entries, or NULL: no frame is shown */
+    size_t ncode;
 } view;
+
+/* dladdr scans the object's whole symbol table: its answers are kept per
+ * address for the length of one dump (thousands of parked tasks share a
+ * few dozen return addresses and start functions). */
+#define SYM_CACHE 1024
+typedef struct sym {
+    uintptr_t addr; /* 0: unused */
+    int ok;         /* dladdr's result */
+    Dl_info info;
+} sym;
+
+#define CODE_MAX 256
+typedef struct code {
+    uintptr_t lo, hi; /* a readable, executable PT_LOAD segment */
+} code;
 
 static view view_make(int64_t now) { return (view){.now = now}; }
 
@@ -413,6 +477,109 @@ static int64_t view_slow(view *v) {
         v->slow = cfg.block_threshold_ns > 0 ? cfg.block_threshold_ns : 1;
     }
     return v->slow;
+}
+
+static int add_code(struct dl_phdr_info *info, size_t size, void *p) {
+    (void)size;
+    view *v = p;
+    for (int i = 0; i < info->dlpi_phnum && v->ncode < CODE_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & (PF_R | PF_X)) != (PF_R | PF_X)) continue;
+        uintptr_t lo = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+        v->code[v->ncode++] = (code){lo, lo + (uintptr_t)ph->p_memsz};
+    }
+    return v->ncode == CODE_MAX;
+}
+
+static void view_prepare(view *v) {
+    if (v->prepared) return;
+    v->prepared = true;
+    v->syms = gocc__calloc(SYM_CACHE, sizeof *v->syms);
+    if ((v->code = gocc__malloc(CODE_MAX * sizeof *v->code)) != NULL)
+        (void)dl_iterate_phdr(add_code, v);
+}
+
+static void view_free(view *v) {
+    gocc__free(v->syms);
+    gocc__free(v->code);
+}
+
+static bool in_code(const view *v, uintptr_t lo, uintptr_t hi) {
+    for (size_t i = 0; i < v->ncode; i++)
+        if (lo <= hi && lo >= v->code[i].lo && hi <= v->code[i].hi) return true;
+    return false;
+}
+
+/* Whether @p pc is a return address: in the code of a loaded object, just
+ * after a call instruction. Where a frame kept no frame pointer the walk
+ * reads whatever the register held: such a word ends the stack shown
+ * rather than shows as a frame. */
+static bool is_return_address(const view *v, uintptr_t pc) {
+#if defined(__x86_64__)
+    if (pc < 8 || !in_code(v, pc - 7, pc)) return false;
+    unsigned char c[7]; /* c[7 - k] is the byte at pc - k */
+    memcpy(c, (const void *)(pc - 7), sizeof c);
+    if (c[2] == 0xE8) return true; /* call rel32 */
+    for (int k = 2; k <= 7; k++) { /* call r/m64 (FF /2), k bytes long */
+        unsigned m = c[8 - k];
+        if (c[7 - k] != 0xFF || ((m >> 3) & 7) != 2) continue;
+        unsigned mod = m >> 6, rm = m & 7;
+        int len = 2;
+        if (mod != 3) {
+            if (rm == 4) { /* a SIB byte */
+                if (k < 3) continue;
+                len++;
+                if (mod == 0 && (c[9 - k] & 7) == 5) len += 4;
+            } else if (mod == 0 && rm == 5) { /* rip-relative */
+                len += 4;
+            }
+            len += mod == 1 ? 1 : mod == 2 ? 4 : 0;
+        }
+        if (len == k) return true;
+    }
+    return false;
+#elif defined(__aarch64__)
+    if ((pc & 3) != 0 || pc < 4 || !in_code(v, pc - 4, pc)) return false;
+    uint32_t insn;
+    memcpy(&insn, (const void *)(pc - 4), sizeof insn);
+    return (insn & 0xFC000000u) == 0x94000000u || /* BL */
+           (insn & 0xFFFFFC1Fu) == 0xD63F0000u || /* BLR */
+           (insn & 0xFEFFF800u) == 0xD63F0800u;   /* BLRAA, BLRAB, BLRAAZ, BLRABZ */
+#else
+    return pc > 0 && in_code(v, pc - 1, pc);
+#endif
+}
+
+static const Dl_info *lookup(const view *v, uintptr_t addr, Dl_info *tmp) {
+    if (v->syms != NULL) {
+        size_t h = (size_t)((addr >> 2) * 0x9E3779B97F4A7C15ull >> 32) % SYM_CACHE;
+        for (size_t k = 0; k < 8; k++) {
+            sym *e = &v->syms[(h + k) % SYM_CACHE];
+            if (e->addr == 0) {
+                e->addr = addr;
+                e->ok = dladdr((void *)addr, &e->info);
+                return e->ok != 0 ? &e->info : NULL;
+            }
+            if (e->addr == addr) return e->ok != 0 ? &e->info : NULL;
+        }
+    }
+    return dladdr((void *)addr, tmp) != 0 ? tmp : NULL;
+}
+
+/* "name+0x1a (object)", "0x7f.. (object+0x1234)" or "0x7f..": @p addr
+ * looked up as @p key (a return address is looked up one byte back: a call
+ * that ends its function returns into the next one). */
+static void format_addr(strbuf *b, const view *v, uintptr_t addr, uintptr_t key) {
+    Dl_info tmp;
+    const Dl_info *info = key != 0 ? lookup(v, key, &tmp) : NULL;
+    if (info != NULL && info->dli_sname != NULL)
+        sb_printf(b, "%s+0x%" PRIxPTR " (%s)\n", info->dli_sname,
+                  addr - (uintptr_t)info->dli_saddr, info->dli_fname ? info->dli_fname : "?");
+    else if (info != NULL && info->dli_fname != NULL)
+        sb_printf(b, "%p (%s+0x%" PRIxPTR ")\n", (void *)addr, info->dli_fname,
+                  addr - (uintptr_t)info->dli_fbase);
+    else
+        sb_printf(b, "%p\n", (void *)addr);
 }
 
 /* "task 7 "name" [chan receive, 1.250s]:" and the lines that explain it. */
@@ -473,21 +640,22 @@ static void format_entry(strbuf *b, const obs_rec *r, view *v) {
             sb_printf(b, "    context: deadline passed %.3fs ago\n", secs(now - r->deadline));
     }
     if (r->task_id != 0) {
-        Dl_info info;
-        void *fn = (void *)r->fn;
-        if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_sname != NULL)
-            sb_printf(b, "    function: %s+0x%tx (%s)\n", info.dli_sname,
-                      (char *)fn - (char *)info.dli_saddr,
-                      info.dli_fname ? info.dli_fname : "?");
-        else if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL)
-            sb_printf(b, "    function: %p (%s+0x%tx)\n", fn, info.dli_fname,
-                      (char *)fn - (char *)info.dli_fbase);
-        else
-            sb_printf(b, "    function: %p\n", fn);
+        sb_printf(b, "    function: ");
+        format_addr(b, v, r->fn, r->fn);
         /* A coroutine task has no thread of its own (and the worker it
          * last ran on says nothing); an own_thread task has one. */
         if (!r->coro) sb_printf(b, "    os thread %ld\n", r->tid);
     }
+    /* A parked task's call stack, innermost first (libgocc's own frames
+     * where it parked, then its caller's), up to the first word that is no
+     * return address. */
+    if (r->npcs > 0) view_prepare(v);
+    int i = 0;
+    for (; i < r->npcs && i < STACK_MAX && is_return_address(v, r->pcs[i]); i++) {
+        sb_printf(b, "    at ");
+        format_addr(b, v, r->pcs[i], r->pcs[i] - 1);
+    }
+    if (i == STACK_MAX && r->npcs > STACK_MAX) sb_printf(b, "    at ... (more frames)\n");
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -515,14 +683,16 @@ static int format_dump(strbuf *b, const snap *s, view *v) {
     return (int)s->n;
 }
 
-/* A fresh snapshot, dumped into @p b. */
+/* A fresh snapshot with every parked task's stack, dumped into @p b. */
 static int dump_into(strbuf *b) {
     int64_t now = gocc_now();
     view v = view_make(now);
     snap s;
-    if (collect(&s, now, 0) != 0) return GOCC_ENOMEM;
+    if (collect(&s, now, 0, true) != 0) return GOCC_ENOMEM;
+    view_prepare(&v); /* the start functions repeat too */
     int entries = format_dump(b, &s, &v);
     snap_free(&s);
+    view_free(&v);
     return entries;
 }
 
@@ -598,7 +768,7 @@ static void on_dump_signal(int signo) {
 static void check_stuck(int64_t threshold, int fd) {
     snap s;
     int64_t now = gocc_now();
-    if (collect(&s, now, threshold) != 0) return;
+    if (collect(&s, now, threshold, false) != 0) return;
     view v = view_make(now);
     strbuf b = {0};
     bool any = false, all_asleep = s.n > 0;
@@ -621,12 +791,13 @@ static void check_stuck(int64_t threshold, int fd) {
         if (key != watch.deadlock_key) {
             watch.deadlock_key = key;
             sb_printf(&b, DEADLOCK_LINE);
-            (void)format_dump(&b, &s, &v);
+            (void)dump_into(&b); /* a fresh look, with the call stacks */
         }
     } else if (!all_asleep) {
         watch.deadlock_key = 0; /* someone moved: a later deadlock is news */
     }
     snap_free(&s);
+    view_free(&v);
     if (!b.failed && b.len > 0) {
         /* Only while still asked to, to the fd asked for: once
          * gocc_watch_stuck returned, the old fd is not written any more

@@ -7,7 +7,8 @@
  * [REASON, S.SSSs]:", "thread ID ...") for every wait reason, with the
  * durations, names and what the task waits on; and for the states of a
  * task that is not blocked (`running`, `running, S.SSSs` past the block
- * threshold, `runnable`), which the watchdog never reports. Tasks that block name
+ * threshold, `runnable`), which the watchdog never reports, and a parked
+ * task's call stack. Tasks that block name
  * themselves so their entry can be found. Nothing sleeps to synchronise:
  * each test polls the dump until the state it wants shows up (bounded).
  */
@@ -788,7 +789,7 @@ static void test_watch_stuck_and_deadlock(void **state) {
     close(fds[1]);
 }
 
-/* ---- running and runnable ---- */
+/* ---- running, runnable, and a parked task's call stack ---- */
 
 /* The runtime's block threshold (also where the dump starts to print how
  * long a task has been running); returns the old one. */
@@ -957,6 +958,77 @@ static void test_dump_runnable_task(void **state) {
     gocc_chan_release(parked.ch);
 }
 
+/* Exported (the program is linked with -rdynamic, built with frame
+ * pointers and without sibling calls) and kept out of line: dladdr names
+ * them among a parked task's frames. */
+int observe_stack_task(gocc_ctx_t *ctx, void *p);
+int observe_stack_leaf(named_arg *a, gocc_ctx_t *ctx);
+
+__attribute__((noinline)) int observe_stack_leaf(named_arg *a, gocc_ctx_t *ctx) {
+    int v;
+    int rc = gocc_chan_recv(a->ch, &v, ctx);
+    return rc == 0 ? 0 : 1;
+}
+
+int observe_stack_task(gocc_ctx_t *ctx, void *p) {
+    named_arg *a = p;
+    gocc_task_set_name(a->name);
+    int rc = observe_stack_leaf(a, ctx);
+    return rc;
+}
+
+/* The walk of saved frame pointers: only with the assembly context switch
+ * on x86-64 and AArch64, and not under ThreadSanitizer. It always has the
+ * place in libgocc where the task parked; it gets through libgocc's frames
+ * to the task's own only when libgocc keeps its frame pointers
+ * (GOCC_TEST_LIB_FRAME_POINTERS: built with -fno-omit-frame-pointer). */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(GOCC_TEST_TSAN) && \
+    !defined(GOCC_TEST_UCONTEXT)
+#define STACK_WALKS 1
+#else
+#define STACK_WALKS 0
+#endif
+#if STACK_WALKS && defined(GOCC_TEST_LIB_FRAME_POINTERS)
+#define STACK_WALKS_TO_TASK 1
+#else
+#define STACK_WALKS_TO_TASK 0
+#endif
+
+static void test_dump_parked_stack(void **state) {
+    (void)state;
+    TEST_NAME();
+    size_t start = gocc_tasks_live();
+    gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
+    named_arg a = {.name = "s-parked", .ch = chan_new(sizeof(int), 0)};
+    assert_int_equal(gocc_go(observe_stack_task, ctx, &a), 0);
+    char *d = wait_dump("\"s-parked\" [chan receive, ");
+    char *e = entry_text(d, "s-parked");
+    assert_contains(e, "\n    function: observe_stack_task+0x0 (");
+    assert_null(strstr(e, "os thread"));
+    if (STACK_WALKS) assert_contains(e, "\n    at ");
+    if (STACK_WALKS_TO_TASK) {
+        assert_contains(e, "\n    at observe_stack_leaf+0x");
+        assert_contains(e, "\n    at observe_stack_task+0x");
+    } else if (!STACK_WALKS) {
+        assert_null(strstr(e, "\n    at "));
+    }
+    /* Each frame: "    at NAME+0xOFF (OBJECT)", "    at 0x... (OBJECT+0xOFF)"
+     * or "    at 0x...". */
+    for (const char *p = strstr(e, "\n    at "); p != NULL; p = strstr(p + 1, "\n    at ")) {
+        const char *f = p + strlen("\n    at ");
+        const char *nl = strchr(f, '\n');
+        size_t n = nl ? (size_t)(nl - f) : strlen(f);
+        assert_true(n > 0);
+        assert_true(strstr(f, "+0x") != NULL || strncmp(f, "0x", 2) == 0);
+    }
+    free(e);
+    free(d);
+    gocc_ctx_cancel(ctx);
+    ASSERT_NO_TASKS(start);
+    gocc_ctx_release(ctx);
+    gocc_chan_release(a.ch);
+}
+
 /* ---- under load ---- */
 
 typedef struct churn {
@@ -1075,6 +1147,7 @@ int main(void) {
         GOCC_TEST(test_watch_stuck_and_deadlock),
         GOCC_TEST(test_dump_running_task),
         GOCC_TEST(test_dump_runnable_task),
+        GOCC_TEST(test_dump_parked_stack),
         GOCC_TEST(test_dump_under_load),
         GOCC_TEST(test_dump_scale),
     };
