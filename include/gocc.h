@@ -1237,15 +1237,35 @@ GOCC_API const char *gocc_task_name(void);
  *     task <ID> "<NAME>" [<STATE>]:
  *     thread <ID> "<NAME>" [<STATE>]:
  *
- * where STATE is `running` or `<REASON>, <SECONDS>s` (seconds blocked, three
- * decimals) and REASON one of `chan receive`, `chan send`, `select`,
- * `select (no cases)`, `sleep` (also a rate limiter's wait),
- * `semaphore acquire`, `group go`, `group wait`, `waitgroup wait`, `once`,
- * `workpool submit`, `workpool shutdown`, `io wait` (a gocc_fd_* call; the
- * next line names the descriptor and the direction). Indented lines after an entry say
- * more (what it waits on, its context, its start function); their wording
- * may change. Safe from any thread at any time; never blocks a running task
- * (a consistent-enough snapshot).
+ * T counts the task entries, B the blocked entries (tasks and threads).
+ * STATE is one of
+ *  - `running`: on its thread (a task on a scheduler worker, or an
+ *    own_thread task, or a thread);
+ *  - `running, <SECONDS>s`: a task that has held its worker thread that
+ *    long without coming back to the scheduler (blocked outside libgocc,
+ *    in read(2) say, or computing), shown once that is at least the
+ *    runtime's block threshold (gocc_runtime_config_t.block_threshold_ns,
+ *    default 10 ms: the time after which the scheduler gets other threads
+ *    to run the ready tasks);
+ *  - `runnable`: ready (woken), waiting for a worker thread;
+ *  - `<REASON>, <SECONDS>s`: blocked in libgocc that long.
+ * Seconds have three decimals. REASON is one of `chan receive`,
+ * `chan send`, `select`, `select (no cases)`, `sleep` (also a rate
+ * limiter's wait), `semaphore acquire`, `group go`, `group wait`,
+ * `waitgroup wait`, `once`, `workpool submit`, `workpool shutdown`,
+ * `io wait` (a gocc_fd_* call; the next line names the descriptor and
+ * the direction).
+ * Indented lines after an entry say more (their wording may change): what
+ * it waits on, its context, its start function, an own_thread task's OS
+ * thread, and for a blocked task (not an own_thread one) its call stack as
+ * far as it can be walked: `at` lines, innermost first, named where
+ * dladdr(3) finds a name. The walk follows saved frame pointers: it gets
+ * from where the task waits in libgocc to the task's own frames only when
+ * libgocc and the caller keep them (-fno-omit-frame-pointer), and there is
+ * none under ThreadSanitizer, with the ucontext context switch, or on other
+ * architectures than x86-64 and AArch64. A task that has not started to
+ * run yet has no entry yet. Safe from any thread at any time; never blocks
+ * a running task (a consistent-enough snapshot).
  * @return the number of entries written; GOCC_EINVAL for @p fd < 0;
  *         GOCC_ENOMEM; a failed write(2) as a negative errno.
  */
@@ -1267,9 +1287,10 @@ GOCC_API int gocc_dump_on_signal(int signo);
 
 /**
  * Opt in (@p threshold_ns <= 0 turns it off): a runtime thread reports to
- * @p fd, once per episode, each task blocked longer than the threshold, and
- * when every live task and libgocc-blocked thread has been blocked that long
- * with nothing that could wake it, the line
+ * @p fd, once per episode, each task blocked in libgocc longer than the
+ * threshold (never a running task, also not one busy outside libgocc, nor
+ * a runnable one), and when every live task and libgocc-blocked thread has
+ * been blocked that long with nothing that could wake it, the line
  * `libgocc: all tasks are asleep - possible deadlock` and the dump. Once
  * it returns, the fd given before is no longer written.
  * @return 0, or GOCC_EINVAL for @p fd < 0 while turning it on.

@@ -11,6 +11,16 @@
  * written on a path that does not sleep, not even when a short spin
  * catches the wake.
  *
+ * A coroutine task's waiter is registered once per task record (the
+ * record is recycled; its obs.task_id is 0 while unused). What the
+ * scheduler says of the task (runnable, running since, parked: a relaxed
+ * atomic of its own, gocc__sched_task_state) is read next to the record
+ * and decides what is shown: only a parked task is blocked, whatever the
+ * record still says (read_rec). A parked task's call stack is walked from
+ * its saved frame pointers, also under the registry lock (its stack cannot
+ * be freed meanwhile), and only shown up to the first word that is not a
+ * return address.
+ *
  * Readers (the dump, the watchdog) copy records under the registry lock and
  * format the copies after dropping it. The lock is only ever taken here,
  * by threads that are born or exit, and by readers; a parked thread never
@@ -40,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <link.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -213,15 +224,27 @@ void gocc__obs_task_end(gocc__waiter *w) {
 
 /* ---- reading records ---- */
 
+/* Frames shown for a parked task (one more is walked to tell that the
+ * stack goes on). */
+#define STACK_MAX 32
+/* The watchdog walks the stacks of at most this many newly stuck tasks per
+ * look; the rest are reported without one. */
+#define REPORT_STACKS 64
+
 typedef struct obs_rec {
     uint64_t task_id;
     uintptr_t fn, obj;
-    int reason;
+    int reason;    /* GOCC_WAIT_NONE unless it is blocked now (see read_rec) */
+    int state;     /* a coroutine task's GOCC__TASK_*; NONE for a thread */
+    bool coro;     /* a coroutine task's waiter (else a thread's) */
     bool has_ctx;
     bool torn;     /* no consistent copy could be had: the thread is busy */
     bool report;   /* the watchdog reports it (first time past the threshold) */
+    int npcs;      /* return addresses in pcs (a parked task's walk) */
     long tid;
     int64_t since, detail, len, deadline;
+    int64_t run_since; /* a running coroutine task: when it last started */
+    const uintptr_t *pcs;
     char name[32];
 } obs_rec;
 
@@ -229,14 +252,33 @@ static bool is_blocked(const obs_rec *r) {
     return r->reason != GOCC_WAIT_NONE;
 }
 
-/* An entry of the dump: every task, and every other thread blocked here. */
-static bool is_entry(const obs_rec *r) { return r->task_id != 0 || is_blocked(r); }
+/* An entry of the dump: every task, and every other thread blocked here.
+ * A coroutine without a task id (a free record, or runtime work between
+ * jobs) is neither. */
+static bool is_entry(const obs_rec *r) {
+    return r->task_id != 0 || (!r->coro && is_blocked(r));
+}
 
+/* One copy of @p w's record. A coroutine task's scheduler state is its own
+ * relaxed atomic, outside the seqlock: it is read before and after the
+ * copy, and the copy is taken again (a few times) until both agree. The
+ * state then decides: only a PARKED task is blocked. One whose record
+ * still names a wait but that is RUNNABLE was just woken; one that is
+ * RUNNING is on its worker (about to sleep, or just back: the record is
+ * cleared when it next runs in libgocc). A PARKED task whose record names
+ * no wait is one whose wake is already on its way (it parked after a
+ * waker claimed it): runnable. */
 static void read_rec(gocc__waiter *w, obs_rec *r) {
     const gocc__obs *o = &w->obs;
     r->tid = w->tid;
+    r->coro = w->task != NULL;
     r->report = false;
+    r->npcs = 0;
+    r->pcs = NULL;
+    r->state = GOCC__TASK_NONE;
+    r->run_since = 0;
     for (int tries = 0;; tries++) {
+        int st = r->coro ? gocc__sched_task_state(w, NULL) : GOCC__TASK_NONE;
         uint32_t s1 = atomic_load_explicit(&o->seq, memory_order_acquire);
         r->task_id = atomic_load_explicit(&o->task_id, GET);
         r->fn = atomic_load_explicit(&o->fn, GET);
@@ -254,9 +296,13 @@ static void read_rec(gocc__waiter *w, obs_rec *r) {
         r->name[sizeof r->name - 1] = '\0';
         uint32_t s2 = atomic_load_explicit(&o->seq, RELAXED);
         r->torn = (s1 & 1) != 0 || s1 != s2;
-        if (!r->torn || tries == 64) break;
+        if (r->coro) r->state = gocc__sched_task_state(w, &r->run_since);
+        if ((!r->torn && r->state == st) || tries == 64) break;
     }
     if (r->torn) r->reason = GOCC_WAIT_NONE; /* it is moving: call it running */
+    if (!r->coro) return;
+    if (r->state != GOCC__TASK_PARKED) r->reason = GOCC_WAIT_NONE;
+    else if (r->reason == GOCC_WAIT_NONE) r->state = GOCC__TASK_RUNNABLE;
 }
 
 /* Tasks first, oldest (lowest id) first; then threads by OS id. */
@@ -267,23 +313,57 @@ static int rec_order(const void *pa, const void *pb) {
     return a->tid < b->tid ? -1 : a->tid > b->tid;
 }
 
+/* What collect hands back: the records, and the frames their pcs point
+ * into. */
+typedef struct snap {
+    obs_rec *recs;
+    long n;
+    uintptr_t *frames; /* slots of STACK_MAX + 1 return addresses */
+} snap;
+
+static void snap_free(snap *s) {
+    gocc__free(s->recs);
+    gocc__free(s->frames);
+}
+
+/* A parked task's call stack into @p pcs (STACK_MAX + 1 slots), taken
+ * under the registry lock (the record and its stack cannot be freed
+ * meanwhile). The walk reads a stack its task may resume on: it is kept
+ * only if the task stayed parked, not run since, throughout. */
+static void walk_stack(gocc__waiter *w, obs_rec *r, uintptr_t *pcs) {
+    int64_t before, after;
+    if (gocc__sched_task_state(w, &before) != GOCC__TASK_PARKED) return;
+    int n = gocc__sched_task_stack(w, pcs, STACK_MAX + 1);
+    if (gocc__sched_task_state(w, &after) != GOCC__TASK_PARKED || after != before) return;
+    r->npcs = n;
+    r->pcs = pcs;
+}
+
 /* Copy every record (and, when @p threshold > 0, mark the tasks blocked
  * longer than it that were not reported in this blocking episode yet),
- * sorted by rec_order. Returns the number of records, or -1 when out of
- * memory. */
-static long collect(obs_rec **out, int64_t now, int64_t threshold) {
+ * sorted by rec_order. Call stacks: of every blocked task with
+ * @p all_stacks, else of up to REPORT_STACKS of the marked ones.
+ * Returns 0, or -1 when out of memory. */
+static int collect(snap *out, int64_t now, int64_t threshold, bool all_stacks) {
     obs_rec *recs = NULL;
-    size_t cap = 0;
+    uintptr_t *frames = NULL;
+    size_t cap = 0, slots = 0;
     for (;;) {
         gocc__lock(&reg_mu);
         size_t n = reg_count;
         if (n <= cap) break;
         gocc__unlock(&reg_mu);
         gocc__free(recs);
+        gocc__free(frames);
+        frames = NULL;
         cap = n + n / 4 + 16;
+        slots = all_stacks ? cap : REPORT_STACKS;
         if ((recs = gocc__malloc(cap * sizeof *recs)) == NULL) return -1;
+        /* Without room for the stacks the dump goes on without them. */
+        frames = gocc__malloc(slots * (STACK_MAX + 1) * sizeof *frames);
+        if (frames == NULL) slots = 0;
     }
-    size_t n = 0;
+    size_t n = 0, used = 0;
     for (gocc__waiter *w = reg_head; w != NULL; w = w->reg_next) {
         obs_rec *r = &recs[n];
         read_rec(w, r);
@@ -293,12 +373,14 @@ static long collect(obs_rec **out, int64_t now, int64_t threshold) {
             atomic_store_explicit(&w->obs.reported_since, r->since, RELAXED);
             r->report = true;
         }
+        if (r->coro && is_blocked(r) && (all_stacks || r->report) && used < slots)
+            walk_stack(w, r, frames + (used++) * (STACK_MAX + 1));
         n++;
     }
     gocc__unlock(&reg_mu);
     if (n > 1) qsort(recs, n, sizeof *recs, rec_order);
-    *out = recs;
-    return (long)n;
+    *out = (snap){recs, (long)n, frames};
+    return 0;
 }
 
 /* ---- formatting ---- */
@@ -358,13 +440,162 @@ static const char *reason_text(int reason) {
 
 static double secs(int64_t ns) { return (double)ns / (double)GOCC_SECOND; }
 
+/* What a dump is formatted against: the time it was taken, the runtime's
+ * block threshold (read on first use: a task that has held its worker at
+ * least that long shows `running, <S>s`, as the scheduler then calls its
+ * worker stuck) and, made on first use (view_prepare), a cache of dladdr
+ * answers and the executable segments of the loaded objects. */
+typedef struct view {
+    int64_t now;
+    int64_t slow; /* 0 until read */
+    bool prepared;
+    struct sym *syms;  /* SYM_CACHE entries, or NULL: dladdr every time */
+    struct code *code; /* CODE_MAX entries, or NULL: no frame is shown */
+    size_t ncode;
+} view;
+
+/* dladdr scans the object's whole symbol table: its answers are kept per
+ * address for the length of one dump (thousands of parked tasks share a
+ * few dozen return addresses and start functions). */
+#define SYM_CACHE 1024
+typedef struct sym {
+    uintptr_t addr; /* 0: unused */
+    int ok;         /* dladdr's result */
+    Dl_info info;
+} sym;
+
+#define CODE_MAX 256
+typedef struct code {
+    uintptr_t lo, hi; /* a readable, executable PT_LOAD segment */
+} code;
+
+static view view_make(int64_t now) { return (view){.now = now}; }
+
+static int64_t view_slow(view *v) {
+    if (v->slow == 0) {
+        gocc_runtime_config_t cfg;
+        gocc__sched_config_get(&cfg);
+        v->slow = cfg.block_threshold_ns > 0 ? cfg.block_threshold_ns : 1;
+    }
+    return v->slow;
+}
+
+static int add_code(struct dl_phdr_info *info, size_t size, void *p) {
+    (void)size;
+    view *v = p;
+    for (int i = 0; i < info->dlpi_phnum && v->ncode < CODE_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & (PF_R | PF_X)) != (PF_R | PF_X)) continue;
+        uintptr_t lo = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+        v->code[v->ncode++] = (code){lo, lo + (uintptr_t)ph->p_memsz};
+    }
+    return v->ncode == CODE_MAX;
+}
+
+static void view_prepare(view *v) {
+    if (v->prepared) return;
+    v->prepared = true;
+    v->syms = gocc__calloc(SYM_CACHE, sizeof *v->syms);
+    if ((v->code = gocc__malloc(CODE_MAX * sizeof *v->code)) != NULL)
+        (void)dl_iterate_phdr(add_code, v);
+}
+
+static void view_free(view *v) {
+    gocc__free(v->syms);
+    gocc__free(v->code);
+}
+
+static bool in_code(const view *v, uintptr_t lo, uintptr_t hi) {
+    for (size_t i = 0; i < v->ncode; i++)
+        if (lo <= hi && lo >= v->code[i].lo && hi <= v->code[i].hi) return true;
+    return false;
+}
+
+/* Whether @p pc is a return address: in the code of a loaded object, just
+ * after a call instruction. Where a frame kept no frame pointer the walk
+ * reads whatever the register held: such a word ends the stack shown
+ * rather than shows as a frame. */
+static bool is_return_address(const view *v, uintptr_t pc) {
+#if defined(__x86_64__)
+    if (pc < 8 || !in_code(v, pc - 7, pc)) return false;
+    unsigned char c[7]; /* c[7 - k] is the byte at pc - k */
+    memcpy(c, (const void *)(pc - 7), sizeof c);
+    if (c[2] == 0xE8) return true; /* call rel32 */
+    for (int k = 2; k <= 7; k++) { /* call r/m64 (FF /2), k bytes long */
+        unsigned m = c[8 - k];
+        if (c[7 - k] != 0xFF || ((m >> 3) & 7) != 2) continue;
+        unsigned mod = m >> 6, rm = m & 7;
+        int len = 2;
+        if (mod != 3) {
+            if (rm == 4) { /* a SIB byte */
+                if (k < 3) continue;
+                len++;
+                if (mod == 0 && (c[9 - k] & 7) == 5) len += 4;
+            } else if (mod == 0 && rm == 5) { /* rip-relative */
+                len += 4;
+            }
+            len += mod == 1 ? 1 : mod == 2 ? 4 : 0;
+        }
+        if (len == k) return true;
+    }
+    return false;
+#elif defined(__aarch64__)
+    if ((pc & 3) != 0 || pc < 4 || !in_code(v, pc - 4, pc)) return false;
+    uint32_t insn;
+    memcpy(&insn, (const void *)(pc - 4), sizeof insn);
+    return (insn & 0xFC000000u) == 0x94000000u || /* BL */
+           (insn & 0xFFFFFC1Fu) == 0xD63F0000u || /* BLR */
+           (insn & 0xFEFFF800u) == 0xD63F0800u;   /* BLRAA, BLRAB, BLRAAZ, BLRABZ */
+#else
+    return pc > 0 && in_code(v, pc - 1, pc);
+#endif
+}
+
+static const Dl_info *lookup(const view *v, uintptr_t addr, Dl_info *tmp) {
+    if (v->syms != NULL) {
+        size_t h = (size_t)((addr >> 2) * 0x9E3779B97F4A7C15ull >> 32) % SYM_CACHE;
+        for (size_t k = 0; k < 8; k++) {
+            sym *e = &v->syms[(h + k) % SYM_CACHE];
+            if (e->addr == 0) {
+                e->addr = addr;
+                e->ok = dladdr((void *)addr, &e->info);
+                return e->ok != 0 ? &e->info : NULL;
+            }
+            if (e->addr == addr) return e->ok != 0 ? &e->info : NULL;
+        }
+    }
+    return dladdr((void *)addr, tmp) != 0 ? tmp : NULL;
+}
+
+/* "name+0x1a (object)", "0x7f.. (object+0x1234)" or "0x7f..": @p addr
+ * looked up as @p key (a return address is looked up one byte back: a call
+ * that ends its function returns into the next one). */
+static void format_addr(strbuf *b, const view *v, uintptr_t addr, uintptr_t key) {
+    Dl_info tmp;
+    const Dl_info *info = key != 0 ? lookup(v, key, &tmp) : NULL;
+    if (info != NULL && info->dli_sname != NULL)
+        sb_printf(b, "%s+0x%" PRIxPTR " (%s)\n", info->dli_sname,
+                  addr - (uintptr_t)info->dli_saddr, info->dli_fname ? info->dli_fname : "?");
+    else if (info != NULL && info->dli_fname != NULL)
+        sb_printf(b, "%p (%s+0x%" PRIxPTR ")\n", (void *)addr, info->dli_fname,
+                  addr - (uintptr_t)info->dli_fbase);
+    else
+        sb_printf(b, "%p\n", (void *)addr);
+}
+
 /* "task 7 "name" [chan receive, 1.250s]:" and the lines that explain it. */
-static void format_entry(strbuf *b, const obs_rec *r, int64_t now) {
+static void format_entry(strbuf *b, const obs_rec *r, view *v) {
+    int64_t now = v->now;
     if (r->task_id != 0) sb_printf(b, "task %" PRIu64 " \"%s\" [", r->task_id, r->name);
     else sb_printf(b, "thread %ld \"%s\" [", r->tid, r->name);
     if (is_blocked(r)) {
         int64_t d = now - r->since;
         sb_printf(b, "%s, %.3fs]:\n", reason_text(r->reason), secs(d > 0 ? d : 0));
+    } else if (r->state == GOCC__TASK_RUNNABLE) {
+        sb_printf(b, "runnable]:\n");
+    } else if (r->state == GOCC__TASK_RUNNING && r->run_since > 0 &&
+               now - r->run_since >= view_slow(v)) {
+        sb_printf(b, "running, %.3fs]:\n", secs(now - r->run_since));
     } else {
         sb_printf(b, "running]:\n");
     }
@@ -411,19 +642,22 @@ static void format_entry(strbuf *b, const obs_rec *r, int64_t now) {
             sb_printf(b, "    context: deadline passed %.3fs ago\n", secs(now - r->deadline));
     }
     if (r->task_id != 0) {
-        Dl_info info;
-        void *fn = (void *)r->fn;
-        if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_sname != NULL)
-            sb_printf(b, "    function: %s+0x%tx (%s)\n", info.dli_sname,
-                      (char *)fn - (char *)info.dli_saddr,
-                      info.dli_fname ? info.dli_fname : "?");
-        else if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL)
-            sb_printf(b, "    function: %p (%s+0x%tx)\n", fn, info.dli_fname,
-                      (char *)fn - (char *)info.dli_fbase);
-        else
-            sb_printf(b, "    function: %p\n", fn);
-        sb_printf(b, "    os thread %ld\n", r->tid);
+        sb_printf(b, "    function: ");
+        format_addr(b, v, r->fn, r->fn);
+        /* A coroutine task has no thread of its own (and the worker it
+         * last ran on says nothing); an own_thread task has one. */
+        if (!r->coro) sb_printf(b, "    os thread %ld\n", r->tid);
     }
+    /* A parked task's call stack, innermost first (libgocc's own frames
+     * where it parked, then its caller's), up to the first word that is no
+     * return address. */
+    if (r->npcs > 0) view_prepare(v);
+    int i = 0;
+    for (; i < r->npcs && i < STACK_MAX && is_return_address(v, r->pcs[i]); i++) {
+        sb_printf(b, "    at ");
+        format_addr(b, v, r->pcs[i], r->pcs[i] - 1);
+    }
+    if (i == STACK_MAX && r->npcs > STACK_MAX) sb_printf(b, "    at ... (more frames)\n");
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -439,28 +673,36 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-/* The dump of @p recs into @p b. */
-static int format_dump(strbuf *b, const obs_rec *recs, long n, int64_t now) {
+/* The dump of @p s into @p b. */
+static int format_dump(strbuf *b, const snap *s, view *v) {
     long tasks = 0, blocked = 0;
-    for (long i = 0; i < n; i++) {
-        tasks += recs[i].task_id != 0;
-        blocked += is_blocked(&recs[i]);
+    for (long i = 0; i < s->n; i++) {
+        tasks += s->recs[i].task_id != 0;
+        blocked += is_blocked(&s->recs[i]);
     }
     sb_printf(b, "libgocc dump: %ld tasks live, %ld blocked\n", tasks, blocked);
-    for (long i = 0; i < n; i++) format_entry(b, &recs[i], now);
-    return (int)n;
+    for (long i = 0; i < s->n; i++) format_entry(b, &s->recs[i], v);
+    return (int)s->n;
+}
+
+/* A fresh snapshot with every parked task's stack, dumped into @p b. */
+static int dump_into(strbuf *b) {
+    int64_t now = gocc_now();
+    view v = view_make(now);
+    snap s;
+    if (collect(&s, now, 0, true) != 0) return GOCC_ENOMEM;
+    view_prepare(&v); /* the start functions repeat too */
+    int entries = format_dump(b, &s, &v);
+    snap_free(&s);
+    view_free(&v);
+    return entries;
 }
 
 int gocc_dump(int fd) {
     if (fd < 0) return GOCC_EINVAL;
-    obs_rec *recs;
-    int64_t now = gocc_now();
-    long n = collect(&recs, now, 0);
-    if (n < 0) return GOCC_ENOMEM;
     strbuf b = {0};
-    int entries = format_dump(&b, recs, n, now);
-    gocc__free(recs);
-    int rc = b.failed ? GOCC_ENOMEM : write_all(fd, b.p, b.len);
+    int entries = dump_into(&b);
+    int rc = entries < 0 ? entries : b.failed ? GOCC_ENOMEM : write_all(fd, b.p, b.len);
     gocc__free(b.p);
     return rc != 0 ? rc : entries;
 }
@@ -522,39 +764,42 @@ static void on_dump_signal(int signo) {
     errno = saved;
 }
 
-/* One look for stuck tasks and for "nothing can ever wake anyone". */
+/* One look for stuck tasks and for "nothing can ever wake anyone". Only
+ * tasks parked in libgocc count as asleep: a running one (also one busy
+ * outside libgocc for a while) or a runnable one is not. */
 static void check_stuck(int64_t threshold, int fd) {
-    obs_rec *recs;
+    snap s;
     int64_t now = gocc_now();
-    long n = collect(&recs, now, threshold);
-    if (n < 0) return;
+    if (collect(&s, now, threshold, false) != 0) return;
+    view v = view_make(now);
     strbuf b = {0};
-    bool any = false, all_asleep = n > 0;
+    bool any = false, all_asleep = s.n > 0;
     long tasks = 0;
     int64_t newest = 0;
-    for (long i = 0; i < n; i++) {
-        const obs_rec *r = &recs[i];
+    for (long i = 0; i < s.n; i++) {
+        const obs_rec *r = &s.recs[i];
         tasks += r->task_id != 0;
         if (!is_blocked(r) || now - r->since < threshold) all_asleep = false;
         else if (r->since > newest) newest = r->since;
         if (!r->report) continue;
         if (!any) sb_printf(&b, "libgocc: blocked longer than %.3fs:\n", secs(threshold));
         any = true;
-        format_entry(&b, r, now);
+        format_entry(&b, r, &v);
     }
     /* Asleep for good: every task and every thread in a libgocc call is
      * blocked, no task is on its way to start, no timer can fire a wake. */
     if (all_asleep && (size_t)tasks == gocc_tasks_live() && gocc__timer_loud() == 0) {
-        uint64_t key = (uint64_t)newest ^ ((uint64_t)n << 48);
+        uint64_t key = (uint64_t)newest ^ ((uint64_t)s.n << 48);
         if (key != watch.deadlock_key) {
             watch.deadlock_key = key;
             sb_printf(&b, DEADLOCK_LINE);
-            (void)format_dump(&b, recs, n, now);
+            (void)dump_into(&b); /* a fresh look, with the call stacks */
         }
     } else if (!all_asleep) {
         watch.deadlock_key = 0; /* someone moved: a later deadlock is news */
     }
-    gocc__free(recs);
+    snap_free(&s);
+    view_free(&v);
     if (!b.failed && b.len > 0) {
         /* Only while still asked to, to the fd asked for: once
          * gocc_watch_stuck returned, the old fd is not written any more

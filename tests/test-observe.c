@@ -5,7 +5,10 @@
  * The dump is read back as text and checked against the fixed lines of
  * gocc.h ("libgocc dump: T tasks live, B blocked", "task ID "NAME"
  * [REASON, S.SSSs]:", "thread ID ...") for every wait reason, with the
- * durations, names and what the task waits on. Tasks that block name
+ * durations, names and what the task waits on; and for the states of a
+ * task that is not blocked (`running`, `running, S.SSSs` past the block
+ * threshold, `runnable`), which the watchdog never reports, and a parked
+ * task's call stack. Tasks that block name
  * themselves so their entry can be found. Nothing sleeps to synchronise:
  * each test polls the dump until the state it wants shows up (bounded).
  */
@@ -52,7 +55,9 @@ static char *wait_dump(const char *needle) {
 }
 
 /* The entry line of the task named @p name: checks its fixed format and
- * returns the seconds blocked (-1 for running); *reason gets the reason. */
+ * returns the seconds in its state (blocked, or running that long; -1 for
+ * a bare `running` or `runnable`); *reason gets the reason, `running` or
+ * `runnable`. */
 static double entry_of(const char *dump, const char *kind, const char *name, char *reason,
                        size_t reason_len) {
     char key[96];
@@ -70,8 +75,8 @@ static double entry_of(const char *dump, const char *kind, const char *name, cha
     const char *end = strchr(st, ']');
     assert_non_null(end);
     assert_int_equal(end[1], ':');
-    if (strncmp(st, "running", 7) == 0) {
-        snprintf(reason, reason_len, "running");
+    if (strncmp(st, "running]", 8) == 0 || strncmp(st, "runnable]", 9) == 0) {
+        snprintf(reason, reason_len, "%.*s", (int)(end - st), st);
         return -1;
     }
     const char *comma = strstr(st, ", ");
@@ -784,6 +789,246 @@ static void test_watch_stuck_and_deadlock(void **state) {
     close(fds[1]);
 }
 
+/* ---- running, runnable, and a parked task's call stack ---- */
+
+/* The runtime's block threshold (also where the dump starts to print how
+ * long a task has been running); returns the old one. */
+static int64_t set_block_threshold(int64_t ns) {
+    gocc_runtime_config_t cfg;
+    gocc_runtime_config_get(&cfg);
+    int64_t old = cfg.block_threshold_ns;
+    gocc_runtime_config_t set = {.block_threshold_ns = ns};
+    assert_int_equal(gocc_runtime_configure(&set), 0);
+    return old;
+}
+
+/* A task busy outside libgocc (in nanosleep) until told to stop: it holds
+ * its worker and never comes back to the scheduler. */
+typedef struct spinner {
+    char name[32];
+    atomic_int stop;
+} spinner;
+
+static int spin_outside(gocc_ctx_t *ctx, void *p) {
+    (void)ctx;
+    spinner *s = p;
+    gocc_task_set_name(s->name);
+    while (!atomic_load(&s->stop)) sleep_ns(GOCC_MILLISECOND);
+    return 0;
+}
+
+/* The entry of @p name has none of the lines of a blocked task. */
+static void assert_not_blocked_entry(const char *dump, const char *name) {
+    char *e = entry_text(dump, name);
+    assert_null(strstr(e, "context: "));
+    assert_null(strstr(e, "\n    at "));
+    assert_null(strstr(e, "os thread")); /* a coroutine has no thread of its own */
+    assert_contains(e, "\n    function: ");
+    free(e);
+}
+
+static void test_dump_running_task(void **state) {
+    (void)state;
+    TEST_NAME();
+    size_t start = gocc_tasks_live();
+    int64_t saved = set_block_threshold(3600 * GOCC_SECOND);
+    gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
+    named_arg parked = {.name = "run-parked", .ch = chan_new(sizeof(int), 0)};
+    assert_int_equal(gocc_go(named_block, ctx, &parked), 0);
+    free(wait_dump("\"run-parked\" [chan receive, "));
+    spinner sp = {.name = "run-spinner"};
+    go(spin_outside, &sp);
+
+    /* Below the threshold: plain `running`. */
+    char *d = wait_dump("\"run-spinner\" [running]:");
+    char st[32];
+    assert_int_equal(entry_of(d, "task", "run-spinner", st, sizeof st), -1);
+    assert_string_equal(st, "running");
+    assert_not_blocked_entry(d, "run-spinner");
+    free(d);
+
+    /* Past it: how long it has held its worker. */
+    set_block_threshold(50 * GOCC_MILLISECOND);
+    d = wait_dump("\"run-spinner\" [running, ");
+    double s = entry_of(d, "task", "run-spinner", st, sizeof st);
+    assert_string_equal(st, "running");
+    CHECK_GE((long long)(s * 1000 + 0.5), 50);
+    CHECK_LT(s, 600);
+    assert_not_blocked_entry(d, "run-spinner");
+    /* Running is not blocked. */
+    assert_contains(d, "libgocc dump: 2 tasks live, 1 blocked\n");
+    free(d);
+
+    /* The watchdog reports the parked task, never the running one, and
+     * sees no deadlock. */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    static char buf[1 << 16];
+    size_t len = 0;
+    assert_int_equal(gocc_watch_stuck(50 * GOCC_MILLISECOND, fds[1]), 0);
+    assert_true(read_until(fds[0], buf, sizeof buf, &len, "\"run-parked\" [chan receive, ",
+                           QUIESCENT));
+    assert_false(read_until(fds[0], buf, sizeof buf, &len, NULL, 300 * GOCC_MILLISECOND));
+    assert_null(strstr(buf, "run-spinner"));
+    assert_null(strstr(buf, "all tasks are asleep"));
+    assert_int_equal(gocc_watch_stuck(0, -1), 0);
+    close(fds[0]);
+    close(fds[1]);
+
+    atomic_store(&sp.stop, 1);
+    gocc_ctx_cancel(ctx);
+    ASSERT_NO_TASKS(start);
+    set_block_threshold(saved);
+    gocc_ctx_release(ctx);
+    gocc_chan_release(parked.ch);
+}
+
+/* A task that was woken while every worker is held by a task busy outside
+ * libgocc (the block threshold too high for a helper thread to run it)
+ * waits for a worker: `runnable`, not blocked, not reported as stuck. (A
+ * task that never ran yet has no entry: its record names no task yet.) */
+static void test_dump_runnable_task(void **state) {
+    (void)state;
+    TEST_NAME();
+    size_t start = gocc_tasks_live();
+    gocc_runtime_config_t cfg;
+    gocc_runtime_config_get(&cfg);
+    int64_t saved = set_block_threshold(3600 * GOCC_SECOND);
+    gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
+    named_arg target = {.name = "r-target", .ch = chan_new(sizeof(int), 0)};
+    named_arg parked = {.name = "r-parked", .ch = chan_new(sizeof(int), 0)};
+    assert_int_equal(gocc_go(named_block, ctx, &target), 0);
+    assert_int_equal(gocc_go(named_block, ctx, &parked), 0);
+    free(wait_dump("\"r-target\" [chan receive, "));
+    free(wait_dump("\"r-parked\" [chan receive, "));
+
+    /* Every worker busy. */
+    const size_t procs = cfg.procs;
+    spinner *sp = calloc(procs, sizeof *sp);
+    assert_non_null(sp);
+    for (size_t i = 0; i < procs; i++) {
+        snprintf(sp[i].name, sizeof sp[i].name, "r-spin-%zu", i);
+        go(spin_outside, &sp[i]);
+    }
+    for (size_t i = 0; i < procs; i++) {
+        char needle[48];
+        snprintf(needle, sizeof needle, "\"%s\" [running]:", sp[i].name);
+        free(wait_dump(needle));
+    }
+
+    /* Woken from this thread: it waits in the global queue. */
+    int v = 5;
+    assert_int_equal(gocc_chan_send(target.ch, &v, NULL), 0);
+    char *d = wait_dump("\"r-target\" [runnable]:");
+    char st[32];
+    assert_int_equal(entry_of(d, "task", "r-target", st, sizeof st), -1);
+    assert_string_equal(st, "runnable");
+    assert_not_blocked_entry(d, "r-target");
+    char head[64];
+    snprintf(head, sizeof head, "libgocc dump: %zu tasks live, 1 blocked\n", procs + 2);
+    assert_contains(d, head);
+    free(d);
+
+    /* Its record still names the wait it was woken from, since long
+     * before the threshold: the watchdog reports only the parked one. */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    static char buf[1 << 16];
+    size_t len = 0;
+    assert_int_equal(gocc_watch_stuck(50 * GOCC_MILLISECOND, fds[1]), 0);
+    assert_true(read_until(fds[0], buf, sizeof buf, &len, "\"r-parked\" [chan receive, ",
+                           QUIESCENT));
+    assert_false(read_until(fds[0], buf, sizeof buf, &len, NULL, 300 * GOCC_MILLISECOND));
+    assert_null(strstr(buf, "r-target"));
+    assert_null(strstr(buf, "all tasks are asleep"));
+    assert_int_equal(gocc_watch_stuck(0, -1), 0);
+    close(fds[0]);
+    close(fds[1]);
+    d = dump_str(NULL);
+    assert_contains(d, "\"r-target\" [runnable]:"); /* still: nobody ran it */
+    free(d);
+
+    for (size_t i = 0; i < procs; i++) atomic_store(&sp[i].stop, 1);
+    gocc_ctx_cancel(ctx);
+    ASSERT_NO_TASKS(start);
+    set_block_threshold(saved);
+    free(sp);
+    gocc_ctx_release(ctx);
+    gocc_chan_release(target.ch);
+    gocc_chan_release(parked.ch);
+}
+
+/* Exported (the program is linked with -rdynamic, built with frame
+ * pointers and without sibling calls) and kept out of line: dladdr names
+ * them among a parked task's frames. */
+int observe_stack_task(gocc_ctx_t *ctx, void *p);
+int observe_stack_leaf(named_arg *a, gocc_ctx_t *ctx);
+
+__attribute__((noinline)) int observe_stack_leaf(named_arg *a, gocc_ctx_t *ctx) {
+    int v;
+    int rc = gocc_chan_recv(a->ch, &v, ctx);
+    return rc == 0 ? 0 : 1;
+}
+
+int observe_stack_task(gocc_ctx_t *ctx, void *p) {
+    named_arg *a = p;
+    gocc_task_set_name(a->name);
+    int rc = observe_stack_leaf(a, ctx);
+    return rc;
+}
+
+/* The walk of saved frame pointers: only with the assembly context switch
+ * on x86-64 and AArch64, and not under ThreadSanitizer. It always has the
+ * place in libgocc where the task parked; it gets through libgocc's frames
+ * to the task's own only when libgocc keeps its frame pointers
+ * (GOCC_TEST_LIB_FRAME_POINTERS: built with -fno-omit-frame-pointer). */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(GOCC_TEST_TSAN) && \
+    !defined(GOCC_TEST_UCONTEXT)
+#define STACK_WALKS 1
+#else
+#define STACK_WALKS 0
+#endif
+#if STACK_WALKS && defined(GOCC_TEST_LIB_FRAME_POINTERS)
+#define STACK_WALKS_TO_TASK 1
+#else
+#define STACK_WALKS_TO_TASK 0
+#endif
+
+static void test_dump_parked_stack(void **state) {
+    (void)state;
+    TEST_NAME();
+    size_t start = gocc_tasks_live();
+    gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
+    named_arg a = {.name = "s-parked", .ch = chan_new(sizeof(int), 0)};
+    assert_int_equal(gocc_go(observe_stack_task, ctx, &a), 0);
+    char *d = wait_dump("\"s-parked\" [chan receive, ");
+    char *e = entry_text(d, "s-parked");
+    assert_contains(e, "\n    function: observe_stack_task+0x0 (");
+    assert_null(strstr(e, "os thread"));
+    if (STACK_WALKS) assert_contains(e, "\n    at ");
+    if (STACK_WALKS_TO_TASK) {
+        assert_contains(e, "\n    at observe_stack_leaf+0x");
+        assert_contains(e, "\n    at observe_stack_task+0x");
+    } else if (!STACK_WALKS) {
+        assert_null(strstr(e, "\n    at "));
+    }
+    /* Each frame: "    at NAME+0xOFF (OBJECT)", "    at 0x... (OBJECT+0xOFF)"
+     * or "    at 0x...". */
+    for (const char *p = strstr(e, "\n    at "); p != NULL; p = strstr(p + 1, "\n    at ")) {
+        const char *f = p + strlen("\n    at ");
+        const char *nl = strchr(f, '\n');
+        size_t n = nl ? (size_t)(nl - f) : strlen(f);
+        assert_true(n > 0);
+        assert_true(strstr(f, "+0x") != NULL || strncmp(f, "0x", 2) == 0);
+    }
+    free(e);
+    free(d);
+    gocc_ctx_cancel(ctx);
+    ASSERT_NO_TASKS(start);
+    gocc_ctx_release(ctx);
+    gocc_chan_release(a.ch);
+}
+
 /* ---- under load ---- */
 
 typedef struct churn {
@@ -900,6 +1145,9 @@ int main(void) {
         GOCC_TEST(test_leakcheck),
         GOCC_TEST(test_dump_on_signal),
         GOCC_TEST(test_watch_stuck_and_deadlock),
+        GOCC_TEST(test_dump_running_task),
+        GOCC_TEST(test_dump_runnable_task),
+        GOCC_TEST(test_dump_parked_stack),
         GOCC_TEST(test_dump_under_load),
         GOCC_TEST(test_dump_scale),
     };
