@@ -765,6 +765,8 @@ int gocc__sched_task_state(const gocc__waiter *w, int64_t *since);
  * return addresses, innermost first (the switch's caller first); 0 where
  * it cannot be walked (not parked, no frame pointers, ucontext, TSan). */
 int gocc__sched_task_stack(const gocc__waiter *w, uintptr_t *pcs, int max);
+/* The block threshold in force (no lock taken). */
+int64_t gocc__sched_threshold(void);
 /* The running coroutine task's id (0 if none): fork keeps it counted. */
 uint64_t gocc__sched_current_task_id(void);
 

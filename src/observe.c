@@ -473,9 +473,8 @@ static view view_make(int64_t now) { return (view){.now = now}; }
 
 static int64_t view_slow(view *v) {
     if (v->slow == 0) {
-        gocc_runtime_config_t cfg;
-        gocc__sched_config_get(&cfg);
-        v->slow = cfg.block_threshold_ns > 0 ? cfg.block_threshold_ns : 1;
+        int64_t t = gocc__sched_threshold(); /* no lock: the dump may run from gdb */
+        v->slow = t > 0 ? t : 1;
     }
     return v->slow;
 }

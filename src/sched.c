@@ -627,10 +627,7 @@ static void task_entry(void *p) {
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     const gocc__start *st = &t->st;
-    if (st->task_id != 0) {
-        gocc__obs_task_begin(&t->w, st->task_id, st->fn, t->name[0] ? t->name : NULL);
-        GOCC_PROBE2(task_start, st->task_id, (uintptr_t)st->fn);
-    }
+    if (st->task_id != 0) GOCC_PROBE2(task_start, st->task_id, (uintptr_t)st->fn);
     int rc = st->fn(st->ctx, st->arg);
     if (st->task_id != 0) {
         GOCC_PROBE2(task_end, st->task_id, rc);
@@ -1171,6 +1168,10 @@ int gocc__sched_go(const gocc__start *st) {
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
     atomic_fetch_add_explicit(&S.nlive, 1, memory_order_relaxed);
+    /* Listed in the dump from now on (runnable): nothing runs it yet, so
+     * the spawner is the record's one writer. */
+    if (st->task_id != 0)
+        gocc__obs_task_begin(&t->w, st->task_id, st->fn, t->name[0] ? t->name : NULL);
     ready_new(t);
     return 0;
 }
@@ -1272,6 +1273,10 @@ void gocc__sched_config_get(gocc_runtime_config_t *out) {
     out->procs = S.procs > 0 ? (size_t)S.procs : (size_t)cpu_count();
     out->block_threshold_ns = atomic_load_explicit(&S.threshold, memory_order_relaxed);
     gocc__unlock(&S.mu);
+}
+
+int64_t gocc__sched_threshold(void) {
+    return atomic_load_explicit(&S.threshold, memory_order_relaxed);
 }
 
 size_t gocc__sched_threads(void) {
