@@ -363,8 +363,10 @@ def saved_registers(t):
     if "uc" in names and "x86-64" in arch_name:
         g = ctx["uc"]["uc_mcontext"]["gregs"]
         # <sys/ucontext.h>: REG_R12..R15 = 4..7, RBP 10, RBX 11, RSP 15, RIP 16
-        return {"r12": int(g[4]), "r13": int(g[5]), "r14": int(g[6]), "r15": int(g[7]),
-                "rbp": int(g[10]), "rbx": int(g[11]), "rsp": int(g[15]), "rip": int(g[16])}
+        m = (1 << 64) - 1  # greg_t is signed
+        return {"r12": int(g[4]) & m, "r13": int(g[5]) & m, "r14": int(g[6]) & m,
+                "r15": int(g[7]) & m, "rbp": int(g[10]) & m, "rbx": int(g[11]) & m,
+                "rsp": int(g[15]) & m, "rip": int(g[16]) & m}
     raise GoccError("no saved-register layout for this build (%s)" % arch_name)
 
 
@@ -377,7 +379,12 @@ def _never_ran(t):
     top = (lo + int(t["stack"]["size"])) & ~15
     ctx = t["ctx"]
     if "sp" not in [f.name for f in ctx.type.strip_typedefs().fields()]:
-        return False
+        # ucontext: makecontext's pc is context.c's uc_entry.
+        try:
+            entry = int(gdb.parse_and_eval("(unsigned long)&'context.c'::uc_entry"))
+            return (int(ctx["uc"]["uc_mcontext"]["gregs"][16]) & ((1 << 64) - 1)) == entry
+        except gdb.error:
+            return False
     sp = int(ctx["sp"])
     arch = gdb.selected_frame().architecture().name()
     return sp == top - (80 if "x86-64" in arch else 176)
@@ -637,11 +644,11 @@ BT-ARGS go to gdb's backtrace (full, -frame-arguments all, a count, ...)."""
                     gdb.write("\n")
                 try:
                     backtrace(e, rest)
-                except GoccError as err:
+                except (GoccError, gdb.error, gdb.MemoryError) as err:
                     if which != "all":
                         raise
                     gdb.write("(no backtrace: %s)\n" % err)
-        except (GoccError, gdb.MemoryError) as err:
+        except (GoccError, gdb.error, gdb.MemoryError) as err:
             raise gdb.GdbError("gocc bt: %s" % err)
 
 
