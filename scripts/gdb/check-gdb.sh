@@ -61,7 +61,7 @@ check_listing() {
     section "$out" 'task 1 "consumer-1"' >"$work/t1"
     # (gdb prints the assembly switch's gocc__ctx_switch as gocc.ctx_switch;
     # with -Dcontext=ucontext the switch is C and ends in swapcontext.)
-    expect "$work/t1" "$what: bt 1 starts in the switch" '^#[01] .* in gocc.ctx_switch \((from=.*)?\)'
+    expect "$work/t1" "$what: bt 1 starts in the switch" '^#[01] .* in gocc(\.|__)ctx_switch \('
     expect "$work/t1" "$what: bt 1 passes gocc__sched_park" ' in gocc__sched_park \(w=.*sched\.c:[0-9]+$'
     expect "$work/t1" "$what: bt 1 passes gocc_chan_recv" 'gocc_chan_recv \(ch=.*chan\.c:[0-9]+$'
     expect "$work/t1" "$what: bt 1 reaches consumer()" ' in consumer \(ctx=.*gdb-demo\.c:[0-9]+$'
