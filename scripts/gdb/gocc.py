@@ -214,14 +214,17 @@ class Snapshot(object):
             if state == self.TASK_NONE and not everything:
                 return None  # a finished task's record, kept for reuse
             e.task = t
-            e.id = int(t["st"]["task_id"])
-            # The published name once the task ran (it may have renamed
-            # itself); before that the one it was started with.
+            # What it published once it ran (its id, its name, which it may
+            # have changed; a worker pool's worker shows the job it runs);
+            # before that, what it was started with. Id 0: runtime work.
             if obs_id != 0:
+                e.id = obs_id
                 e.name = _cstring(obs["name"].address, 32)
+                e.fn = int(obs["fn"])
             else:
+                e.id = int(t["st"]["task_id"])
                 e.name = t["name"].string(length=32).split("\0", 1)[0]
-            e.fn = int(t["st"]["fn"])
+                e.fn = int(t["st"]["fn"])
             if state == self.TASK_RUNNING:
                 e.state = "running"
                 wk = self.workers.get(int(t.address))
@@ -275,15 +278,19 @@ def print_tasks(everything=False):
     entries = snap.entries(everything)
     counts = {}
     for e in entries:
-        if e.kind != "thread":
+        if e.kind != "thread" and e.id != 0:
             counts[e.state] = counts.get(e.state, 0) + 1
-    ntasks = sum(1 for e in entries if e.kind != "thread")
+    ntasks = sum(1 for e in entries if e.kind != "thread" and e.id != 0)
+    nruntime = sum(1 for e in entries if e.kind != "thread" and e.id == 0)
     nthreads = sum(1 for e in entries if e.kind == "thread")
     parts = ", ".join("%d %s" % (counts[s], s) for s in ("running", "runnable", "parked", "done")
                       if s in counts)
-    gdb.write("libgocc: %d task%s%s, %d other thread%s blocked in libgocc\n" %
+    # Runtime work (id 0: a worker pool's idle worker, ...) is not counted
+    # by gocc_tasks_live; it is listed all the same.
+    gdb.write("libgocc: %d task%s%s, %s%d other thread%s blocked in libgocc\n" %
               (ntasks, "" if ntasks == 1 else "s", " (%s)" % parts if parts else "",
-               nthreads, "" if nthreads == 1 else "s"))
+               "%d runtime task%s (id 0), " % (nruntime, "" if nruntime == 1 else "s")
+               if nruntime else "", nthreads, "" if nthreads == 1 else "s"))
     rows = [("ID", "NAME", "STATE", "WHERE", "FUNCTION")]
     for e in entries:
         rows.append(("-" if e.kind == "thread" else str(e.id), '"%s"' % e.name, _state_text(e),
