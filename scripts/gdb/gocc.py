@@ -413,19 +413,27 @@ def _can_write_registers():
 
 def _bt_lent_registers(regs, bt):
     """qemu's technique: the selected thread's newest frame takes the task's
-    registers for one `bt`, then gets its own back."""
+    registers for one `bt`, then gets its own back. False when registers
+    cannot be written here (a core file, to a gdb that cannot tell)."""
     frame = gdb.selected_frame()
     gdb.newest_frame().select()
     saved = {}
     try:
         for r in regs:
             saved[r] = int(gdb.parse_and_eval("(unsigned long)$%s" % r))
-        for r, v in regs.items():
-            gdb.execute("set $%s = 0x%x" % (r, v), to_string=True)
+        try:
+            for r, v in regs.items():
+                gdb.execute("set $%s = 0x%x" % (r, v), to_string=True)
+        except gdb.error:
+            return False  # (a write of an unchanged value passes even there)
         gdb.execute(bt)
+        return True
     finally:
         for r, v in saved.items():
-            gdb.execute("set $%s = 0x%x" % (r, v), to_string=True)
+            try:
+                gdb.execute("set $%s = 0x%x" % (r, v), to_string=True)
+            except gdb.error:
+                pass
         try:
             frame.select()
         except (gdb.error, RuntimeError):
@@ -576,13 +584,10 @@ def backtrace(e, bt_args):
         gdb.write("(not started yet: it begins in %s)\n" % _symbol_at(e.fn))
         return
     regs = saved_registers(t)
-    if _can_write_registers():
-        _bt_lent_registers(regs, bt)
+    if _can_write_registers() and _bt_lent_registers(regs, bt):
+        pass
     else:
-        # The thread's newest frame is counted and left out: a frame count
-        # gets one more.
-        args = [str(int(a) + 1) if a.isdigit() else a for a in bt_args.split()]
-        _bt_unwinder(regs, " ".join(["bt"] + args))
+        _bt_unwinder(regs, bt)
 
 
 # ---- the commands ----
