@@ -94,7 +94,7 @@ live="$work/live.txt"
 timeout 120 "$gdb" -nx -batch \
     -ex 'set pagination off' -ex 'set confirm off' \
     -ex "source $gocc_py" \
-    -ex 'break gocc_gdb_demo_ready' -ex 'run' \
+    -ex 'break gocc_gdb_demo_ready' -ex "run >$work/demo-out.txt 2>&1" \
     -ex 'gocc tasks' -ex 'gocc bt all' \
     -ex 'thread apply all -q gocc bt 1 1' \
     -ex 'echo ==== after\n' -ex 'bt' \
@@ -122,7 +122,7 @@ fi
 expect "$work/after" "live: the selected thread got its registers back" '^#0 +gocc_gdb_demo_ready \(\)'
 expect "$work/after" "live: ... and main() above it" '^#1 .* in main \('
 expect "$live" "live: an unknown id is an error" 'gocc bt: no task 99 \(see gocc tasks\)'
-expect "$live" "live: the program ran on to its end" '^gdb-demo: done$'
+expect "$work/demo-out.txt" "live: the program ran on to its end" '^gdb-demo: done$'
 expect "$live" "live: ... and exited normally" 'exited normally\]$'
 
 # ---- a core file, where the kernel writes one here (core_pattern a plain
