@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# docs/model/check.sh - model-check libgocc's channel/select waiting protocol
-# (docs/model/select.pml) with spin.
+# docs/model/check.sh - model-check libgocc's waiting protocols with spin:
+# channels and select (docs/model/select.pml), and how a coroutine task
+# parks, is woken or timed out, and handed to a worker (docs/model/park.pml).
 #
 # Every positive configuration must verify with no error: no assertion
 # violated, no invalid end state (deadlock or lost wake-up), and, where
@@ -12,7 +13,7 @@
 # status 0 only when everything behaved as expected, 1 otherwise, 2 when
 # spin or a C compiler is missing.
 #
-#   check.sh          the default set: under a minute on 2 cores, about
+#   check.sh          the default set: about a minute on 2 cores, about
 #                     1.2 GiB of memory with two jobs
 #   check.sh --full   adds the cycle check of the 3-thread scenarios and
 #                     variants (capacity 2, no partial-order reduction, more
@@ -27,7 +28,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-model="$here/select.pml"
 CC=${CC:-cc}
 full=0
 verbose=0
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
         -v) verbose=1 ;;
         -k) keep=1 ;;
         -j) shift; jobs_max=${1:-2} ;;
-        -h | --help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "check.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -58,10 +58,11 @@ if [ "$keep" -eq 1 ]; then
 else
     trap 'rm -rf "$work"' EXIT
 fi
-cp "$model" "$work/select.pml"
+cp "$here/select.pml" "$here/park.pml" "$work/"
 cd "$work"
 
 # name | expect (pass/fail) | mode | cc -O level, pan hash bits | spin -D flags
+# | model (default select.pml)
 # Modes: safety = assertions and invalid end states (-DSAFETY); nopor = the
 # same without partial-order reduction (a cross-check of the reduction);
 # cycles = pan -l with no progress label in the model, so any cycle at all
@@ -79,6 +80,21 @@ configs=(
     "neg-no-claim     |fail|safety|0 20|-DSCENARIO=1 -DNEG_NO_CLAIM"
     "neg-no-dequeue   |fail|safety|0 20|-DSCENARIO=2 -DNEG_NO_DEQUEUE"
     "neg-lock-order   |fail|safety|0 20|-DSCENARIO=1 -DNEG_LOCK_ORDER"
+    "park1-untimed    |pass|safety|0 20|-DSCENARIO=1|park.pml"
+    "park2-timed      |pass|safety|0 20|-DSCENARIO=2|park.pml"
+    "park3-runnext    |pass|safety|0 22|-DSCENARIO=3|park.pml"
+    "park4-yield      |pass|safety|0 20|-DSCENARIO=4|park.pml"
+    "park1-cycles     |pass|cycles|0 20|-DSCENARIO=1|park.pml"
+    "park2-cycles     |pass|cycles|0 20|-DSCENARIO=2|park.pml"
+    "park3-cycles     |pass|cycles|0 22|-DSCENARIO=3|park.pml"
+    "park4-cycles     |pass|cycles|0 20|-DSCENARIO=4|park.pml"
+    "park3-nopor      |pass|nopor|0 22|-DSCENARIO=3|park.pml"
+    "neg-sleep-early  |fail|safety|0 20|-DSCENARIO=1 -DNEG_SLEEP_BEFORE_SWITCH|park.pml"
+    "neg-ready-waiting|fail|safety|0 20|-DSCENARIO=1 -DNEG_READY_ON_WAITING|park.pml"
+    "neg-timeout-ready|fail|safety|0 20|-DSCENARIO=2 -DNEG_TIMEOUT_READY_WAITING|park.pml"
+    "neg-no-del-sync  |fail|safety|0 20|-DSCENARIO=2 -DNEG_NO_DEL_SYNC|park.pml"
+    "neg-no-ready     |fail|safety|0 20|-DSCENARIO=1 -DNEG_NO_READY|park.pml"
+    "limit-strict-false|fail|safety|0 20|-DSCENARIO=2 -DSTRICT_FALSE|park.pml"
 )
 if [ "$full" -eq 1 ]; then
     configs=(
@@ -98,10 +114,10 @@ fi
 # (The flag strings are split into words on purpose.)
 # shellcheck disable=SC2086
 run_config() {
-    local name=$1 expect=$2 mode=$3 opt=${4% *} hashbits=${4#* } defs=$5
+    local name=$1 expect=$2 mode=$3 opt=${4% *} hashbits=${4#* } defs=$5 model=${6:-select.pml}
     local dir="$work/$name"
     mkdir -p "$dir"
-    cp select.pml "$dir/"
+    cp "$model" "$dir/"
     local ccflags="-O$opt -DCOLLAPSE -DMEMLIM=2048 -w" panflags="-m20000 -w$hashbits"
     case $mode in
         cycles) ccflags="$ccflags -DNP -DMEMLIM=4096"; panflags="$panflags -l" ;;
@@ -112,7 +128,7 @@ run_config() {
     t0=$(date +%s.%N)
     # -o3: no statement merging, so that every statement has a state of its
     # own and the coverage check below sees a guarded branch never taken.
-    if ! (cd "$dir" && spin -o3 -a $defs select.pml >spin.log 2>&1); then
+    if ! (cd "$dir" && spin -o3 -a $defs "$model" >spin.log 2>&1); then
         verdict="spin -a failed"
     elif ! (cd "$dir" && $CC $ccflags -o pan pan.c >cc.log 2>&1); then
         verdict="compile failed"
@@ -126,7 +142,7 @@ run_config() {
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
     if [ "$verdict" != ran ]; then
         echo FAIL >"$dir/result"
-        printf '%-16s %-5s  %s\n' "$name" FAIL "$verdict (run with -k and look in $dir)" >"$dir/line"
+        printf '%-18s %-5s  %s\n' "$name" FAIL "$verdict (run with -k and look in $dir)" >"$dir/line"
         return 0
     fi
     errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$dir/pan.out" | tail -n 1)
@@ -156,18 +172,19 @@ run_config() {
         note="the broken variant verified: the model no longer catches this bug"
     fi
     echo "$result" >"$dir/result"
-    printf '%-16s %-5s %9s states %9s transitions  depth %3s  pan cpu %5s s  all %5s s  %s\n' \
+    printf '%-18s %-5s %9s states %9s transitions  depth %3s  pan cpu %5s s  all %5s s  %s\n' \
         "$name" "$result" "${states:-?}" "${trans:-?}" "${depth:-?}" "${pansecs:-?}" "$secs" \
         "$note" >"$dir/line"
     if [ "$expect" = pass ] && [ "$mode" = safety ] && [ "$result" = ok ]; then
         (cd "$dir" && ./pan -d >pan.d 2>/dev/null) || true
     fi
-    if [ -f "$dir/select.pml.trail" ]; then
-        # The counterexample as a story: the model's printf lines (thread Tn,
-        # T3 = the closer) and spin's verdict. Printed for a negative
-        # configuration with -v, for a failing positive one always.
-        (cd "$dir" && spin -o3 -t $defs select.pml 2>&1 |
-            grep -E '^[[:space:]]+T[0-9]: |^spin: (text of failed|.*Error|trail ends)' |
+    if [ -f "$dir/$model.trail" ]; then
+        # The counterexample as a story: the model's printf lines (thread or
+        # task Tn, worker Wn, the timer thread TM) and spin's verdict.
+        # Printed for a negative configuration with -v, for a failing
+        # positive one always.
+        (cd "$dir" && spin -o3 -t $defs "$model" 2>&1 |
+            grep -E '^[[:space:]]+(T[0-9]|W[0-9]|TM): |^spin: (text of failed|.*Error|trail ends)' |
             sed 's/^[[:space:]]*/    /' >story.txt) || true
         if grep -q "^pan:1: invalid end state" "$dir/pan.out"; then
             echo "    (and then no thread can move: an invalid end state)" >>"$dir/story.txt"
@@ -176,14 +193,14 @@ run_config() {
     return 0
 }
 
-echo "=== model check of docs/model/select.pml ($(spin -V | head -n 1)), ${#configs[@]} configurations, $jobs_max at a time"
+echo "=== model check of docs/model/select.pml and park.pml ($(spin -V | head -n 1)), ${#configs[@]} configurations, $jobs_max at a time"
 names=()
 for c in "${configs[@]}"; do
-    IFS='|' read -r name expect mode opt defs <<<"$c"
+    IFS='|' read -r name expect mode opt defs model <<<"$c"
     name=${name%% *}
     names+=("$name")
     while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
-    run_config "$name" "$expect" "$mode" "$opt" "$defs" &
+    run_config "$name" "$expect" "$mode" "$opt" "$defs" "$model" &
 done
 wait
 
@@ -211,8 +228,8 @@ if [ "${#cov_files[@]}" -gt 0 ]; then
         isd && /^proctype / { p = $2; next }
         isd && /^init/ { p = "init"; next }
         isd && /^[ \t]+state +[0-9]+ -\(tr/ {
-            if (match($0, /select\.pml:[0-9]+/)) {
-                ln = substr($0, RSTART + 11, RLENGTH - 11)
+            if (match($0, /[a-z]+\.pml:[0-9]+/)) {
+                ln = substr($0, RSTART, RLENGTH)
                 key = cfg SUBSEP p SUBSEP $2
                 at[key] = at[key] " " ln
                 all[ln] = 1
@@ -221,7 +238,7 @@ if [ "${#cov_files[@]}" -gt 0 ]; then
         }
         !isd && /^unreached in proctype / { p = $4; next }
         !isd && /^unreached in init/ { p = "init"; next }
-        !isd && /^[ \t]+select\.pml:[0-9]+, state [0-9]+,/ {
+        !isd && /^[ \t]+[a-z]+\.pml:[0-9]+, state [0-9]+,/ {
             st = $3; sub(/,/, "", st)
             unr[cfg SUBSEP p SUBSEP st] = 1
             next
@@ -233,19 +250,19 @@ if [ "${#cov_files[@]}" -gt 0 ]; then
                     for (i = 1; i <= n; i++) hit[a[i]] = 1
                 }
             for (ln in all) if (!(ln in hit)) print ln
-        }' "${cov_files[@]}" | sort -n | tr '\n' ' ')
+        }' "${cov_files[@]}" | sort -t: -k1,1 -k2,2n | tr '\n' ' ')
 fi
 
 echo
-for name in "${names[@]}"; do cat "$work/$name/line" 2>/dev/null || printf '%-16s FAIL   no result\n' "$name"; done
+for name in "${names[@]}"; do cat "$work/$name/line" 2>/dev/null || printf '%-18s FAIL   no result\n' "$name"; done
 if [ "${#cov_files[@]}" -eq 0 ]; then
-    printf '%-16s %-5s  no positive safety run passed: nothing to measure\n' coverage FAIL
+    printf '%-18s %-5s  no positive safety run passed: nothing to measure\n' coverage FAIL
     bad=$((bad + 1))
 elif [ -n "$uncovered" ]; then
-    printf '%-16s %-5s  select.pml lines no positive run reaches: %s\n' coverage FAIL "$uncovered"
+    printf '%-18s %-5s  model lines no positive run reaches: %s\n' coverage FAIL "$uncovered"
     bad=$((bad + 1))
 else
-    printf '%-16s %-5s  every statement of the model is reached by a positive run\n' coverage ok
+    printf '%-18s %-5s  every statement of both models is reached by a positive run\n' coverage ok
     ok=$((ok + 1))
 fi
 echo "model check: $ok as expected, $bad not"
