@@ -739,7 +739,10 @@ typedef struct gocc__start {
  * size that cannot be had) or GOCC_EAGAIN (no worker thread can run). */
 int gocc__sched_go(const gocc__start *st);
 /* Park the running task (w->task != NULL) until woken, or until
- * @p deadline (monotonic ns; < 0: none). Returns false on timeout. */
+ * @p deadline (monotonic ns; < 0: none). Returns false on timeout, which
+ * does not mean nobody claimed the waiter: a claimer's wake may still be
+ * on its way, so the caller settles it under its own lock, as with
+ * gocc__park_until on a thread (and parks again for that wake). */
 bool gocc__sched_park(gocc__waiter *w, int64_t deadline);
 /* Make a parked task runnable (its waiter went SLEEPING -> WOKEN). */
 void gocc__sched_ready(gocc__task *t);
