@@ -1,6 +1,5 @@
 /*
- * a06_fan_in.c - port of A06 (the advanced patterns article, "Fan-In
- * Pattern").
+ * a06_fan_in.c - port of A06 (patterns article, "Fan-In Pattern").
  *
  *   func fanIn(cs ...<-chan int) <-chan int {
  *       out := make(chan int); var wg sync.WaitGroup

@@ -1,5 +1,5 @@
 /*
- * b02_object_pool.c - B02 (seeds/002, "sync.Pool: Object Recycling"): an
+ * b02_object_pool.c - B02 (chapter 9, "sync.Pool: Object Recycling"): an
  * object pool that reduces allocation pressure, and the type-safe generic
  * wrapper Pool[T] over it.
  *

@@ -1,5 +1,5 @@
 /*
- * b09_errgroup_pipeline.c - B09 (seeds/002, "Advanced: Pipeline with error
+ * b09_errgroup_pipeline.c - B09 (chapter 9, "Advanced: Pipeline with error
  * group"): three stages, each an errgroup task, joined by unbuffered
  * channels: generate 0..99 -> square -> sum.
  *

@@ -1,5 +1,5 @@
 /*
- * b14_throttle.c - B14 (seeds/002, "Debounce and Throttle"): Throttle(ctx,
+ * b14_throttle.c - B14 (chapter 9, "Debounce and Throttle"): Throttle(ctx,
  * in, limit) <-chan T passes every value of `in` on, but no faster than
  * one per `limit`; out is closed when `in` is, or when ctx ends.
  *

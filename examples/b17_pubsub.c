@@ -1,5 +1,5 @@
 /*
- * b17_pubsub.c - B17 (seeds/002, "Pub-Sub Pattern"): PubSub[T] with
+ * b17_pubsub.c - B17 (chapter 9, "Pub-Sub Pattern"): PubSub[T] with
  * Subscribe(eventType, buffer), a Publish that never waits for a slow
  * subscriber (select with default: "Subscriber is slow, drop message") and
  * a Close that closes every subscriber's channel, so each `for event :=

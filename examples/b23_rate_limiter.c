@@ -271,7 +271,7 @@ static void b23_wait(const limiter_t *l) {
         if (p.granted_at[k] < t0 + (int64_t)k * (int64_t)(GOCC_SECOND / RATE)) early = k;
     check(started == WORKERS, "started the workers");
     check((double)served <= most, "wait: never more than burst + rate * elapsed");
-    check(early < 0, "wait: paced, the k-th token (from 0) no earlier than k / rate after the start");
+    check(early < 0, "wait: paced, token k (from 0) no earlier than k / rate after the start");
     check((double)served >= least,
           "wait: at least burst + half the rate while all waited (it refills)");
     check(atomic_load(&p.stopped_by_deadline) == started,

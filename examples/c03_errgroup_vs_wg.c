@@ -1,5 +1,5 @@
 /*
- * c03_errgroup_vs_wg.c - port of C03 (the production guide, "Fan-out/fan-in with
+ * c03_errgroup_vs_wg.c - port of C03 (production guide, "Fan-out/fan-in with
  * cancellation (errgroup)": cancel on first error, next to the WaitGroup
  * version that loses the first error and does not propagate cancellation).
  *

@@ -1,5 +1,5 @@
 /*
- * c04_bounded_fanout.c - port of C04 (the production guide, "Bounded concurrency
+ * c04_bounded_fanout.c - port of C04 (production guide, "Bounded concurrency
  * (semaphore pattern)": a channel semaphore plus an errgroup).
  *
  * One errgroup task per id, but at most 8 of them inside process() at

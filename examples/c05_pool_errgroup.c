@@ -1,5 +1,5 @@
 /*
- * c05_pool_errgroup.c - port of C05 (the production guide, "Worker pool
+ * c05_pool_errgroup.c - port of C05 (production guide, "Worker pool
  * (durable throughput)": runPool, a fixed number of workers run by an
  * errgroup, stopped by the context).
  *

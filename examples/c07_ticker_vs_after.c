@@ -1,5 +1,5 @@
 /*
- * c07_ticker_vs_after.c - port of C07 (seeds/003, "Periodic work without
+ * c07_ticker_vs_after.c - port of C07 (production guide, "Periodic work without
  * leaks (time.Ticker vs time.After)"): use one ticker for a loop; avoid
  * time.After in hot paths.
  *

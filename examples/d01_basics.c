@@ -1,5 +1,5 @@
 /*
- * d01_basics.c - D01 (seeds/004, cheat sheet): the basics, one function
+ * d01_basics.c - D01 (cheat sheet): the basics, one function
  * each.
  *
  * d01_launch: `go list.Sort()` and `go func() { time.Sleep(delay);

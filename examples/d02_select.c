@@ -1,5 +1,5 @@
 /*
- * d02_select.c - D02 (the cheat sheet): select.
+ * d02_select.c - D02 (cheat sheet): select.
  *
  *     select { case v := <-ch1: process(v)   case ch2 <- result: // sent
  *              case <-time.After(5 * time.Second): // timeout

@@ -1,5 +1,5 @@
 /*
- * d03_patterns.c - D03 (seeds/004, cheat sheet): the common patterns, in
+ * d03_patterns.c - D03 (cheat sheet): the common patterns, in
  * the sheet's shapes.
  *
  * d03_semaphore: var sem = make(chan struct{}, MaxConcurrent); handle(r)

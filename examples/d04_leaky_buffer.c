@@ -1,5 +1,5 @@
 /*
- * d04_leaky_buffer.c - D04 (seeds/004, cheat sheet): the resource pool
+ * d04_leaky_buffer.c - D04 (cheat sheet): the resource pool
  * ("leaky buffer"): a bounded channel of free buffers.
  *
  *     var pool = make(chan *Buffer, 100)

@@ -1,5 +1,5 @@
 /*
- * d05_done_vs_ctx.c - D05 (seeds/004, cheat sheet): stopping a worker with
+ * d05_done_vs_ctx.c - D05 (cheat sheet): stopping a worker with
  * a done channel vs a context.
  *
  * d05_done_channel: worker(done <-chan struct{}, jobs <-chan Job):

@@ -1,6 +1,5 @@
 /*
- * d06_waitgroup_once.c - D06 (the cheat sheet): sync.WaitGroup and
- * sync.Once.
+ * d06_waitgroup_once.c - D06 (cheat sheet): sync.WaitGroup and sync.Once.
  *
  * d06_waitgroup: for _, item := range items { wg.Add(1); go func(it Item)
  *   { defer wg.Done(); process(it) }(item) }; wg.Wait(). The closure's

@@ -1,5 +1,5 @@
 /*
- * d07_context_rules.c - D07 (the cheat sheet): the context rules.
+ * d07_context_rules.c - D07 (cheat sheet): the context rules.
  *
  * d07_propagate: "always first parameter", "propagate always". A request
  *   handler with a 10 ms deadline calls Service.Process(ctx, data), which

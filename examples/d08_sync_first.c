@@ -1,5 +1,5 @@
 /*
- * d08_sync_first.c - D08 (seeds/004, cheat sheet): prefer synchronous
+ * d08_sync_first.c - D08 (cheat sheet): prefer synchronous
  * functions; let the caller add concurrency.
  *
  * d08_async_by_default (BAD): FetchData() <-chan Result starts a task that

@@ -1,5 +1,5 @@
 /*
- * d09_parallel_ranges.c - D09 (seeds/004, cheat sheet): parallelising over
+ * d09_parallel_ranges.c - D09 (cheat sheet): parallelising over
  * CPU-count ranges.
  *
  *     numCPU := runtime.NumCPU(); c := make(chan bool, numCPU)

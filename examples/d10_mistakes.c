@@ -1,9 +1,9 @@
 /*
- * d10_mistakes.c - D10 (the cheat sheet): the common-mistakes table,
- * one short demonstration of each mistake next to its fix. Each broken half
- * is kept safe to run: a leaked task is counted, then freed through a back
- * door the broken API does not have (a cancel, a flag, a receive by hand),
- * and nothing here is a data race (TSan runs this file too).
+ * d10_mistakes.c - D10 (cheat sheet): the common-mistakes table, one short
+ * demonstration of each mistake next to its fix. Each broken half is kept
+ * safe to run: a leaked task is counted, then freed through a back door
+ * the broken API does not have (a cancel, a flag, a receive by hand), and
+ * nothing here is a data race (TSan runs this file too).
  *
  *   d10_goroutine_leak       no exit path: a consumer ranges over a channel
  *                            nobody closes -> the sender closes it

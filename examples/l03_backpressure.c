@@ -1,7 +1,6 @@
 /*
- * l03_backpressure.c - L03 ("Go Concurrency Patterns (Deep Dive)", Lesson
- * 3): backpressure and load shedding. "Backpressure is how you keep latency
- * stable under load."
+ * l03_backpressure.c - L03 (Deep Dive, Lesson 3): backpressure and load
+ * shedding. "Backpressure is how you keep latency stable under load."
  *
  * l03_bounded_queue: a bounded queue, make(chan Job, 64), fed by a fast
  *   producer (1000 offers in bursts of 100, a millisecond apart) and

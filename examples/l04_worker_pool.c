@@ -1,5 +1,5 @@
 /*
- * l04_worker_pool.c - L04 (seeds/000, Lesson 4): worker pools that don't
+ * l04_worker_pool.c - L04 (Deep Dive, Lesson 4): worker pools that don't
  * leak. "Pools should be bounded and shut down cleanly."
  *
  * l04_pool: the lesson's shape. jobs and results are channels of 1024;

@@ -1,5 +1,5 @@
 /*
- * l06_safe_publication.c - L06 (seeds/000, Lesson 6): safe publication and
+ * l06_safe_publication.c - L06 (Deep Dive, Lesson 6): safe publication and
  * memory visibility. A reader sees another task's writes only through a
  * happens-before edge; each of the lesson's three patterns makes one.
  *

@@ -1,6 +1,6 @@
 /*
- * l08_timers.c - L08 ("Go Concurrency Patterns (Deep Dive)", Lesson 8):
- * timers and timeouts, the leak trap. An event loop with an idle timeout:
+ * l08_timers.c - L08 (Deep Dive, Lesson 8): timers and timeouts, the leak
+ * trap. An event loop with an idle timeout:
  *     select { case e, ok := <-events: ...   case <-timeout: idle
  *              case <-ctx.Done(): return }
  *

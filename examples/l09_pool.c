@@ -1,6 +1,5 @@
 /*
- * l09_pool.c - L09 ("Go Concurrency Patterns (Deep Dive)", Lesson 9):
- * sync.Pool and buffer reuse.
+ * l09_pool.c - L09 (Deep Dive, Lesson 9): sync.Pool and buffer reuse.
  * "sync.Pool is not a cache. The GC can drop pooled items at any time."
  *
  * l09_reuse: request handlers (8 tasks, 10000 requests in all) each take a

@@ -1,6 +1,6 @@
 /*
- * l11_testing.c - L11 ("Go Concurrency Patterns (Deep Dive)", Lesson 11):
- * testing concurrency, as a small test program.
+ * l11_testing.c - L11 (Deep Dive, Lesson 11): testing concurrency, as a
+ * small test program.
  *
  * l11_race_detection: "always run -race". C's -race is ThreadSanitizer. In
  *   a build with -Db_sanitize=thread this part runs a real data race (two

@@ -21,8 +21,8 @@ if ! { gocc_setup "$dir" -Dbuildtype=release -Dtests=false -Dbenchmarks=false -D
     exit 1
 fi
 
-# In LESSONS.md order: the quick start, then seeds 000 (L), 001 (A),
-# 002 (B), 003 (C), 004 (D), then the debugging example.
+# In the order of examples/README.md: the quick start, then the lessons by
+# source, L, A, B, C and D, then the debugging example.
 groups=(quickstart L A B C D debug)
 declare -A pattern=([quickstart]='quickstart*' [L]='l[0-9]*' [A]='a[0-9]*' [B]='b[0-9]*'
                     [C]='c[0-9]*' [D]='d[0-9]*' [debug]='debug*')
