@@ -64,8 +64,7 @@ typedef struct forwarder {
 typedef struct fan_in_block {
     gocc_waitgroup_t wg;
     gocc_chan_t *out; /* the closer's reference */
-    size_t n;
-    forwarder_t fwd[]; /* n of them, then n element buffers */
+    forwarder_t fwd[]; /* one per input, then one element buffer each */
 } fan_in_block_t;
 
 /* go func(ch <-chan int) { defer wg.Done(); for n := range ch { out <- n } }(c) */
@@ -101,7 +100,6 @@ static gocc_chan_t *fan_in_by_hand(size_t elem_size, gocc_chan_t *const *cs, siz
     }
     b->wg = (gocc_waitgroup_t)GOCC_WAITGROUP_INIT;
     b->out = gocc_chan_retain(out);
-    b->n = n;
     unsigned char *bufs = (unsigned char *)&b->fwd[n];
     bool started = true;
     for (size_t i = 0; i < n && started; i++) {
