@@ -1,5 +1,5 @@
 /*
- * a01_pipeline.c - port of A01 ("Example: Pipeline Pattern").
+ * a01_pipeline.c - port of A01 (patterns article, "Example: Pipeline Pattern").
  *
  * The Go pipeline gen(2, 3, 4) -> sq -> print: each stage is a task that
  * reads from the channel before it, writes to an unbuffered channel of its

@@ -1,5 +1,6 @@
 /*
- * a02_dynamic_pool.c - port of A02 ("Example: Dynamic Worker Pool").
+ * a02_dynamic_pool.c - port of A02 (patterns article, "Example: Dynamic
+ * Worker Pool").
  *
  * runtime.NumCPU() workers read Jobs from a buffered channel (capacity 100)
  * and write Results to another (capacity 100); a WaitGroup counts the

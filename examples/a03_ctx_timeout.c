@@ -1,5 +1,5 @@
 /*
- * a03_ctx_timeout.c - port of A03 ("Example: Propagating
+ * a03_ctx_timeout.c - port of A03 (patterns article, "Example: Propagating
  * Cancellation").
  *
  * main makes a context with a timeout and calls fetchData(ctx, url); the

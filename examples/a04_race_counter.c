@@ -1,5 +1,5 @@
 /*
- * a04_race_counter.c - port of A04 ("Race Conditions":
+ * a04_race_counter.c - port of A04 (patterns article, "Race Conditions":
  * increment, then the sync.Mutex fix incrementSafe).
  *
  * !!! THIS PROGRAM CONTAINS A DELIBERATE DATA RACE (its broken half). !!!

@@ -1,5 +1,5 @@
 /*
- * a05_deadlock.c - port of A05 ("Deadlocks": two goroutines
+ * a05_deadlock.c - port of A05 (patterns article, "Deadlocks": two goroutines
  * waiting on each other), shown safely, then the fix.
  *
  * The snippet: a goroutine sends 1 on an unbuffered channel while main

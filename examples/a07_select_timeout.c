@@ -1,6 +1,6 @@
 /*
- * a07_select_timeout.c - port of A07 ("Select for Timeouts and
- * Multiplexing").
+ * a07_select_timeout.c - port of A07 (patterns article, "Select for
+ * Timeouts and Multiplexing").
  *
  *     select {
  *     case res := <-resultCh:          fmt.Println("result:", res)

@@ -1,5 +1,5 @@
 /*
- * b01_concurrent_map.c - B01 ("sync.Map: The Concurrent Map"):
+ * b01_concurrent_map.c - B01 (chapter 9, "sync.Map: The Concurrent Map"):
  * the old way, a map behind one sync.RWMutex (SafeMap.Get takes RLock),
  * next to the modern way, a concurrent map with sync.Map's operations:
  * Store, Load, LoadOrStore, LoadAndDelete, Range, Swap, CompareAndSwap.

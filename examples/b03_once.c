@@ -1,5 +1,5 @@
 /*
- * b03_once.c - B03 ("sync.Once: Guaranteed Single Execution"):
+ * b03_once.c - B03 (chapter 9, "sync.Once: Guaranteed Single Execution"):
  * a lazily built singleton, and OnceError, a Once whose function can fail
  * and whose error every caller gets.
  *

@@ -1,5 +1,5 @@
 /*
- * b04_atomics.c - B04 ("Atomic Operations Evolution"): typed
+ * b04_atomics.c - B04 (chapter 9, "Atomic Operations Evolution"): typed
  * atomics, and a lock-free stack whose push is a CompareAndSwap loop.
  *
  * b04_typed_atomics: the seed's old way, atomic.AddInt64(&counter, 1) on a

@@ -1,5 +1,5 @@
 /*
- * b05_threshold.c - B05 ("Atomic Patterns"): a lock-free counter
+ * b05_threshold.c - B05 (chapter 9, "Atomic Patterns"): a lock-free counter
  * that fires a callback once, when it reaches a threshold.
  *
  *   func (tc *ThresholdCounter) Increment() {

@@ -1,5 +1,5 @@
 /*
- * b06_atomic_config.c - B06 ("Atomic configuration updates"):
+ * b06_atomic_config.c - B06 (chapter 9, "Atomic configuration updates"):
  * a Config whose ConfigData is replaced with atomic.Pointer.Store while
  * readers call Get() without locks ("Usage - no locks needed!"; "Readers
  * get consistent view").

@@ -1,5 +1,5 @@
 /*
- * b07_errgroup_fetch.c - B07 ("Error Group Pattern"): fetchAll,
+ * b07_errgroup_fetch.c - B07 (chapter 9, "Error Group Pattern"): fetchAll,
  * one errgroup task per URL, each writing its own results[i], errors
  * wrapped with the URL, and Wait() returning the first one.
  *
@@ -22,6 +22,11 @@
  *   "fetching http://svc.local/missing: not found", errors.Is(err,
  *   ErrNotFound) holds, fetchAll returns no results, and the slow fetches
  *   were cancelled by the group context instead of running their 10 s.
+ * b07_caller_cancelled: fetchAll called with a context already cancelled.
+ *   gocc_group_go admits nothing under a done parent, so fetchAll fetches
+ *   each URL on its own thread (as it does when no thread can be made);
+ *   every such fetch fails with "context canceled", and the first of those
+ *   errors is what fetchAll returns, not a nil error with empty results.
  *
  * Go -> C: `i, url := i, url` becomes one argument struct per task (its own
  * array element, which outlives the task because Wait returns after all of
@@ -31,11 +36,17 @@
  * ERR_TASK_BASE + i as its error: Wait's first error names the record.
  * fetchAll returns that record (or NULL: nil), and results only on
  * success. ErrNotFound is a negative errno (-ENOENT, "not found" here).
+ * Unlike Go's g.Go, gocc_group_go can fail (no thread, or a parent context
+ * already done); fetchAll then fetches that URL itself, and an error there
+ * counts like a task's: the first one is returned and it cancels the group
+ * context, so the tasks already started stop.
  *
  * Checks: all 8 results match their URL and Wait is nil; with the failing
  * URL Wait returns its wrapped error (message and cause), no results come
  * back, the slow fetches saw "context canceled", fetchAll took far less
- * than 10 s, and gocc_tasks_live() == 0. Exit 1 if wrong.
+ * than 10 s; with a cancelled caller fetchAll returns the first URL's
+ * "context canceled" error and no results; gocc_tasks_live() == 0. Exit 1
+ * if wrong.
  */
 #include <gocc.h>
 
@@ -133,12 +144,23 @@ static bool fetch_all(gocc_ctx_t *ctx, const char *const *urls, int n, fetch_all
         gocc_group_free(g);
         return false;
     }
+    gocc_ctx_t *gctx = gocc_group_ctx(g);
+    int inline_err = 0; /* the first error of a fetch done here */
     for (int i = 0; i < n; i++) {
         tasks[i] = (fetch_task_t){urls[i], &results[i], &errs[i], i, &out->cancelled};
-        if (gocc_group_go(g, fetch_one, &tasks[i]) != 0)
-            fetch_one(gocc_group_ctx(g), &tasks[i]); /* no thread: do it here */
+        if (gocc_group_go(g, fetch_one, &tasks[i]) == 0) continue;
+        /* Not started: fetch it here. Its error is one of the group's: it
+         * cancels the group context, as a task's would. */
+        int rc = fetch_one(gctx, &tasks[i]);
+        if (rc != 0 && inline_err == 0) {
+            inline_err = rc;
+            gocc_ctx_cancel_cause(gctx, rc);
+        }
     }
-    int err = gocc_group_wait(g); /* the first error; every task has returned */
+    int err = gocc_group_wait(g); /* a task's first error; every task has returned */
+    /* The first error is the one whose cancel came first: the context's
+     * cause (a cancel of an already cancelled context changes nothing). */
+    if (inline_err != 0 && (err == 0 || gocc_ctx_cause(gctx) == inline_err)) err = inline_err;
     gocc_group_free(g);
     if (err != 0) {
         out->err = err >= ERR_TASK_BASE && err < ERR_TASK_BASE + n
@@ -201,9 +223,26 @@ static void b07_one_fails(void) {
            (double)took / GOCC_MILLISECOND);
 }
 
+static void b07_caller_cancelled(void) {
+    gocc_ctx_t *caller = gocc_ctx_with_cancel(NULL);
+    gocc_ctx_cancel(caller); /* the caller gave up before calling */
+    fetch_all_out_t out = {0};
+    bool ok = caller && fetch_all(caller, ok_urls, 3, &out);
+    check(!ok && out.results == NULL, "a cancelled caller gets an error and no results");
+    check(strcmp(out.err.msg, "fetching http://svc.local/a: context canceled") == 0 &&
+              errors_is(&out.err, GOCC_ECANCELED),
+          "the error is the first URL's 'context canceled', wrapped with the URL");
+    printf("B07 fetchAll: caller's context already cancelled: no task could start, each URL "
+           "was fetched in place: err = \"%s\", results = %s\n", out.err.msg,
+           out.results ? "non-nil" : "nil");
+    free(out.results);
+    gocc_ctx_release(caller);
+}
+
 int main(void) {
     b07_all_ok();
     b07_one_fails();
+    b07_caller_cancelled();
     check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("B07 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());

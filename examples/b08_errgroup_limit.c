@@ -1,5 +1,5 @@
 /*
- * b08_errgroup_limit.c - B08 ("Error Group Pattern", "With
+ * b08_errgroup_limit.c - B08 (chapter 9, "Error Group Pattern", "With
  * concurrency limit"): processWithLimit, an errgroup whose SetLimit(10)
  * keeps at most 10 tasks running; g.Go blocks while 10 are.
  *
@@ -20,7 +20,8 @@
  * b08_error: item 37 fails: Wait returns its error, the group context is
  *   cancelled, and the items started after it return ctx.Err() at once
  *   without doing their work (g.Go keeps admitting them, at most 10 at a
- *   time, as Go's errgroup does).
+ *   time, as Go's errgroup does). An item takes 20 ms here, so that
+ *   without the cancel the 63 items after 37 would all be processed.
  *
  * Go -> C: g.SetLimit(10) is gocc_group_set_limit(g, 10) before the first
  * go; g.Go is gocc_group_go; `item := item` is a pointer to the item's own
@@ -30,7 +31,9 @@
  * of b08_limit, all 100 processed and Wait nil; TryGo refused at the limit
  * and accepted after; in b08_error Wait returns item 37's error and every
  * item is accounted for (processed, failed, or stopped by the cancelled
- * context). gocc_tasks_live() == 0 at the end. Exit 1 if wrong.
+ * context), and at most 2 * 10 of the 63 items after 37 were processed
+ * (those already running or racing the cancel). gocc_tasks_live() == 0 at
+ * the end. Exit 1 if wrong.
  */
 #include <gocc.h>
 
@@ -48,6 +51,8 @@
 
 typedef struct run {
     int bad_item;       /* 0: nothing fails */
+    int64_t work_ns;    /* what an item takes; 0: a millisecond */
+    atomic_int processed_after_bad; /* items numbered above bad_item, processed */
     gocc_chan_t *gate;  /* the first LIMIT items wait here; NULL: no gate */
     gocc_ctx_t *give_up; /* bounds the wait at the gate (5 s): a failure, not a hang */
     atomic_int arrived; /* items that reached the gate */
@@ -83,8 +88,9 @@ static int process(gocc_ctx_t *ctx, void *arg) {
     if (it->id == r->bad_item) {
         err = ERR_ITEM_BASE + it->id;
         atomic_fetch_add(&r->failed, 1);
-    } else if ((err = gocc_sleep(GOCC_MILLISECOND, ctx)) == 0) {
+    } else if ((err = gocc_sleep(r->work_ns ? r->work_ns : GOCC_MILLISECOND, ctx)) == 0) {
         atomic_fetch_add(&r->processed, 1);
+        if (r->bad_item != 0 && it->id > r->bad_item) atomic_fetch_add(&r->processed_after_bad, 1);
     } else {
         atomic_fetch_add(&r->stopped, 1);
     }
@@ -180,7 +186,7 @@ static void b08_try_go(void) {
 /* ---- b08_error ------------------------------------------------------------ */
 
 static void b08_error(void) {
-    static run_t r = {.bad_item = 37};
+    static run_t r = {.bad_item = 37, .work_ns = 20 * GOCC_MILLISECOND};
     static item_t items[ITEMS];
     fill(items, &r);
     int err = process_with_limit(NULL, items, ITEMS);
@@ -189,9 +195,11 @@ static void b08_error(void) {
     check(err == ERR_ITEM_BASE + 37, "Wait returned item 37's error");
     check(failed == 1 && processed + failed + stopped == ITEMS, "every item accounted for");
     check(max <= LIMIT, "never more than 10 at once");
-    printf("B08 error: process(37) fails: Wait() = item %d's error; %d processed, %d stopped by "
-           "the cancelled context, at most %d at once\n", err - ERR_ITEM_BASE, processed,
-           stopped, max);
+    int after = atomic_load(&r.processed_after_bad);
+    check(after <= 2 * LIMIT, "the cancel stopped the items after 37: at most 20 of 63 processed");
+    printf("B08 error: process(37) fails: Wait() = item %d's error; %d processed (%d of them "
+           "after item 37), %d stopped by the cancelled context, at most %d at once\n",
+           err - ERR_ITEM_BASE, processed, after, stopped, max);
 }
 
 int main(void) {

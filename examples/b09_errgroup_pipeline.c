@@ -1,5 +1,5 @@
 /*
- * b09_errgroup_pipeline.c - B09 ("Advanced: Pipeline with error
+ * b09_errgroup_pipeline.c - B09 (chapter 9, "Advanced: Pipeline with error
  * group"): three stages, each an errgroup task, joined by unbuffered
  * channels: generate 0..99 -> square -> sum.
  *
@@ -19,7 +19,9 @@
  *   ends either the same way (blocked sending on squared, which nobody
  *   reads any more) or, when it was waiting on numbers instead, by the
  *   close ending its range (nil): which one is a race, and both are clean.
- *   Wait returns the sum stage's error and no stage is left blocked.
+ *   Wait returns the sum stage's error and no stage is left blocked. The
+ *   caller gives the run a 5 s deadline, so a pipeline the error did not
+ *   stop ends there (with "deadline exceeded") instead of hanging.
  *
  * Go -> C: chan int is gocc_chan_new(sizeof(int), 0); the select between
  * a send and <-ctx.Done() is one gocc_chan_send with the context (it
@@ -30,8 +32,8 @@
  *
  * Checks: the sum equals the closed form and Wait is nil; in the failing
  * run Wait returns the sum stage's error, stage 1 returned "context
- * canceled" and stage 2 that or nil, fewer than 100 numbers were
- * generated, and
+ * canceled" (the group's cancel, not the caller's deadline) and stage 2
+ * that or nil, fewer than 100 numbers were generated, and
  * gocc_tasks_live() == 0. Exit 1 if wrong.
  */
 #include <gocc.h>
@@ -129,7 +131,10 @@ static void b09_sum(void) {
 
 static void b09_stage_fails(void) {
     pipeline_t p = {.budget = 10000};
-    int err = pipeline(NULL, &p);
+    gocc_ctx_t *caller = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
+    int err = caller ? pipeline(caller, &p) : GOCC_ENOMEM;
+    gocc_ctx_cancel(caller);
+    gocc_ctx_release(caller);
     check(err == ERR_OVER_BUDGET, "Wait returned the sum stage's error");
     check(p.gen_err == GOCC_ECANCELED, "the generator returned ctx.Err() (context canceled)");
     check(p.square_err == GOCC_ECANCELED || p.square_err == 0,

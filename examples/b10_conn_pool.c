@@ -1,5 +1,5 @@
 /*
- * b10_conn_pool.c - B10 ("Semaphore Pattern"): a connection pool
+ * b10_conn_pool.c - B10 (chapter 9, "Semaphore Pattern"): a connection pool
  * from a weighted semaphore and a buffered channel of idle connections.
  *
  *   NewConnectionPool(size): sem = semaphore.NewWeighted(size),

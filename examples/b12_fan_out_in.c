@@ -1,5 +1,5 @@
 /*
- * b12_fan_out_in.c - B12 ("Fan-Out/Fan-In with Generics"):
+ * b12_fan_out_in.c - B12 (chapter 9, "Fan-Out/Fan-In with Generics"):
  * FanOut[T](ctx, in, workers) []<-chan T starts `workers` goroutines that
  * all range over `in`, each passing what it takes on to its own output
  * channel (closed when `in` is drained or ctx ends); FanIn[T](ctx,

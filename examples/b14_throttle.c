@@ -1,5 +1,5 @@
 /*
- * b14_throttle.c - B14 ("Debounce and Throttle"): Throttle(ctx,
+ * b14_throttle.c - B14 (chapter 9, "Debounce and Throttle"): Throttle(ctx,
  * in, limit) <-chan T passes every value of `in` on, but no faster than
  * one per `limit`; out is closed when `in` is, or when ctx ends.
  *
@@ -24,7 +24,8 @@
  *
  * Checks: steady - 20 values in order, out closed, the 20 took at least
  * 19 * 10 ms (the bucket cannot hand out turns early; the upper bound a
- * generous 5 s); cancel - one value, the cancel ended the wait long before
+ * generous 5 s, also the run's deadline, so a throttle whose turns never
+ * come ends instead of hanging); cancel - one value, the cancel ended the wait long before
  * the 2 s turn, out closed; gocc_tasks_live() == 0 at the end. Exit 1 if
  * wrong.
  */
@@ -118,7 +119,8 @@ static gocc_chan_t *produce(gocc_ctx_t *ctx, int n) {
 /* ---- the two runs ------------------------------------------------------ */
 
 static void b14_steady(void) {
-    gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
+    /* The run's own deadline: a throttle stuck waiting for a turn ends there. */
+    gocc_ctx_t *ctx = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
     gocc_chan_t *in = ctx ? produce(ctx, STEADY_N) : NULL;
     int64_t t0 = gocc_now(); /* before the throttle's first turn */
     gocc_chan_t *out = in ? throttle(ctx, in, sizeof(int), STEADY_LIMIT) : NULL;

@@ -1,5 +1,5 @@
 /*
- * b18_circuit_breaker.c - B18 ("Circuit Breaker Pattern"):
+ * b18_circuit_breaker.c - B18 (chapter 9, "Circuit Breaker Pattern"):
  * prevent cascading failures. A CircuitBreaker wraps calls to a service:
  * closed, it lets calls through and counts consecutive failures; after
  * maxFailures it opens and rejects calls at once ("circuit breaker is

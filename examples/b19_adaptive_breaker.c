@@ -1,5 +1,5 @@
 /*
- * b19_adaptive_breaker.c - B19 ("Advanced: Adaptive circuit
+ * b19_adaptive_breaker.c - B19 (chapter 9, "Advanced: Adaptive circuit
  * breaker"): a breaker that opens on the error RATE over a rolling time
  * window instead of a count of failures in a row. shouldOpen():
  * stats := window.Stats(); open when stats.Total >= minRequests and

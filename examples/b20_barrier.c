@@ -1,5 +1,5 @@
 /*
- * b20_barrier.c - B20 ("Barrier Pattern"): synchronise n
+ * b20_barrier.c - B20 (chapter 9, "Barrier Pattern"): synchronise n
  * goroutines. Barrier.Wait() blocks until n callers have arrived, then
  * releases them all; the barrier is reusable, round after round.
  *

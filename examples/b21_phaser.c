@@ -1,5 +1,5 @@
 /*
- * b21_phaser.c - B21 ("Phaser Pattern"): multi-phase
+ * b21_phaser.c - B21 (chapter 9, "Phaser Pattern"): multi-phase
  * synchronisation with a changing set of parties (Java's Phaser).
  * Register() adds a party; ArriveAndAwaitAdvance() waits until every
  * registered party has arrived, then all move to the next phase; here also

@@ -1,5 +1,5 @@
 /*
- * b22_testing.c - B22 ("Testing Concurrent Code"): the
+ * b22_testing.c - B22 (chapter 9, "Testing Concurrent Code"): the
  * chapter's three tests, ported as checks this program runs on itself.
  *
  * b22_race_detection: TestConcurrentAccess. The seed's version has 100

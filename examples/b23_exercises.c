@@ -1,5 +1,5 @@
 /*
- * b23_exercises.c - B23 ("Exercises"), exercises 2 to 5, one
+ * b23_exercises.c - B23 (chapter 9, "Exercises"), exercises 2 to 5, one
  * section each (exercise 1, the token-bucket rate limiter, is
  * b23_rate_limiter.c):
  *

@@ -1,5 +1,5 @@
 /*
- * c01_ticker.c - port of C01 ("Goroutine lifecycle": the
+ * c01_ticker.c - port of C01 (production guide, "Goroutine lifecycle": the
  * correct ticker goroutine stopped via context, next to the wrong
  * goroutine without a stop condition).
  *

@@ -1,5 +1,5 @@
 /*
- * c02_owned_map.c - port of C02 ("Channels vs mutexes": one
+ * c02_owned_map.c - port of C02 (production guide, "Channels vs mutexes": one
  * goroutine owns the map, vs a mutex-protected SafeMap).
  *
  * Two correct ways to share a map, run on the same workload:

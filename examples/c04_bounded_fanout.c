@@ -1,5 +1,5 @@
 /*
- * c04_bounded_fanout.c - port of C04 ("Bounded concurrency
+ * c04_bounded_fanout.c - port of C04 (production guide, "Bounded concurrency
  * (semaphore pattern)": a channel semaphore plus an errgroup).
  *
  * One errgroup task per id, but at most 8 of them inside process() at
@@ -13,8 +13,10 @@
  *  2. the same bound with libgocc's weighted semaphore (Go's
  *     x/sync/semaphore: gocc_sem_acquire(s, 1, ctx) / gocc_sem_release),
  *     the form a C programmer would reach for today;
- *  3. the channel semaphore again with process(13) failing: Wait returns
- *     that error and the tasks still queued at the limit never start.
+ *  3. the channel semaphore again with process(13) failing (and a slower
+ *     process, 20 ms, so that most tasks are still queued when it fails):
+ *     Wait returns that error and the tasks still queued at the limit
+ *     never start.
  * (errgroup's own SetLimit, gocc_group_set_limit, is a third way: B08.)
  *
  * Go to C: limit := make(chan struct{}, 8) is gocc_chan_new(0, 8), a signal
@@ -29,8 +31,10 @@
  * Checks: at no moment were more than 8 tasks inside process() (counted
  * with an atomic in-flight gauge and its maximum), all 40 ids were
  * processed in runs 1 and 2 with Wait() returning 0; in run 3 Wait()
- * returns process(13)'s error and every task is accounted for (processed,
- * failed, cut short inside process, or never admitted). Every task has
+ * returns process(13)'s error, every task is accounted for (processed,
+ * failed, cut short inside process, or never admitted), and at most LIMIT
+ * tasks were admitted after process(13) failed (those racing the cancel);
+ * without the cancel every task still queued would be. Every task has
  * returned at the end (gocc_tasks_live() == 0). Exit status 0 when all
  * hold, else 1.
  */
@@ -56,7 +60,9 @@ typedef struct limiter {
 
 typedef struct run {
     limiter_t lim;
-    int bad_id; /* 0: nothing fails */
+    int bad_id;      /* 0: nothing fails */
+    int64_t work_ns; /* what process() takes */
+    atomic_int admitted, admitted_at_failure; /* the second: -1 until bad_id fails */
     atomic_int in_flight, max_in_flight;
     atomic_int processed, failed, cut_short, not_admitted;
 } run_t;
@@ -88,8 +94,11 @@ static void release(limiter_t *l) {
 
 /* A couple of milliseconds of work that stops when ctx is done. */
 static int process(gocc_ctx_t *ctx, run_t *r, int id) {
-    if (id == r->bad_id) return ERR_PROCESS_BASE + id;
-    return gocc_sleep(2 * GOCC_MILLISECOND, ctx);
+    if (id == r->bad_id) {
+        atomic_store(&r->admitted_at_failure, atomic_load(&r->admitted));
+        return ERR_PROCESS_BASE + id;
+    }
+    return gocc_sleep(r->work_ns, ctx);
 }
 
 static int bounded_task(gocc_ctx_t *ctx, void *arg) {
@@ -100,6 +109,7 @@ static int bounded_task(gocc_ctx_t *ctx, void *arg) {
         atomic_fetch_add(&r->not_admitted, 1);
         return err;
     }
+    atomic_fetch_add(&r->admitted, 1);
     int now = atomic_fetch_add(&r->in_flight, 1) + 1;
     int max = atomic_load(&r->max_in_flight);
     while (now > max && !atomic_compare_exchange_weak(&r->max_in_flight, &max, now)) {
@@ -148,8 +158,9 @@ static int do_run(run_t *r, const char *name) {
     else
         printf("C04 bounded fan-out (%s, process(%d) fails): Wait() = process(%d) "
                "failed; %d processed, %d cut short, %d never started (ctx.Err() at "
-               "the limit), at most %d at once\n",
-               name, r->bad_id, err - ERR_PROCESS_BASE, processed, cut, skipped, max);
+               "the limit; %d were waiting when it failed), at most %d at once\n",
+               name, r->bad_id, err - ERR_PROCESS_BASE, processed, cut, skipped,
+               NIDS - atomic_load(&r->admitted_at_failure), max);
     check(max >= 1 && max <= LIMIT, "never more than 8 tasks in process() at once");
     check(processed + failed + cut + skipped == NIDS, "every task accounted for");
     return err;
@@ -159,6 +170,7 @@ int main(void) {
     static run_t r1, r2, r3;
 
     r1.lim = (limiter_t){CHANNEL_SEM, gocc_chan_new(0, LIMIT), NULL};
+    r1.work_ns = r2.work_ns = 2 * GOCC_MILLISECOND;
     if (r1.lim.ch) {
         int err = do_run(&r1, "channel semaphore");
         check(err == 0 && atomic_load(&r1.processed) == NIDS, "all 40 ids processed");
@@ -178,10 +190,15 @@ int main(void) {
 
     r3.lim = (limiter_t){CHANNEL_SEM, gocc_chan_new(0, LIMIT), NULL};
     r3.bad_id = 13;
+    r3.work_ns = 20 * GOCC_MILLISECOND;
+    atomic_store(&r3.admitted_at_failure, -1);
     if (r3.lim.ch) {
         int err = do_run(&r3, "channel semaphore");
         check(err == ERR_PROCESS_BASE + 13, "Wait() returned process(13)'s error");
         check(atomic_load(&r3.failed) == 1, "process(13) ran and failed once");
+        int at_failure = atomic_load(&r3.admitted_at_failure);
+        check(at_failure >= 0 && atomic_load(&r3.admitted) - at_failure <= LIMIT,
+              "the failure stopped the queue: at most 8 tasks admitted after it");
         gocc_chan_release(r3.lim.ch);
     } else {
         check(false, "made the limit channel");

@@ -1,7 +1,7 @@
 /*
- * c05_pool_errgroup.c - port of C05 ("Worker pool (durable
- * throughput)": runPool, a fixed number of workers run by an errgroup,
- * stopped by the context).
+ * c05_pool_errgroup.c - port of C05 (production guide, "Worker pool
+ * (durable throughput)": runPool, a fixed number of workers run by an
+ * errgroup, stopped by the context).
  *
  * runPool(ctx, jobs, workers) starts `workers` errgroup tasks. Each one
  * loops: when the context is done it returns ctx.Err(); when jobs is closed
@@ -14,7 +14,10 @@
  *  2. an endless producer and a caller context with a 50 ms timeout:
  *     runPool returns "context deadline exceeded";
  *  3. 50 jobs where job-13 fails: runPool returns job-13's error and the
- *     other workers stop on the cancelled group context.
+ *     other workers stop on the cancelled group context: each returns
+ *     "context canceled" (not nil: jobs was not drained), hardly any job
+ *     was started after the error (a worker may have received one just
+ *     before), and they are all gone well within 2 s of it.
  * The producer is a separate task that sends with the caller's context and
  * closes jobs when it stops (only the sender closes); the caller cancels
  * that context after runPool returns (Go's defer cancel()), which is what
@@ -30,9 +33,13 @@
  *
  * Checks: run 1 returns 0 with each of the 50 jobs handled exactly once;
  * run 2 returns GOCC_EDEADLINE; run 3 returns job-13's error and handles
- * job-13 once; no job is handled twice; every task (workers, producers)
- * has returned after each run (gocc_tasks_live() == 0). Exit status 0 when
- * all hold, else 1.
+ * job-13 once, every other worker returned GOCC_ECANCELED, at most
+ * 2 * WORKERS jobs were started after job-13 failed (a job takes 5 ms, so
+ * without the cancel the 36 left would all run), and runPool returned
+ * within 2 s of the failure; no job is handled twice; every task (workers,
+ * producers) has returned after each run (gocc_tasks_live() == 0). The
+ * line saying the other workers stopped on the group context is printed
+ * only when that was measured. Exit status 0 when all hold, else 1.
  */
 #include <gocc.h>
 
@@ -55,24 +62,34 @@ typedef struct job {
 
 #define check(ok, what) example_check("C05", ok, what)
 
-/* What the handler saw: how often each job number was handled. */
+/* What the handler saw: how often each job number was handled; when the
+ * bad job failed and how many jobs were started after that. */
 static atomic_uchar handled_count[MAX_TRACKED];
-static atomic_int handled, bad_job = -1;
+static atomic_int handled, bad_job = -1, started_after_error;
+static atomic_llong failed_at; /* gocc_now() when the bad job failed; 0: not yet */
 
 static int handle_job(gocc_ctx_t *ctx, const job_t *j) {
     int n = atoi(j->id + strlen("job-"));
     if (n < 0 || n >= MAX_TRACKED) return GOCC_EINVAL;
     atomic_fetch_add(&handled_count[n], 1);
-    if (n == atomic_load(&bad_job)) return ERR_JOB_BASE + n;
-    int err = gocc_sleep(GOCC_MILLISECOND / 2, ctx); /* the work */
+    if (atomic_load(&failed_at) != 0) atomic_fetch_add(&started_after_error, 1);
+    if (n == atomic_load(&bad_job)) {
+        atomic_store(&failed_at, gocc_now());
+        return ERR_JOB_BASE + n;
+    }
+    int err = gocc_sleep(5 * GOCC_MILLISECOND, ctx); /* the work */
     if (err == 0) atomic_fetch_add(&handled, 1);
     return err;
 }
 
 /* ---- runPool ------------------------------------------------------------ */
 
-static int pool_worker(gocc_ctx_t *ctx, void *arg) {
-    gocc_chan_t *jobs = arg;
+typedef struct worker_arg {
+    gocc_chan_t *jobs; /* borrowed: runPool's Wait outlives the worker */
+    int result;        /* what the worker returned (1 until it returns) */
+} worker_arg_t;
+
+static int pool_worker_loop(gocc_ctx_t *ctx, gocc_chan_t *jobs) {
     for (;;) {
         job_t j;
         int err = gocc_chan_recv(jobs, &j, ctx);
@@ -82,12 +99,22 @@ static int pool_worker(gocc_ctx_t *ctx, void *arg) {
     }
 }
 
+static int pool_worker(gocc_ctx_t *ctx, void *arg) {
+    worker_arg_t *w = arg;
+    w->result = pool_worker_loop(ctx, w->jobs);
+    return w->result;
+}
+
+static worker_arg_t workers_seen[WORKERS]; /* the last run's workers */
+
 static int run_pool(gocc_ctx_t *ctx, gocc_chan_t *jobs, int workers) {
     gocc_group_t *g = gocc_group_new(ctx);
     if (!g) return GOCC_ENOMEM;
-    for (int i = 0; i < workers; i++)
-        if (gocc_group_go(g, pool_worker, jobs) != 0) check(false, "started a worker");
-    int err = gocc_group_wait(g);
+    for (int i = 0; i < workers && i < WORKERS; i++) {
+        workers_seen[i] = (worker_arg_t){jobs, 1};
+        if (gocc_group_go(g, pool_worker, &workers_seen[i]) != 0) check(false, "started a worker");
+    }
+    int err = gocc_group_wait(g); /* every worker has returned */
     gocc_group_free(g);
     return err;
 }
@@ -113,11 +140,16 @@ static int producer(gocc_ctx_t *ctx, void *arg) {
     return 0;
 }
 
+/* When the last runPool returned. */
+static int64_t returned_at;
+
 /* One run: a producer of `count` jobs on a caller context (timeout_ns > 0:
  * with that timeout), runPool on the same context, then cancel. */
 static int run(int count, int64_t timeout_ns, int bad) {
     for (int i = 0; i < MAX_TRACKED; i++) atomic_store(&handled_count[i], 0);
     atomic_store(&handled, 0);
+    atomic_store(&started_after_error, 0);
+    atomic_store(&failed_at, 0);
     atomic_store(&bad_job, bad);
     gocc_ctx_t *ctx = timeout_ns > 0 ? gocc_ctx_with_timeout(NULL, timeout_ns)
                                      : gocc_ctx_with_cancel(NULL);
@@ -129,6 +161,7 @@ static int run(int count, int64_t timeout_ns, int bad) {
         if (gocc_go(producer, ctx, pa) == 0) {
             pa = NULL; /* the producer's now */
             err = run_pool(ctx, jobs, WORKERS);
+            returned_at = gocc_now();
         } else {
             gocc_chan_release(jobs);
         }
@@ -166,11 +199,28 @@ int main(void) {
 
     err = run(NJOBS, 0, 13);
     bool is_job13 = err == ERR_JOB_BASE + 13;
-    printf("C05 pool: job-13 fails -> runPool = %s; the other workers stopped on "
-           "the group context (%d jobs handled)\n",
-           is_job13 ? "job-13 failed" : gocc_strerror(err), atomic_load(&handled));
+    int cancelled = 0, drained = 0;
+    for (int i = 0; i < WORKERS; i++) {
+        cancelled += workers_seen[i].result == GOCC_ECANCELED;
+        drained += workers_seen[i].result == 0;
+    }
+    int after = atomic_load(&started_after_error);
+    int64_t fail_time = atomic_load(&failed_at);
+    double stop_ms = fail_time ? (double)(returned_at - fail_time) / 1e6 : -1;
+    bool stopped = cancelled == WORKERS - 1 && after <= 2 * WORKERS && fail_time != 0 &&
+                   stop_ms < 2000;
+    printf("C05 pool: job-13 fails -> runPool = %s after %d jobs handled; %s: %d of the "
+           "%d other workers returned \"%s\", %d drained jobs, %d jobs started after the "
+           "error, runPool returned %.1f ms after it\n",
+           is_job13 ? "job-13 failed" : gocc_strerror(err), atomic_load(&handled),
+           stopped ? "the other workers stopped on the group context"
+                   : "the other workers did NOT stop on the group context",
+           cancelled, WORKERS - 1, gocc_strerror(GOCC_ECANCELED), drained, after, stop_ms);
     check(is_job13, "runPool returned job-13's error");
     check(atomic_load(&handled_count[13]) == 1, "job-13 was handled once");
+    check(cancelled == WORKERS - 1, "every other worker returned 'context canceled'");
+    check(after <= 2 * WORKERS, "at most 2 jobs a worker were started after the error");
+    check(fail_time != 0 && stop_ms < 2000, "runPool returned within 2 s of the error");
 
     check(gocc_tasks_live() == 0, "no task left (gocc_tasks_live() == 0)");
     if (example_failures) printf("C05 pool: FAILED\n");

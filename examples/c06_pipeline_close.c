@@ -1,5 +1,5 @@
 /*
- * c06_pipeline_close.c - port of C06 ("Pipeline stages":
+ * c06_pipeline_close.c - port of C06 (production guide, "Pipeline stages":
  * one-directional channels, close only from the sending side; the wrong
  * receiver-closes version next to it).
  *

@@ -1,5 +1,5 @@
 /*
- * c08_test_timeout.c - port of C08 ("Timeouts to prevent
+ * c08_test_timeout.c - port of C08 (production guide, "Timeouts to prevent
  * hanging tests": a test-level timeout via context).
  *
  *     func TestSomething(t *testing.T) {

@@ -18,7 +18,8 @@
  *   disabled by setting its channel to NULL (Go's nil), so the loop never
  *   spins on it.
  *
- * Checks: which case ran each time, the default's EAGAIN, both cases chosen
+ * Checks: which case ran each time (the 20 ms timeout within 2 s: a timer
+ * that fires seconds late fails it), the default's EAGAIN, both cases chosen
  * in the random test (each at least 30% of the time), the merge's count
  * and sum with no receive from a closed input after it was disabled, and
  * gocc_tasks_live() == 0. Exit 1 if wrong.
@@ -81,6 +82,7 @@ static void d02_cases(void) {
     int c = select3(ch1, &v, ch2, 22, 20 * GOCC_MILLISECOND);
     double ms = (double)(gocc_now() - t0) / 1e6;
     check(c == CASE_TIMEOUT, "the timeout case ran");
+    check(ms < 2000, "the 20 ms timeout fired within 2 s");
     printf("D02 select: ran the %s case (v=%d), then the %s case (sent %d), then the %s "
            "case after %.1f ms\n", a >= 0 ? names[a] : "?", v, b >= 0 ? names[b] : "?", sent,
            c >= 0 ? names[c] : "?", ms);

@@ -1,6 +1,6 @@
 /*
- * d03_patterns.c - D03 (cheat sheet): the common patterns, in
- * the sheet's shapes.
+ * d03_patterns.c - D03 (cheat sheet): the common patterns, in the sheet's
+ * shapes.
  *
  * d03_semaphore: var sem = make(chan struct{}, MaxConcurrent); handle(r)
  *   does sem <- struct{}{} (acquire), defer <-sem (release), process(r).
@@ -15,7 +15,9 @@
  *
  * Checks: the in-flight maximum never passed the limit, every job's result
  * arrived once, the fan-in delivered every value once, and
- * gocc_tasks_live() == 0. Exit 1 if wrong. Go -> C: chan struct{} is an
+ * gocc_tasks_live() == 0. The results and the merged values are read under
+ * a generous 5 s deadline, so a lost one fails the run instead of hanging
+ * it. Exit 1 if wrong. Go -> C: chan struct{} is an
  * elem_size 0 channel; fanIn's variadic <-chan int is an array and a count.
  */
 #include <gocc.h>
@@ -128,9 +130,10 @@ static void d03_worker_pool(void) {
 
     bool seen[NUM_JOBS] = {false}, right = true;
     int per_worker[NUM_WORKERS] = {0};
+    gocc_ctx_t *limit = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
     for (int i = 0; started && i < NUM_JOBS; i++) { /* collect: for range allJobs */
         result_t r;
-        if (gocc_chan_recv(results, &r, NULL) != 0 || r.id < 0 || r.id >= NUM_JOBS ||
+        if (gocc_chan_recv(results, &r, limit) != 0 || r.id < 0 || r.id >= NUM_JOBS ||
             seen[r.id] || r.value != 2L * r.id || r.worker < 0 || r.worker >= NUM_WORKERS) {
             right = false;
             continue;
@@ -138,6 +141,8 @@ static void d03_worker_pool(void) {
         seen[r.id] = true;
         per_worker[r.worker]++;
     }
+    gocc_ctx_cancel(limit);
+    gocc_ctx_release(limit);
     check(started && right, "every job's result arrived once, right");
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned after close(jobs)");
     printf("D03 worker pool: %d jobs, %d results (workers did %d/%d/%d/%d); the workers "
@@ -247,15 +252,20 @@ static void d03_fan_in(void) {
         ok = ok && ins[i] && gocc_go(gen, NULL, &gens[i]) == 0;
     }
     gocc_chan_t *merged = ok ? fan_in(ins, N) : NULL;
-    int count = 0, v;
+    int count = 0, v, rc = GOCC_EINVAL;
     long sum = 0;
-    while (merged && gocc_chan_recv(merged, &v, NULL) == 0) { /* for v := range merged */
+    gocc_ctx_t *limit = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
+    while (merged && (rc = gocc_chan_recv(merged, &v, limit)) == 0) { /* for v := range merged */
         count++;
         sum += v;
     }
+    gocc_ctx_cancel(limit);
+    gocc_ctx_release(limit);
+    if (rc != GOCC_ECLOSED && merged) gocc_chan_close(merged); /* a broken run: let its tasks go */
     long want = 0;
     for (int i = 0; i < N; i++) want += 10L * 100 * i + 55;
     check(merged && count == 10 * N && sum == want, "the fan-in delivered every value once");
+    check(rc == GOCC_ECLOSED, "merged was closed after every input was");
     printf("D03 fan-in: %d channels merged into one: %d values, sum %ld (want %ld); merged "
            "closed after every input closed\n", N, count, sum, want);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the fan-in's tasks returned");

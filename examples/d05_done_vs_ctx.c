@@ -17,8 +17,10 @@
  * is ready forever with zero values and the loop spins. Here the worker
  * returns when the receive reports the close (case.ok == false).
  *
- * Checks: all jobs processed, the workers returned for the right reason,
- * gocc_tasks_live() == 0. Exit 1 if wrong.
+ * Checks: all jobs processed, the workers returned for the right reason
+ * and within 2 s of the close, the cancel or the deadline (it takes
+ * microseconds: a close or cancel that woke nobody would leave them
+ * parked), gocc_tasks_live() == 0. Exit 1 if wrong.
  *
  * Go -> C: done <-chan struct{} is an elem_size 0 channel; ctx.Done() is
  * gocc_ctx_done(ctx); each select is a two-case gocc_select.
@@ -111,7 +113,7 @@ static void d05_done_channel(void) {
     int sent = 0;
     int started = s.jobs && s.done ? start_and_feed(worker_done, NULL, &s, &sent) : 0;
     gocc_chan_close(s.done); /* shutdown: a broadcast to every worker */
-    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned");
+    check(example_tasks_exit_within(2 * GOCC_SECOND), "the workers returned within 2 s of close");
     check(started == WORKERS && sent == JOBS && atomic_load(&s.processed) == JOBS &&
           atomic_load(&s.stopped) == WORKERS, "done channel: all jobs, then every worker stopped");
     printf("D05 done channel: %d workers processed %d jobs and returned when done was closed "
@@ -130,7 +132,7 @@ static void d05_context(void) {
     int sent = 0;
     int started = s.jobs && ctx ? start_and_feed(worker_ctx, ctx, &s, &sent) : 0;
     gocc_ctx_cancel(parent);
-    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned");
+    check(example_tasks_exit_within(2 * GOCC_SECOND), "the workers returned within 2 s of cancel");
     check(started == WORKERS && sent == JOBS && atomic_load(&s.processed) == JOBS &&
           atomic_load(&s.stopped) == WORKERS && s.reason[0] == GOCC_ECANCELED &&
           s.reason[1] == GOCC_ECANCELED, "context: all jobs, then stopped by the parent's cancel");
@@ -148,7 +150,7 @@ static void d05_context(void) {
     shared_t t = {.jobs = gocc_chan_new(sizeof(job_t), 0)};
     ctx = gocc_ctx_with_timeout(NULL, 10 * GOCC_MILLISECOND);
     started = t.jobs && ctx ? start_and_feed(worker_ctx, ctx, &t, &sent) : 0;
-    check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned at the deadline");
+    check(example_tasks_exit_within(2 * GOCC_SECOND), "the workers returned at the deadline");
     check(started == WORKERS && atomic_load(&t.processed) == sent &&
           t.reason[0] == GOCC_EDEADLINE && t.reason[1] == GOCC_EDEADLINE,
           "context: stopped by the deadline");

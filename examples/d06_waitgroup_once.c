@@ -1,11 +1,12 @@
 /*
- * d06_waitgroup_once.c - D06 (cheat sheet): sync.WaitGroup and
- * sync.Once.
+ * d06_waitgroup_once.c - D06 (cheat sheet): sync.WaitGroup and sync.Once.
  *
  * d06_waitgroup: for _, item := range items { wg.Add(1); go func(it Item)
  *   { defer wg.Done(); process(it) }(item) }; wg.Wait(). The closure's
  *   by-value parameter becomes a pointer to that item's own slot; Wait is
- *   the edge that makes every task's writes visible to main.
+ *   the edge that makes every task's writes visible to main. The items
+ *   take 0 to 15 ms each, and the last one 100 ms: Wait returns only after
+ *   the slowest, so its result is there too.
  * d06_once: GetConfig() { once.Do(func() { instance = loadConfig() });
  *   return instance }, called by 8 tasks at the same moment: loadConfig
  *   runs exactly once, the callers that arrive while it runs wait for it,
@@ -45,6 +46,8 @@ typedef struct item {
 static int process_item(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     item_t *it = arg;
+    int64_t takes = it->value == ITEMS ? 100 : it->value - 1; /* ms: the last is the slowest */
+    gocc_sleep(takes * GOCC_MILLISECOND, NULL);
     it->result = it->value * it->value; /* process(it) */
     it->processed++;
     gocc_waitgroup_done(it->wg); /* defer wg.Done() */

@@ -3,10 +3,14 @@
  *
  * d07_propagate: "always first parameter", "propagate always". A request
  *   handler with a 10 ms deadline calls Service.Process(ctx, data), which
- *   calls db.QueryContext(ctx, query), a 50 ms local slow operation. Passed
- *   all the way down, the deadline stops the query at 10 ms. A service
- *   that drops it (calls the query with context.Background()) keeps the
- *   query running for 50 ms after the caller gave up.
+ *   calls db.QueryContext(ctx, query), a 50 ms local slow operation. Each
+ *   layer derives its own context with its own, longer timeout (the
+ *   service 1 s per call, the driver 2 s per query), so the query runs
+ *   under the request's great-grandchild. Passed all the way down, the
+ *   request's deadline still stops the query at 10 ms: a cancel reaches
+ *   every descendant. A service that drops it (calls the query with
+ *   context.Background()) keeps the query running for 50 ms after the
+ *   caller gave up.
  * d07_not_in_struct: "never store a context in a struct". BAD: a Service
  *   keeps the ctx it was made with (request 1's); request 1 ends, and
  *   request 2, still alive, fails with "context canceled" because the
@@ -43,19 +47,32 @@ typedef struct db {
     int64_t query_cost;
 } db_t;
 
-/* db.QueryContext(ctx, query): a slow operation that honours ctx. */
+/* db.QueryContext(ctx, query): a slow operation that honours ctx, under
+ * the driver's own query timeout: ctx, cancel := context.WithTimeout(ctx,
+ * 2*time.Second); defer cancel(). */
 static int db_query(gocc_ctx_t *ctx, db_t *db, const char *query) {
     (void)query;
-    return gocc_sleep(db->query_cost, ctx);
+    gocc_ctx_t *qctx = gocc_ctx_with_timeout(ctx, 2 * GOCC_SECOND);
+    if (!qctx) return GOCC_ENOMEM;
+    int err = gocc_sleep(db->query_cost, qctx);
+    gocc_ctx_cancel(qctx);
+    gocc_ctx_release(qctx);
+    return err;
 }
 
 typedef struct service {
     db_t *db;
 } service_t;
 
-/* GOOD: func (s *Service) Process(ctx context.Context, data Data) error */
+/* GOOD: func (s *Service) Process(ctx context.Context, data Data) error,
+ * with the service's own 1 s limit per call derived from ctx. */
 static int service_process(gocc_ctx_t *ctx, service_t *s, const char *data) {
-    return db_query(ctx, s->db, data);
+    gocc_ctx_t *call = gocc_ctx_with_timeout(ctx, GOCC_SECOND);
+    if (!call) return GOCC_ENOMEM;
+    int err = db_query(call, s->db, data);
+    gocc_ctx_cancel(call);
+    gocc_ctx_release(call);
+    return err;
 }
 
 /* BAD: drops the caller's context. */

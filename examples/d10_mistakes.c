@@ -1,9 +1,9 @@
 /*
- * d10_mistakes.c - D10 (cheat sheet): the common-mistakes table,
- * one short demonstration of each mistake next to its fix. Each broken half
- * is kept safe to run: a leaked task is counted, then freed through a back
- * door the broken API does not have (a cancel, a flag, a receive by hand),
- * and nothing here is a data race (TSan runs this file too).
+ * d10_mistakes.c - D10 (cheat sheet): the common-mistakes table, one short
+ * demonstration of each mistake next to its fix. Each broken half is kept
+ * safe to run: a leaked task is counted, then freed through a back door
+ * the broken API does not have (a cancel, a flag, a receive by hand), and
+ * nothing here is a data race (TSan runs this file too).
  *
  *   d10_goroutine_leak       no exit path: a consumer ranges over a channel
  *                            nobody closes -> the sender closes it
@@ -155,9 +155,18 @@ static int failing_job(gocc_ctx_t *ctx, void *arg) {
     return -EIO; /* the error */
 }
 
+typedef struct long_job_seen {
+    int result;      /* what the sibling returned */
+    int64_t ran_ns;  /* how long it ran */
+} long_job_seen_t;
+
 static int long_job(gocc_ctx_t *ctx, void *arg) {
-    (void)arg;
-    return gocc_sleep(10 * GOCC_SECOND, ctx); /* stopped by the group's cancel */
+    long_job_seen_t *seen = arg;
+    int64_t t0 = gocc_now();
+    int err = gocc_sleep(10 * GOCC_SECOND, ctx); /* stopped by the group's cancel */
+    seen->ran_ns = gocc_now() - t0;
+    seen->result = err;
+    return err;
 }
 
 static void d10_naked_goroutine(void) {
@@ -166,18 +175,24 @@ static void d10_naked_goroutine(void) {
 
     gocc_group_t *g = gocc_group_new(NULL);
     int err = GOCC_ENOMEM;
+    long_job_seen_t sibling = {1, -1};
     int64_t t0 = gocc_now();
     if (g) {
-        gocc_group_go(g, long_job, NULL);
+        gocc_group_go(g, long_job, &sibling);
         gocc_group_go(g, failing_job, NULL);
-        err = gocc_group_wait(g);
+        err = gocc_group_wait(g); /* both have returned: sibling is written */
         gocc_group_free(g);
     }
     double ms = (double)(gocc_now() - t0) / 1e6;
+    bool stopped = sibling.result == GOCC_ECANCELED && sibling.ran_ns >= 0 &&
+                   sibling.ran_ns < 2 * GOCC_SECOND;
     check(naked == 0 && err == -EIO, "the group returns the error the bare task lost");
+    check(stopped, "the error cancelled the 10 s sibling: 'context canceled' within 2 s");
     printf("D10 naked goroutine: the bare task's error reached nobody (gocc_go returned %d); "
-           "in an errgroup Wait returned \"%s\" and stopped its sibling in %.1f ms\n", naked,
-           gocc_strerror(err), ms);
+           "in an errgroup Wait returned \"%s\" after %.1f ms, the 10 s sibling %s after "
+           "%.1f ms (\"%s\")\n", naked, gocc_strerror(err), ms,
+           stopped ? "was stopped by the group's cancel" : "was NOT stopped",
+           (double)sibling.ran_ns / 1e6, gocc_strerror(sibling.result));
 }
 
 /* ---- D10: send on a closed channel ---------------------------------------- */

@@ -1,5 +1,5 @@
 /*
- * l01_structured.c - L01 (Lesson 1): structured concurrency and
+ * l01_structured.c - L01 (Deep Dive, Lesson 1): structured concurrency and
  * ownership. "Every goroutine must have an owner and a shutdown path."
  *
  * l01_errgroup: the errgroup pattern. A cancellable context derived from

@@ -1,5 +1,5 @@
 /*
- * l02_cancellation.c - L02 (Lesson 2): cancellation that actually
+ * l02_cancellation.c - L02 (Deep Dive, Lesson 2): cancellation that actually
  * stops work. "Cancellation only works if goroutines observe it."
  *
  * l02_send_with_cancel: the lesson's pattern, a send that is also a wait on

@@ -1,5 +1,5 @@
 /*
- * l04_worker_pool.c - L04 (Lesson 4): worker pools that don't
+ * l04_worker_pool.c - L04 (Deep Dive, Lesson 4): worker pools that don't
  * leak. "Pools should be bounded and shut down cleanly."
  *
  * l04_pool: the lesson's shape. jobs and results are channels of 1024;
@@ -107,16 +107,18 @@ static void free_pool(pool_t *p) {
 }
 
 /* Receive results until recv fails; check each job came exactly once.
- * ctx bounds only the receive after the last expected result (so a slow
- * sanitizer build cannot time out early). */
-static int collect(pool_t *p, gocc_ctx_t *ctx, int *count, bool *all_right) {
+ * `limit` bounds the receives of the expected results (generously: a lost
+ * result fails the run instead of hanging it), `after` the receive after
+ * the last one (short, where nothing more should come). */
+static int collect(pool_t *p, gocc_ctx_t *limit, gocc_ctx_t *after, int *count,
+                   bool *all_right) {
     static bool seen[N_JOBS];
     memset(seen, 0, sizeof seen);
     result_t r;
     int err;
     *count = 0;
     *all_right = true;
-    while ((err = gocc_chan_recv(p->results, &r, *count < N_JOBS ? NULL : ctx)) == 0) {
+    while ((err = gocc_chan_recv(p->results, &r, *count < N_JOBS ? limit : after)) == 0) {
         if (r.id < 0 || r.id >= N_JOBS || seen[r.id] || r.value != (long)r.id * r.id)
             *all_right = false;
         else
@@ -134,7 +136,10 @@ static void l04_pool(void) {
     bool right = false;
     bool started = start_pool(&p, true);
     check(started, "started the pool");
-    int err = started ? collect(&p, NULL, &count, &right) : GOCC_EINVAL;
+    gocc_ctx_t *limit = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
+    int err = started && limit ? collect(&p, limit, limit, &count, &right) : GOCC_EINVAL;
+    gocc_ctx_cancel(limit);
+    gocc_ctx_release(limit);
     bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(err == GOCC_ECLOSED, "range results ends when the closer closes it");
     check(started && count == N_JOBS && right, "every job's result arrived once, right");
@@ -153,10 +158,13 @@ static void l04_no_closer(void) {
     bool right = false;
     bool started = start_pool(&p, false);
     check(started, "started the pool without a closer");
+    gocc_ctx_t *limit = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
     gocc_ctx_t *ctx = gocc_ctx_with_timeout(NULL, 50 * GOCC_MILLISECOND);
-    int err = started && ctx ? collect(&p, ctx, &count, &right) : GOCC_EINVAL;
+    int err = started && limit && ctx ? collect(&p, limit, ctx, &count, &right) : GOCC_EINVAL;
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
+    gocc_ctx_cancel(limit);
+    gocc_ctx_release(limit);
     bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(err == GOCC_EDEADLINE && count == N_JOBS && right,
           "without the closer the consumer only stops on its timeout");

@@ -1,5 +1,5 @@
 /*
- * l05_ordered_fanin.c - L05 (Lesson 5): fan-out / fan-in with
+ * l05_ordered_fanin.c - L05 (Deep Dive, Lesson 5): fan-out / fan-in with
  * ordering. "If you need ordering, encode it explicitly."
  *
  * l05_ordered_fanin: 100 inputs go out to 4 workers as item{idx, val}; the

@@ -1,5 +1,5 @@
 /*
- * l06_safe_publication.c - L06 (Lesson 6): safe publication and
+ * l06_safe_publication.c - L06 (Deep Dive, Lesson 6): safe publication and
  * memory visibility. A reader sees another task's writes only through a
  * happens-before edge; each of the lesson's three patterns makes one.
  *
@@ -141,10 +141,13 @@ typedef struct snapshot {
 static atomic_int configs_freed;
 
 /* The snapshot's free function: called once per config, after its last
- * borrow. */
+ * borrow. It spoils the checksum first: a reader that still had the config
+ * would see it torn. */
 static void free_config(void *value, void *ud) {
     (void)ud;
-    free(value);
+    config_t *c = value;
+    c->checksum = ~checksum_of(c);
+    free(c);
     atomic_fetch_add(&configs_freed, 1);
 }
 

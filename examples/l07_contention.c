@@ -1,5 +1,5 @@
 /*
- * l07_contention.c - L07 (Lesson 7): contention hotspots.
+ * l07_contention.c - L07 (Deep Dive, Lesson 7): contention hotspots.
  * "Contended locks kill scalability." The lesson's strategies, measured
  * side by side on one shared map of counters:
  *

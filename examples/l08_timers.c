@@ -1,5 +1,5 @@
 /*
- * l08_timers.c - L08 (Lesson 8): timers and timeouts, the leak
+ * l08_timers.c - L08 (Deep Dive, Lesson 8): timers and timeouts, the leak
  * trap. An event loop with an idle timeout:
  *     select { case e, ok := <-events: ...   case <-timeout: idle
  *              case <-ctx.Done(): return }
@@ -14,14 +14,17 @@
  *   t.Reset(d) at the top of every pass. One timer for the whole loop.
  *   Go 1.23 semantics (which libgocc has) make Reset without a drain safe: no
  *   stale fire can be received after it.
- * Both loops handle the same 500 events (with one 60 ms pause in the middle,
- * where the 20 ms idle timeout fires) and return when the events channel
- * is closed; l08_ctx_done shows the third case: the loop returns on cancel.
+ * Both loops handle the same 500 events (with one 100 ms pause in the
+ * middle, where the 20 ms idle timeout fires) and return when the events
+ * channel is closed; l08_ctx_done shows the third case: the loop returns on
+ * cancel.
  *
  * Checks: both loops saw every event in order and returned at the close;
- * timers made: one per pass vs one; the ctx case's error; and
- * gocc_tasks_live() == 0. The idle fires and the time per pass are printed,
- * not checked (timing). Exit 1 if wrong.
+ * the idle timeout fired at least once in the 100 ms pause (five times its
+ * 20 ms: a timer that fired seconds late would not); timers made: one per
+ * pass vs one; the ctx case's error; and gocc_tasks_live() == 0. How many
+ * idle fires and the time per pass are printed, not checked (timing).
+ * Exit 1 if wrong.
  *
  * Go -> C: a timer's C (<-chan time.Time) is gocc_timer_chan(), a channel of
  * int64_t fire times; time.After has no self-freeing C twin, so the broken
@@ -38,7 +41,7 @@
 
 #define EVENTS 500
 #define PAUSE_AT 250                   /* the producer pauses before this event */
-#define PAUSE (60 * GOCC_MILLISECOND)
+#define PAUSE (100 * GOCC_MILLISECOND)
 #define IDLE (20 * GOCC_MILLISECOND)  /* the loops' idle timeout */
 
 enum { EVENTS_CLOSED = 1 }; /* a loop's result: this, or a context error */
@@ -152,6 +155,7 @@ static void run_loop(const char *what, int (*loop)(gocc_chan_t *, gocc_ctx_t *, 
         double us = (double)(gocc_now() - t0 - PAUSE) / 1e3 / st.passes; /* without the pause */
         check(r == EVENTS_CLOSED, "the loop returned when events was closed");
         check(st.events == EVENTS && st.in_order, "the loop handled every event in order");
+        check(st.idles >= 1, "the idle timeout fired in the 100 ms pause");
         check(st.timers_made == (timer_per_pass ? st.passes : 1), "timers made");
         printf("L08 %s: %d events, %d idle timeout%s, %d passes: %d timer%s made, %.1f us a "
                "pass\n", what, st.events, st.idles, st.idles == 1 ? "" : "s", st.passes,

@@ -1,5 +1,5 @@
 /*
- * l10_when_not.c - L10 (Lesson 10): when not to use concurrency.
+ * l10_when_not.c - L10 (Deep Dive, Lesson 10): when not to use concurrency.
  *
  * l10_small_cpu_bound: "CPU-bound and small: concurrency can slow you
  *   down." A CPU-bound reduction (an integer mix of each element, summed)

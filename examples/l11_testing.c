@@ -1,17 +1,26 @@
 /*
- * l11_testing.c - L11 (Lesson 11): testing concurrency, as a
+ * l11_testing.c - L11 (Deep Dive, Lesson 11): testing concurrency, as a
  * small test program.
  *
- * l11_race_detection: "always run -race". C's -race is ThreadSanitizer:
- *   the test suite builds and runs every example (this one too) under
- *   -Db_sanitize=thread, where a data race fails the run. The program says
- *   whether it is running instrumented.
- * l11_stress: "stress with -count=100 and randomized delays". 100 runs of 4
- *   tasks incrementing one counter, with random yields inside the update.
- *   A counter updated as load-then-store (atomics, so no data race that
- *   TSan could report, but not one atomic step) loses updates in some runs
- *   only: stress is what finds it. The fix, atomic_fetch_add, is right
- *   every time.
+ * l11_race_detection: "always run -race". C's -race is ThreadSanitizer. In
+ *   a build with -Db_sanitize=thread this part runs a real data race (two
+ *   tasks incrementing a plain long) in a child process and checks that
+ *   ThreadSanitizer stops it: exit status 66, "WARNING: ThreadSanitizer:
+ *   data race" on its stderr. In any other build nothing could catch a data
+ *   race, and the program says so: the test command (scripts/test.sh) also
+ *   builds every example with -Db_sanitize=thread and runs them (meson test
+ *   suite "examples"), this one included, and that is where the check runs.
+ * l11_stress: "stress with -count=100 and randomized delays". 4 tasks
+ *   increment one counter 25 times each; the buggy update is load-then-
+ *   store (atomics, so no data race TSan could report, but not one atomic
+ *   step). Run plainly, 100 times, it loses updates in only a few runs (0
+ *   to 3 of 100 in an optimised build on a 2-core machine: each task's 25
+ *   increments take less time than starting the next task, so they seldom
+ *   overlap; about a quarter under ThreadSanitizer, which slows every
+ *   step): a test run once usually passes. Run with random yields between
+ *   and inside the updates, the way a stress harness perturbs scheduling,
+ *   it loses updates in nearly every run: the stress is what finds it. The fix,
+ *   atomic_fetch_add, is exact in every run, with the same delays.
  * l11_cancel_test: "add cancellation tests to ensure goroutines exit". A
  *   worker group is started, its context cancelled, and the test asserts
  *   gocc_tasks_live() is back to its baseline within a deadline (Go's
@@ -19,22 +28,29 @@
  *   test fails: it catches the leak (then the demo frees them by closing
  *   their channel).
  *
- * Checks: the fixed counter is exact in all 100 runs; the cancel test
- * passes for the right workers and catches the leaking ones;
- * gocc_tasks_live() == 0. The buggy counter's losses are reported, not
- * checked (they depend on timing). Exit 1 if wrong.
+ * Checks: under TSan, the child's race was reported (exit 66); the stress
+ * runs found the lost update (at least one of 100 wrong; the plain runs'
+ * count is printed, not checked: it depends on timing); the fixed counter
+ * is exact in all 100 stress runs; the cancel test passes for the right
+ * workers and catches the leaking ones; gocc_tasks_live() == 0. Exit 1 if
+ * wrong.
  *
  * Go -> C: `go test -race` is the -Db_sanitize=thread build, -count=100 a
  * loop, goleak is gocc_leakcheck (wait for gocc_tasks_live() to come back
  * to its baseline, else write the dump of what is left).
  */
+#define _POSIX_C_SOURCE 200809L /* posix_spawn, waitpid, fileno */
 #include <gocc.h>
 
 #include <sched.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "example.h"
 
@@ -58,10 +74,80 @@ static bool no_leak(size_t baseline, int64_t within) {
 
 /* ---- L11: race detection ------------------------------------------------ */
 
-static void l11_race_detection(void) {
-    printf("L11 race detection: this build is instrumented by ThreadSanitizer: %s "
-           "(the suite runs every example under -Db_sanitize=thread too)\n",
-           UNDER_TSAN ? "yes" : "no");
+/* The child's data race: two tasks, released together, increment a plain
+ * long. Run only in the ThreadSanitizer build, where it is reported. */
+static volatile long racy_counter;
+
+static int racy_task(gocc_ctx_t *ctx, void *arg) {
+    gocc_chan_recv(arg, NULL, ctx); /* the gate: both start together */
+    for (int i = 0; i < 100000; i++) racy_counter++; /* BUG: a data race */
+    return 0;
+}
+
+static int race_child(void) {
+    gocc_chan_t *gate = gocc_chan_new(0, 0);
+    if (!gate) return 1;
+    for (int i = 0; i < 2; i++) gocc_go(racy_task, NULL, gate);
+    gocc_chan_close(gate);
+    example_tasks_exit_within(5 * GOCC_SECOND);
+    gocc_chan_release(gate);
+    printf("L11 race child: counter %ld, no report\n", racy_counter);
+    return 0; /* not reached under TSan: it exits 66 at the report */
+}
+
+extern char **environ;
+
+/* Run this program as the racy child with TSAN_OPTIONS set for the test;
+ * its stderr goes to `err`. Returns its wait status, or -1. */
+static int spawn_race_child(const char *self, FILE *err) {
+    static char opts[] = "TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0";
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "TSAN_OPTIONS=", 13) != 0) env[k++] = environ[i];
+    env[k++] = opts;
+    char *argv[] = {(char *)self, "--race-child", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fileno(err), 2);
+    pid_t pid;
+    int status = -1;
+    if (posix_spawn(&pid, self, &fa, NULL, argv, env) == 0 && waitpid(pid, &status, 0) != pid)
+        status = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    return status;
+}
+
+static void l11_race_detection(const char *argv0) {
+    if (!UNDER_TSAN) {
+        printf("L11 race detection: this build is not instrumented, so a data race would go "
+               "unnoticed here; the test command (scripts/test.sh) builds every example with "
+               "-Db_sanitize=thread too and runs it, this one included: there this part runs "
+               "a deliberate race in a child process and checks that ThreadSanitizer stops "
+               "it\n");
+        return;
+    }
+    FILE *err = tmpfile();
+    const char *self = access("/proc/self/exe", X_OK) == 0 ? "/proc/self/exe" : argv0;
+    int status = err ? spawn_race_child(self, err) : -1;
+    bool reported = false;
+    if (err) {
+        char line[256];
+        rewind(err);
+        while (!reported && fgets(line, sizeof line, err) != NULL)
+            reported = strstr(line, "ThreadSanitizer: data race") != NULL;
+        fclose(err);
+    }
+    bool caught = status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 66;
+    check(caught && reported, "ThreadSanitizer stopped the child's data race (exit 66)");
+    printf("L11 race detection: instrumented by ThreadSanitizer; a child process with a data "
+           "race %s (exit status %d, %s)\n", caught ? "was stopped" : "was NOT stopped",
+           status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           reported ? "\"WARNING: ThreadSanitizer: data race\" on its stderr" : "no report");
 }
 
 /* ---- L11: stress with randomized delays --------------------------------- */
@@ -70,9 +156,11 @@ static void l11_race_detection(void) {
 #define TASKS 4
 #define INCS 25
 
+enum update { LOAD_THEN_STORE, LOAD_THEN_STORE_STRESSED, FETCH_ADD_STRESSED };
+
 typedef struct stress {
     atomic_long counter;
-    bool atomic_update; /* the fix */
+    enum update how;
     gocc_waitgroup_t wg;
 } stress_t;
 
@@ -88,6 +176,7 @@ static unsigned xorshift(unsigned *x) {
     return *x;
 }
 
+/* What a stress harness adds: a few yields here and there. */
 static void random_delay(unsigned *x) {
     for (unsigned n = xorshift(x) % 4; n > 0; n--) sched_yield();
 }
@@ -95,14 +184,15 @@ static void random_delay(unsigned *x) {
 static int incrementer(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     stress_arg_t *a = arg;
+    bool stressed = a->s->how != LOAD_THEN_STORE;
     unsigned x = a->seed;
     for (int i = 0; i < INCS; i++) {
-        random_delay(&x);
-        if (a->s->atomic_update) {
+        if (stressed) random_delay(&x);
+        if (a->s->how == FETCH_ADD_STRESSED) {
             atomic_fetch_add(&a->s->counter, 1);
         } else { /* BUG: read, then write back: another task's update in between is lost */
             long v = atomic_load(&a->s->counter);
-            if (xorshift(&x) % 32 == 0) sched_yield(); /* the rare unlucky moment */
+            if (stressed && xorshift(&x) % 8 == 0) sched_yield(); /* a delay inside */
             atomic_store(&a->s->counter, v + 1);
         }
     }
@@ -111,8 +201,8 @@ static int incrementer(gocc_ctx_t *ctx, void *arg) {
 }
 
 /* One run of the test: TASKS x INCS increments; returns the final count. */
-static long run_once(bool atomic_update, unsigned seed) {
-    stress_t s = {.atomic_update = atomic_update, .wg = GOCC_WAITGROUP_INIT};
+static long run_once(enum update how, unsigned seed) {
+    stress_t s = {.how = how, .wg = GOCC_WAITGROUP_INIT};
     atomic_init(&s.counter, 0);
     stress_arg_t args[TASKS];
     for (int t = 0; t < TASKS; t++) {
@@ -124,22 +214,26 @@ static long run_once(bool atomic_update, unsigned seed) {
     return atomic_load(&s.counter);
 }
 
+/* go test -count=100: how many of the runs came out wrong. */
+static int runs_wrong(enum update how) {
+    int wrong = 0;
+    for (unsigned run = 1; run <= RUNS; run++) wrong += run_once(how, run) != (long)TASKS * INCS;
+    return wrong;
+}
+
 static void l11_stress(void) {
-    const long want = (long)TASKS * INCS;
-    int buggy_wrong = 0, fixed_right = 0;
-    long lost = 0;
-    for (unsigned run = 1; run <= RUNS; run++) { /* go test -count=100 */
-        long got = run_once(false, run);
-        if (got != want) buggy_wrong++, lost += want - got;
-        fixed_right += run_once(true, run) == want;
-    }
-    check(fixed_right == RUNS, "the fetch_add counter is exact in every run");
+    int plain = runs_wrong(LOAD_THEN_STORE);
+    int stressed = runs_wrong(LOAD_THEN_STORE_STRESSED);
+    int fixed = runs_wrong(FETCH_ADD_STRESSED);
+    check(stressed >= 1, "the stress runs found the lost update");
+    check(fixed == 0, "the fetch_add counter is exact in every stress run");
     /* Wait returns once every task called Done; a task is counted live until
      * it has returned. Settle before anyone takes a baseline. */
     check(no_leak(0, 5 * GOCC_SECOND), "the stress tasks returned");
-    printf("L11 stress: %d runs x %d tasks with random yields: load-then-store counter wrong "
-           "in %d runs (%ld updates lost); fetch_add counter right in %d of %d\n",
-           RUNS, TASKS, buggy_wrong, lost, fixed_right, RUNS);
+    printf("L11 stress: %d runs x %d tasks x %d increments: the load-then-store counter "
+           "lost updates in %d runs plainly, in %d with random yields (the stress); the "
+           "fetch_add counter was wrong in %d stressed runs\n",
+           RUNS, TASKS, INCS, plain, stressed, fixed);
 }
 
 /* ---- L11: tests proving tasks exit on cancel ---------------------------- */
@@ -218,8 +312,9 @@ static void l11_cancel_test(void) {
     gocc_chan_release(leaky.jobs);
 }
 
-int main(void) {
-    l11_race_detection();
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--race-child") == 0) return race_child();
+    l11_race_detection(argv[0]);
     l11_stress();
     l11_cancel_test();
     check(no_leak(0, 5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
