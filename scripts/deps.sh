@@ -81,6 +81,7 @@ gocc_want_deps() {
     gocc_want_pkg doxygen "the API reference check" command -v doxygen
     gocc_want_pkg cmake "the CMake consumer check" command -v cmake
     gocc_want_pkg spin "the model check" command -v spin
+    gocc_want_pkg patch "the mutation check" command -v patch
     gocc_want_pkg gcc-aarch64-linux-gnu "the aarch64 context switch check" \
         command -v aarch64-linux-gnu-gcc
     gocc_want_pkg libc6-dev-arm64-cross "the aarch64 context switch check" \

@@ -11,7 +11,9 @@
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
 # fuzzers. Then docs/model: spin over the select protocol's Promela model
-# (docs/model/check.sh), one test, skipped without spin. Installs missing
+# (docs/model/check.sh), one test, skipped without spin. Then the mutation
+# check (tests/mutations/run.sh): the lesson examples must fail under each
+# deliberate library break, one test. Installs missing
 # build tools with apt-get when run
 # as root. Exit status 0 only when every build and every test passed.
 # The last line is "N passed, N failed" (tests over all builds; a build that
@@ -130,6 +132,28 @@ if command -v spin >/dev/null 2>&1 && command -v "${CC:-cc}" >/dev/null 2>&1; th
 else
     line=$(printf '%-14s %s' docs/model "skipped: no spin or C compiler (apt-get install spin)")
 fi
+echo "=== $line"
+summary+=("$line")
+
+# ---- mutations: deliberate library breaks the lesson examples must catch
+# (tests/mutations/run.sh: each patch applied to a scratch copy, the
+# optimised library and the examples it lists built and run; a few
+# minutes), counted as one test.
+echo "=== tests/mutations: tests/mutations/run.sh ==="
+start=$(date +%s)
+set +e
+tests/mutations/run.sh
+rc=$?
+set -e
+case $rc in
+0) status=ok pass=1 fail=0 ;;
+77) status="skipped" pass=0 fail=0 ;;
+*) status="mutation survived" pass=0 fail=1 ;;
+esac
+secs=$(( $(date +%s) - start ))
+line=$(printf '%-14s %-15s %3d passed, %3d failed  (%d s)' tests/mutations "$status" "$pass" "$fail" "$secs")
+total_pass=$((total_pass + pass))
+total_fail=$((total_fail + fail))
 echo "=== $line"
 summary+=("$line")
 
