@@ -293,6 +293,15 @@ static inline void gocc__rwlock_destroy(gocc__rwlock *l) { pthread_rwlock_destro
 #define gocc__assert_no_locks() ((void)0)
 #endif
 
+/* A spin-wait hint to the CPU (PAUSE, YIELD). */
+static inline void gocc__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* Per-thread pseudo-random numbers (xorshift), for select's poll order. */
 uint32_t gocc__rand(void);
 

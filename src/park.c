@@ -309,14 +309,6 @@ void gocc__waiter_arm(gocc__waiter *w) {
     atomic_store_explicit(&w->claim, 0, memory_order_release);
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 #if defined(__linux__)
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel) {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
@@ -337,7 +329,7 @@ static bool spin_for_wake(gocc__waiter *w) {
             w->spin = budget;
             return true;
         }
-        cpu_relax();
+        gocc__cpu_relax();
     }
     budget -= budget / 8;
     w->spin = budget < SPIN_MIN ? SPIN_MIN : budget;

@@ -948,14 +948,6 @@ static bool idle_sleep(worker *wk) {
     return !quit;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* About IDLE_SPIN pauses (tens of microseconds) watching for new work;
  * true when some appeared. Not on one CPU: there it only delays the
  * producer. */
@@ -966,7 +958,7 @@ static bool idle_spin(void) {
         if ((i & 63) == 63 ? work_anywhere()
                            : atomic_load_explicit(&S.gq_len, memory_order_relaxed) != 0)
             return true;
-        cpu_relax();
+        gocc__cpu_relax();
     }
     return false;
 }
