@@ -87,7 +87,13 @@ static int racy_task(gocc_ctx_t *ctx, void *arg) {
 static int race_child(void) {
     gocc_chan_t *gate = gocc_chan_new(0, 0);
     if (!gate) return 1;
-    for (int i = 0; i < 2; i++) gocc_go(racy_task, NULL, gate);
+    /* On threads of their own, so the two really run at once: libgocc's
+     * ThreadSanitizer build orders tasks that run one after another on a
+     * worker (each switch goes through the worker's scheduler), so it
+     * reports a race between coroutine tasks only when they run at the
+     * same time on different workers (docs/guide/tasks.md). */
+    gocc_task_opts_t own = {.own_thread = true};
+    for (int i = 0; i < 2; i++) gocc_go_opts(racy_task, NULL, gate, &own);
     gocc_chan_close(gate);
     example_tasks_exit_within(5 * GOCC_SECOND);
     gocc_chan_release(gate);
@@ -162,6 +168,7 @@ typedef struct stress {
     atomic_long counter;
     enum update how;
     gocc_waitgroup_t wg;
+    gocc_chan_t *start; /* closed once every task exists: they start together */
 } stress_t;
 
 typedef struct stress_arg {
@@ -176,9 +183,10 @@ static unsigned xorshift(unsigned *x) {
     return *x;
 }
 
-/* What a stress harness adds: a few yields here and there. */
+/* What a stress harness adds: a few yields here and there (gocc_yield:
+ * other tasks run in between, as with Go's runtime.Gosched). */
 static void random_delay(unsigned *x) {
-    for (unsigned n = xorshift(x) % 4; n > 0; n--) sched_yield();
+    for (unsigned n = xorshift(x) % 4; n > 0; n--) gocc_yield();
 }
 
 static int incrementer(gocc_ctx_t *ctx, void *arg) {
@@ -186,13 +194,14 @@ static int incrementer(gocc_ctx_t *ctx, void *arg) {
     stress_arg_t *a = arg;
     bool stressed = a->s->how != LOAD_THEN_STORE;
     unsigned x = a->seed;
+    if (a->s->start) gocc_chan_recv(a->s->start, NULL, NULL);
     for (int i = 0; i < INCS; i++) {
         if (stressed) random_delay(&x);
         if (a->s->how == FETCH_ADD_STRESSED) {
             atomic_fetch_add(&a->s->counter, 1);
         } else { /* BUG: read, then write back: another task's update in between is lost */
             long v = atomic_load(&a->s->counter);
-            if (stressed && xorshift(&x) % 8 == 0) sched_yield(); /* a delay inside */
+            if (stressed && xorshift(&x) % 8 == 0) gocc_yield(); /* a delay inside */
             atomic_store(&a->s->counter, v + 1);
         }
     }
@@ -202,15 +211,22 @@ static int incrementer(gocc_ctx_t *ctx, void *arg) {
 
 /* One run of the test: TASKS x INCS increments; returns the final count. */
 static long run_once(enum update how, unsigned seed) {
-    stress_t s = {.how = how, .wg = GOCC_WAITGROUP_INIT};
+    stress_t s = {.how = how, .wg = GOCC_WAITGROUP_INIT, .start = gocc_chan_new(0, 0)};
     atomic_init(&s.counter, 0);
     stress_arg_t args[TASKS];
     for (int t = 0; t < TASKS; t++) {
         args[t] = (stress_arg_t){&s, seed * 2654435761u + (unsigned)t * 40503u + 1u};
         gocc_waitgroup_add(&s.wg, 1);
-        if (gocc_go(incrementer, NULL, &args[t]) != 0) incrementer(NULL, &args[t]);
+        if (gocc_go(incrementer, NULL, &args[t]) != 0) {
+            gocc_chan_t *start = s.start;
+            s.start = NULL; /* (run here: it must not wait for the gate) */
+            incrementer(NULL, &args[t]);
+            s.start = start;
+        }
     }
+    gocc_chan_close(s.start);
     gocc_waitgroup_wait(&s.wg, NULL);
+    gocc_chan_release(s.start);
     return atomic_load(&s.counter);
 }
 

@@ -26,6 +26,7 @@
 #include "gocc-internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -199,6 +200,10 @@ int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(voi
     c->uc.uc_stack.ss_sp = stack_lo;
     c->uc.uc_stack.ss_size = size;
     c->uc.uc_link = NULL;
+    /* swapcontext installs each context's signal mask: a task runs with
+     * every signal blocked, as the worker threads do (getcontext above took
+     * the mask of whichever thread started the task). */
+    sigfillset(&c->uc.uc_sigmask);
     c->entry = entry;
     c->arg = arg;
     uintptr_t p = (uintptr_t)c;
