@@ -224,13 +224,22 @@ static void call_leave(gocc_fd_t *f, int si, bool had_turn) {
     if (close_now) os_close(f);
 }
 
+/* What every wait needs first: the context's done channel (NULL for
+ * none) and the caller's waiter. 0, the context's error or GOCC_ENOMEM. */
+static int wait_setup(gocc_ctx_t *ctx, gocc_chan_t **done, gocc__waiter **w) {
+    int err;
+    *done = gocc__ctx_done_chan(ctx, &err);
+    if (err != 0) return err;
+    *w = gocc__self_try();
+    return *w != NULL ? 0 : GOCC_ENOMEM;
+}
+
 /* Queue for side @p si's turn (in_call already counted). 0 holding it. */
 static int turn_wait(gocc_fd_t *f, int si, int events, gocc_ctx_t *ctx) {
-    int err;
-    gocc_chan_t *done = gocc__ctx_done_chan(ctx, &err);
+    gocc_chan_t *done;
+    gocc__waiter *w;
+    int err = wait_setup(ctx, &done, &w);
     if (err != 0) return err;
-    gocc__waiter *w = gocc__self_try();
-    if (w == NULL) return GOCC_ENOMEM;
     fd_side *s = &f->side[si];
     fd_rec rec = {.r = {.w = w}};
     gocc__lock(&f->mu);
@@ -297,11 +306,10 @@ static bool moved_locked(gocc_fd_t *f, int events, const uint32_t seen[2]) {
  * @p seen: wait for an edge of @p events. 0: try the system call again. */
 static int io_wait(gocc_fd_t *f, int si, int events, const uint32_t seen[2], gocc_ctx_t *ctx) {
     if (gocc__netpoll_need() != 0) return GOCC_ENOMEM; /* no poller (a fork's child) */
-    int err;
-    gocc_chan_t *done = gocc__ctx_done_chan(ctx, &err);
+    gocc_chan_t *done;
+    gocc__waiter *w;
+    int err = wait_setup(ctx, &done, &w);
     if (err != 0) return err;
-    gocc__waiter *w = gocc__self_try();
-    if (w == NULL) return GOCC_ENOMEM;
     fd_side *s = &f->side[si];
     fd_rec rec = {.r = {.w = w}};
     gocc__lock(&f->mu);
