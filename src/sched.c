@@ -29,12 +29,14 @@
  * woken for a burst of work; a spinner that finds work wakes the next).
  * A task woken into runnext wakes nobody (the waker's worker runs it next)
  * unless it pushed an older runnext task out into the ring.
- * No lost wake-up: a worker publishes itself idle (nidle, under sched.mu),
- * then issues a full fence and looks at every queue once more; a producer
- * publishes its task, fences, then reads nidle. One of the two sees the
- * other.
+ * No lost wake-up: a worker stops spinning (nspinning) and publishes
+ * itself idle (nactive down, under S.mu), then issues a full fence and
+ * looks at every queue once more; a producer publishes its task, fences,
+ * then reads nspinning and nactive (wakep). One of the two sees the other:
+ * either the worker finds the task, or the producer sees a free slot and
+ * wakes an idle worker (or a spinner that will find it).
  *
- * Blocking outside libgocc: each worker bumps `tick` every time it returns
+ * Blocking outside libgocc: each worker bumps its run counter every time it returns
  * to its loop. The monitor thread looks every 1-10 ms; a worker running the
  * same task for block_threshold while tasks wait is marked stuck: it stops
  * counting against `procs`, and an idle worker is woken (or a new one made,
