@@ -755,8 +755,6 @@ int gocc__sched_go(const gocc__start *st);
 bool gocc__sched_park(gocc__waiter *w, int64_t deadline);
 /* Make a parked task runnable (its waiter went SLEEPING -> WOKEN). */
 void gocc__sched_ready(gocc__task *t);
-/* True when the caller is a coroutine task. */
-bool gocc__in_task(void);
 /* The library's first use: procs is fixed from now on. */
 void gocc__sched_freeze(void);
 /* Settings and numbers (runtime.c's configure and queries). */

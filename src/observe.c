@@ -177,7 +177,6 @@ static void set_os_name(const char *name) {
 }
 
 void gocc__os_thread_name(const char *name) {
-    if (gocc__in_task()) return; /* workers keep the runtime's names */
     copy_trunc(base_name, sizeof base_name, name);
     set_os_name(base_name);
 }

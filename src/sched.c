@@ -223,11 +223,6 @@ static GOCC_NOINLINE worker *my_worker(void) {
     return self_worker;
 }
 
-bool gocc__in_task(void) {
-    worker *wk = my_worker();
-    return wk != NULL && wk->cur != NULL;
-}
-
 uint64_t gocc__sched_current_task_id(void) {
     worker *wk = my_worker();
     return wk != NULL && wk->cur != NULL ? wk->cur->st.task_id : 0;

@@ -200,10 +200,9 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     gocc__free(sr);
     gocc__waiter *w = gocc__self_try();
     gocc__waitrec *down = NULL;
-    char name[32]; /* "workpool-3": the thread's name and each job's default */
+    char name[32]; /* "workpool-3": each job's default task name */
     snprintf(name, sizeof name, "workpool-%u",
              atomic_fetch_add_explicit(&p->worker_seq, 1, memory_order_relaxed) + 1);
-    gocc__os_thread_name(name);
 
     bool starting = j.fn == NULL; /* made at creation: counted as idle */
     for (;;) {
@@ -283,7 +282,6 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     }
     gocc__signal_all(down);
     pool_release(p);
-    gocc__os_thread_name("gocc"); /* back to a plain runtime thread */
     return 0;
 }
 

@@ -726,6 +726,23 @@ static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *n
     }
 }
 
+/* The watchdog (threshold 50 ms) reports @p reported and, in the 300 ms
+ * after, neither @p never nor a deadlock. */
+static void watchdog_reports_only(const char *reported, const char *never) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    static char buf[1 << 16];
+    size_t len = 0;
+    assert_int_equal(gocc_watch_stuck(50 * GOCC_MILLISECOND, fds[1]), 0);
+    assert_true(read_until(fds[0], buf, sizeof buf, &len, reported, QUIESCENT));
+    assert_false(read_until(fds[0], buf, sizeof buf, &len, NULL, 300 * GOCC_MILLISECOND));
+    assert_null(strstr(buf, never));
+    assert_null(strstr(buf, "all tasks are asleep"));
+    assert_int_equal(gocc_watch_stuck(0, -1), 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static size_t count_of(const char *s, const char *needle) {
     size_t n = 0;
     for (const char *p = s; (p = strstr(p, needle)) != NULL; p++) n++;
@@ -861,19 +878,7 @@ static void test_dump_running_task(void **state) {
 
     /* The watchdog reports the parked task, never the running one, and
      * sees no deadlock. */
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    static char buf[1 << 16];
-    size_t len = 0;
-    assert_int_equal(gocc_watch_stuck(50 * GOCC_MILLISECOND, fds[1]), 0);
-    assert_true(read_until(fds[0], buf, sizeof buf, &len, "\"run-parked\" [chan receive, ",
-                           QUIESCENT));
-    assert_false(read_until(fds[0], buf, sizeof buf, &len, NULL, 300 * GOCC_MILLISECOND));
-    assert_null(strstr(buf, "run-spinner"));
-    assert_null(strstr(buf, "all tasks are asleep"));
-    assert_int_equal(gocc_watch_stuck(0, -1), 0);
-    close(fds[0]);
-    close(fds[1]);
+    watchdog_reports_only("\"run-parked\" [chan receive, ", "run-spinner");
 
     atomic_store(&sp.stop, 1);
     gocc_ctx_cancel(ctx);
@@ -931,19 +936,7 @@ static void test_dump_runnable_task(void **state) {
 
     /* Its record still names the wait it was woken from, since long
      * before the threshold: the watchdog reports only the parked one. */
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    static char buf[1 << 16];
-    size_t len = 0;
-    assert_int_equal(gocc_watch_stuck(50 * GOCC_MILLISECOND, fds[1]), 0);
-    assert_true(read_until(fds[0], buf, sizeof buf, &len, "\"r-parked\" [chan receive, ",
-                           QUIESCENT));
-    assert_false(read_until(fds[0], buf, sizeof buf, &len, NULL, 300 * GOCC_MILLISECOND));
-    assert_null(strstr(buf, "r-target"));
-    assert_null(strstr(buf, "all tasks are asleep"));
-    assert_int_equal(gocc_watch_stuck(0, -1), 0);
-    close(fds[0]);
-    close(fds[1]);
+    watchdog_reports_only("\"r-parked\" [chan receive, ", "r-target");
     d = dump_str(NULL);
     assert_contains(d, "\"r-target\" [runnable]:"); /* still: nobody ran it */
     free(d);
