@@ -72,8 +72,17 @@ static inline bool waitq_empty(gocc__waitq *q) {
 
 static inline void *slot(gocc_chan_t *ch, size_t i) { return ch->buf + i * ch->elem_size; }
 
+/* The common element sizes copy with one load and store each (a memcpy of
+ * a constant size compiles to that); others call memcpy. */
 static inline void copy_elem(gocc_chan_t *ch, void *dst, const void *src) {
-    if (dst != NULL && ch->elem_size != 0) memcpy(dst, src, ch->elem_size);
+    if (dst == NULL) return;
+    switch (ch->elem_size) {
+    case 0: return;
+    case 4: memcpy(dst, src, 4); return;
+    case 8: memcpy(dst, src, 8); return;
+    case 16: memcpy(dst, src, 16); return;
+    default: memcpy(dst, src, ch->elem_size); return;
+    }
 }
 
 static inline void zero_elem(gocc_chan_t *ch, void *dst) {
@@ -156,9 +165,12 @@ int gocc_chan_set_elem_destructor(gocc_chan_t *ch, void (*dtor)(void *, void *),
 
 /* Try case (dir, elem) on ch; caller holds ch->mu. Returns true when the case
  * proceeded, with *ok = false when it did so because ch is closed. A waiter
- * that must be woken is stored in *wake (the caller wakes it after unlock). */
-bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
-                            gocc__waiter **wake) {
+ * that must be woken is stored in *wake (the caller wakes it after unlock).
+ * Always inlined: chan_try's copies are specialised by direction, which is
+ * most of the uncontended send and receive; select calls the wrapper. */
+static inline __attribute__((always_inline)) bool poll_locked(gocc_chan_t *ch, int dir,
+                                                             void *elem, bool *ok,
+                                                             gocc__waiter **wake) {
     gocc__assert_held(&ch->mu);
     gocc__sudog *s;
     size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
@@ -212,12 +224,17 @@ bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
     return false;
 }
 
+bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
+                            gocc__waiter **wake) {
+    return poll_locked(ch, dir, elem, ok, wake);
+}
+
 /* One non-blocking attempt under the lock: 0, GOCC_ECLOSED or GOCC_EAGAIN. */
-static int chan_try(gocc_chan_t *ch, int dir, void *elem) {
+static inline __attribute__((always_inline)) int chan_try(gocc_chan_t *ch, int dir, void *elem) {
     gocc__waiter *wake = NULL;
     bool ok = false;
     gocc__lock(&ch->mu);
-    bool done = gocc__chan_poll_locked(ch, dir, elem, &ok, &wake);
+    bool done = poll_locked(ch, dir, elem, &ok, &wake);
     gocc__unlock(&ch->mu);
     if (wake != NULL) gocc__wake(wake);
     if (!done) return GOCC_EAGAIN;
@@ -252,7 +269,7 @@ static int chan_block(gocc_chan_t *ch, int dir, void *elem, gocc_ctx_t *ctx) {
 }
 
 int gocc_chan_send(gocc_chan_t *ch, const void *elem, gocc_ctx_t *ctx) {
-    int err = gocc_ctx_err(ctx);
+    int err = ctx != NULL ? gocc_ctx_err(ctx) : 0;
     if (err != 0) return err; /* a context already done wins */
     if (ch != NULL) {
         if (elem == NULL && ch->elem_size != 0) return GOCC_EINVAL;
@@ -263,7 +280,7 @@ int gocc_chan_send(gocc_chan_t *ch, const void *elem, gocc_ctx_t *ctx) {
 }
 
 int gocc_chan_recv(gocc_chan_t *ch, void *out, gocc_ctx_t *ctx) {
-    int err = gocc_ctx_err(ctx);
+    int err = ctx != NULL ? gocc_ctx_err(ctx) : 0;
     if (err != 0) return err;
     if (ch != NULL) {
         int r = chan_try(ch, GOCC_RECV, out);
@@ -283,6 +300,29 @@ int gocc_chan_try_recv(gocc_chan_t *ch, void *out) {
     if (ch == NULL) return GOCC_EAGAIN;
     if (recv_would_block(ch)) return GOCC_EAGAIN;
     return chan_try(ch, GOCC_RECV, out);
+}
+
+static GOCC_NOINLINE int try_case_locked(gocc_case_t *c) {
+    int r = chan_try(c->ch, c->dir, c->elem);
+    if (r == GOCC_EAGAIN) return r;
+    c->ok = r == 0;
+    return 0;
+}
+
+/* A one-case select_try (Go compiles `select { case ...: default: }` to the
+ * same non-blocking operation): 0 with c->ok set when the case proceeded,
+ * GOCC_EAGAIN without taking the lock when it plainly would block (the
+ * locked attempt is out of line, so this check saves no registers). */
+int gocc__chan_try_case(gocc_case_t *c) {
+    gocc_chan_t *ch = c->ch;
+    if (ch == NULL) return GOCC_EAGAIN;
+    if (c->dir == GOCC_SEND) {
+        if (c->elem == NULL && ch->elem_size != 0) return GOCC_EINVAL;
+        if (send_would_block(ch)) return GOCC_EAGAIN;
+    } else if (recv_would_block(ch)) {
+        return GOCC_EAGAIN;
+    }
+    return try_case_locked(c);
 }
 
 int gocc_chan_close(gocc_chan_t *ch) {

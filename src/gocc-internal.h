@@ -481,6 +481,8 @@ struct gocc_chan {
  * any waiter to wake is added to *wake (woken by the caller after unlock). */
 bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
                             gocc__waiter **wake);
+/* One-case select_try: 0 (c->ok set) or GOCC_EAGAIN / GOCC_EINVAL. */
+int gocc__chan_try_case(gocc_case_t *c);
 void gocc__waitq_push(gocc__waitq *q, gocc__sudog *s);
 void gocc__waitq_remove(gocc__waitq *q, gocc__sudog *s);
 

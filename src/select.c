@@ -269,5 +269,7 @@ int gocc_select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx) {
 }
 
 int gocc_select_try(gocc_case_t *cases, size_t n) {
+    if (n == 1 && cases != NULL && (cases[0].dir == GOCC_RECV || cases[0].dir == GOCC_SEND))
+        return gocc__chan_try_case(&cases[0]);
     return gocc__select(cases, n, NULL, false, -1, GOCC_WAIT_NONE);
 }
