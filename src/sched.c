@@ -781,10 +781,17 @@ static void after_switch(worker *wk, gocc__task *t) {
         break;
     }
     case AFTER_YIELD:
+        /* Behind every task this worker has ready (its ring's tail, no lock),
+         * unless tasks wait in the global queue: then behind those, so a
+         * yield lets them run too. */
         atomic_store_explicit(&t->state, GOCC__TASK_RUNNABLE, memory_order_relaxed);
-        gocc__lock(&S.mu);
-        gq_put_locked(t);
-        gocc__unlock(&S.mu);
+        if (atomic_load_explicit(&S.gq_len, memory_order_relaxed) == 0) {
+            ring_put(wk, t);
+        } else {
+            gocc__lock(&S.mu);
+            gq_put_locked(t);
+            gocc__unlock(&S.mu);
+        }
         break;
     case AFTER_EXIT: {
         atomic_store_explicit(&t->state, GOCC__TASK_NONE, memory_order_relaxed);
@@ -968,14 +975,18 @@ static gocc__task *find_runnable(worker *wk) {
         } else {
             if (++wk->sched_tick % GLOBAL_EVERY == 0 && (t = gq_get(wk, false)) != NULL)
                 goto found;
+            /* runnext is read before it is taken: an empty one costs no
+             * read-modify-write (a thief may still empty it in between). */
             if (wk->streak < RUNNEXT_STREAK &&
+                atomic_load_explicit(&wk->runnext, memory_order_relaxed) != NULL &&
                 (t = atomic_exchange_explicit(&wk->runnext, NULL, memory_order_acq_rel)) != NULL) {
                 wk->streak++;
                 goto found;
             }
             wk->streak = 0;
             if ((t = ring_get(wk)) != NULL) goto found;
-            if ((t = atomic_exchange_explicit(&wk->runnext, NULL, memory_order_acq_rel)) != NULL)
+            if (atomic_load_explicit(&wk->runnext, memory_order_relaxed) != NULL &&
+                (t = atomic_exchange_explicit(&wk->runnext, NULL, memory_order_acq_rel)) != NULL)
                 goto found;
             if ((t = gq_get(wk, true)) != NULL) goto found;
             /* Steal, as a spinner (at most half the active workers spin). */
