@@ -257,8 +257,9 @@ GOCC_API int gocc_runtime_set_allocator(const gocc_allocator_t *a);
 /**
  * Stop the runtime's own threads and free what it holds, so that a program
  * can end valgrind-clean or dlclose the library with nothing of it running:
- * idle cached threads exit, and the timer thread, the I/O poller thread
- * and the watchdog/signal thread stop when nothing needs them. The runtime starts again on its next
+ * idle cached threads exit, the I/O poller's epoll instance closes, and
+ * the timer thread and the watchdog/signal thread stop when nothing needs
+ * them. The runtime starts again on its next
  * use. (The shared library is linked with -z nodelete: dlclose leaves it
  * mapped, because threads that once used it run its per-thread destructors
  * when they exit.)
@@ -1104,10 +1105,11 @@ enum {
  * Adopt @p fd (any descriptor: socket, pipe, terminal, eventfd, regular
  * file): the handle owns it from now on and makes it non-blocking
  * (O_NONBLOCK on the open file description, which descriptors dup()ed from
- * it share). The first adopted descriptor starts the poller thread.
+ * it share). The first adopted descriptor opens the poller's epoll
+ * instance (idle workers wait in it; there is no poller thread).
  * @return the handle with one reference owned by the caller; NULL with
  *         errno EINVAL (a negative or closed @p fd, or one adopted already),
- *         ENOMEM, or EAGAIN (the poller thread could not be started). On
+ *         ENOMEM, or EAGAIN (no epoll instance could be made). On
  *         failure nothing was adopted: the caller still owns @p fd.
  */
 GOCC_API gocc_fd_t *gocc_fd_open(int fd);
@@ -1180,7 +1182,7 @@ GOCC_API int gocc_fd_wait(gocc_fd_t *f, int events, gocc_ctx_t *ctx);
  * @return 0; the context's error (no connection taken); GOCC_ECLOSED;
  *         GOCC_EINVAL (NULL @p l or @p conn); GOCC_ENOMEM (could not wait,
  *         or no handle for the connection: it is closed); GOCC_EAGAIN (no
- *         poller thread for it); any other failure of accept(2) as -errno
+ *         epoll instance for it); any other failure of accept(2) as -errno
  *         (-EMFILE: out of descriptors). *conn is NULL on failure.
  */
 GOCC_API int gocc_fd_accept(gocc_fd_t *l, gocc_fd_t **conn, struct sockaddr *addr,
@@ -1205,7 +1207,7 @@ GOCC_API int gocc_fd_connect(gocc_fd_t *f, const struct sockaddr *addr, socklen_
  * @return the ready subset of @p events (> 0; an error or hang-up counts
  *         as ready for both); the context's error; GOCC_EINVAL (negative
  *         @p fd, no or unknown @p events); GOCC_ENOMEM (could not wait);
- *         GOCC_EAGAIN (no poller thread); a failed poll(2) or dup as
+ *         GOCC_EAGAIN (no epoll instance); a failed poll(2) or dup as
  *         -errno (-EBADF: not open).
  */
 GOCC_API int gocc_fd_poll(int fd, int events, gocc_ctx_t *ctx);

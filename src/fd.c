@@ -1,8 +1,9 @@
 /*
  * fd.c - descriptor handles (gocc_fd_t): read, write, accept, connect and
  * readiness waits that park the caller instead of blocking its worker
- * (Go's internal/poll.FD and its pollDesc). The poller thread that reports
- * readiness, and gocc_fd_poll's one-off waits, are netpoll.c.
+ * (Go's internal/poll.FD and its pollDesc). The poller that reports
+ * readiness (a role of idle workers and the monitor), and gocc_fd_poll's
+ * one-off waits, are netpoll.c.
  *
  * A handle has two sides, read and write, and each side a turn: one call
  * at a time holds it (a read for one read(2), a write for its whole buffer,

@@ -634,9 +634,11 @@ size_t gocc__timer_loud(void);
 
 /* ---- I/O: the poller (netpoll.c) and descriptor handles (fd.c) ----
  *
- * The poller is one runtime thread ("gocc-netpoll") that waits for the
- * readiness of every registered descriptor (epoll, edge-triggered, on
- * Linux; poll(2) elsewhere) and hands each edge to fd.c, which bumps the
+ * The poller waits for the readiness of every registered descriptor
+ * (epoll, edge-triggered, on Linux; poll(2) elsewhere): not a thread of its
+ * own but a role an idle worker takes instead of its futex sleep (the
+ * monitor looks when every worker is busy). It hands each edge to fd.c,
+ * which bumps the
  * handle's per-direction edge count and claims the call waiting for it.
  * Registrations live in a slot table under the poller's lock (rank
  * NETPOLL); the kernel is given a key (slot index and generation), never a
@@ -644,16 +646,31 @@ size_t gocc__timer_loud(void);
  */
 
 /* Register @p fd for a handle (edge-triggered: reads, writes, hang-ups),
- * starting the poller thread if it does not run. *key names the slot.
- * Returns 0; 1 when the kernel cannot watch this descriptor (a regular
- * file: it is always ready, nothing was registered); GOCC_ENOMEM,
- * GOCC_EAGAIN (no poller thread) or another negative errno. */
+ * opening the backend if it is not open. *key names the slot. Returns 0;
+ * 1 when the kernel cannot watch this descriptor (a regular file: it is
+ * always ready, nothing was registered); GOCC_ENOMEM, GOCC_EAGAIN (no
+ * epoll instance or wake descriptor) or another negative errno. */
 int gocc__netpoll_register(int fd, gocc_fd_t *f, uint64_t *key);
 /* Forget the slot and the kernel's registration. Call before close(fd). */
 void gocc__netpoll_unregister(int fd, uint64_t key);
-/* A call published an I/O wait (the poll(2) poller rebuilds its set;
- * nothing to do for epoll). */
+/* A call published an I/O wait: make sure someone polls (the poll(2)
+ * poller also rebuilds its set). */
 void gocc__netpoll_kick(void);
+/* The poll role (netpoll.c's top comment): claim it (false: someone holds
+ * it, nothing is registered, or shutdown runs); give it back.
+ * gocc__netpoll_poll, by the holder: wait for readiness
+ * (block: until some, or a break; else a look), call woke(arg) (may be
+ * NULL), dispatch what came, give the role back, wake the readied waiters.
+ * gocc__netpoll_break ends the holder's wait. */
+bool gocc__netpoll_wanted(void); /* registered descriptors, nobody polling */
+bool gocc__netpoll_claim(void);
+void gocc__netpoll_release(void);
+void gocc__netpoll_poll(bool block, void (*woke)(void *), void *arg);
+void gocc__netpoll_break(void);
+/* Some descriptor is registered. */
+bool gocc__netpoll_in_use(void);
+/* sched.c: get a worker to take the poll role (netpoll.c's kick). */
+void gocc__sched_poke(void);
 /* Before a wait: make sure a poller runs for the registered descriptors
  * (in the child of a fork it is remade). 0, GOCC_ENOMEM or GOCC_EAGAIN. */
 int gocc__netpoll_need(void);

@@ -1,13 +1,25 @@
 /*
- * netpoll.c - the I/O poller: one runtime thread ("gocc-netpoll") that
- * waits for the readiness of every registered descriptor and wakes the
- * calls waiting for it (Go's netpoller, as a dedicated thread for now;
- * docs/design.md, "I/O", has the plan to poll from idle workers instead).
+ * netpoll.c - the I/O poller (Go's netpoller): waits for the readiness of
+ * every registered descriptor and wakes the calls waiting for it. There is
+ * no poller thread: polling is a role that one thread at a time holds (the
+ * poll token), taken by the scheduler:
+ *  - an idle worker about to sleep takes it and blocks in the kernel's
+ *    wait (epoll_wait) instead of on its futex, so readiness wakes the
+ *    worker that will run the readied tasks: no thread in between, and no
+ *    system call added (the wait replaces the futex sleep);
+ *  - the scheduler's monitor takes it for a non-blocking look every tick
+ *    (1 ms while tasks run) when no idle worker holds it: every worker is
+ *    busy, or none exists yet;
+ *  - a call that starts waiting while nobody holds it pokes the scheduler
+ *    (gocc__sched_poke), which wakes an idle worker or starts the first
+ *    one, and that worker takes the role when it finds nothing to run.
+ * A worker that must run something while it holds the role is broken out
+ * of its wait through the wake descriptor (gocc__netpoll_break).
  *
  * What lives here: the slot table (one slot per registered descriptor: a
- * handle of fd.c, or one gocc_fd_poll wait), the poller thread and its
- * kernel backend (epoll, edge-triggered, on Linux; poll(2) elsewhere), and
- * the one-off waits behind gocc_fd_poll.
+ * handle of fd.c, or one gocc_fd_poll wait), the poll role, its kernel
+ * backend (epoll, edge-triggered, on Linux; poll(2) elsewhere), and the
+ * one-off waits behind gocc_fd_poll.
  *
  * Invariants (under P.mu):
  *  - A slot is in use iff its kind is not SLOT_FREE; its generation changes
@@ -17,17 +29,21 @@
  *    holds an event for it.
  *  - An object in a slot is alive while the slot is in use: its owner frees
  *    the slot (gocc__netpoll_unregister) before it frees the object, and
- *    the poller thread touches objects only under P.mu.
- *  - P.used counts the slots in use. The thread runs while P.started;
- *    shutdown stops it only when P.used == 0, and a registration that
- *    comes while shutdown joins it waits on P.restart (as the timer does).
+ *    the poller touches objects only under P.mu.
+ *  - P.used counts the slots in use (nused mirrors it for lock-free looks).
+ *    The backend (epoll instance, wake descriptor) is open while P.open;
+ *    it is closed only by shutdown, with P.used == 0, after P.stop has
+ *    turned new claims away and the token holder has given the role back.
+ *  - The token (poll_token) is held by at most one thread; only it calls
+ *    backend_wait, and it reads the backend's descriptors without P.mu
+ *    (they cannot close while it holds the role).
  *
- * Who wakes whom: the poller thread, holding P.mu, maps each event to its
+ * Who wakes whom: the token holder, holding P.mu, maps each event to its
  * slot and hands a handle's readiness to gocc__fd_ready (which takes the
  * handle's lock) or claims a gocc_fd_poll waiter; it wakes the claimed
- * waiters (gocc__signal) after dropping P.mu. Shutdown, and with poll(2) a
- * call that starts waiting, wake the poller thread through its wake
- * descriptor (an eventfd, or a pipe).
+ * waiters (gocc__signal) after dropping P.mu. A waker of the worker that
+ * holds the role, shutdown, and with poll(2) a call that starts waiting,
+ * break the wait through the wake descriptor (an eventfd, or a pipe).
  *
  * Lock order: P.mu (rank NETPOLL) -> a handle's f->mu (rank FD). Nothing
  * else is taken under P.mu, and no waiter is woken under it.
@@ -40,16 +56,18 @@
  * files it watches until it returns, so unregistering kicks the poller: a
  * descriptor closed right after is released when that round ends.
  *
- * fork: the child has no poller thread, and its epoll instance and wake
- * descriptor would be the parent's: the child closes its copies, drops the
- * gocc_fd_poll waits (of threads it does not have), and the next wait or
- * registration makes new ones and registers the table's descriptors again.
+ * fork: the child has no worker that polls, and its epoll instance and
+ * wake descriptor would be the parent's: the child closes its copies,
+ * drops the gocc_fd_poll waits (of threads it does not have), and the next
+ * wait or registration makes new ones and registers the table's
+ * descriptors again.
  */
 #include "gocc-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #if defined(__linux__) && !defined(GOCC_NETPOLL_POLL)
@@ -63,7 +81,6 @@
 #define WAKE_KEY UINT64_MAX
 #define NO_SLOT UINT32_MAX
 #define BATCH 128
-#define POLLER_STACK (256u * 1024u)
 
 enum { SLOT_FREE, SLOT_FD, SLOT_ONCE };
 
@@ -90,24 +107,28 @@ typedef struct pevent {
 
 static struct {
     gocc__mutex mu;
-    pthread_cond_t restart; /* registrations wait here while shutdown joins */
-    bool started;           /* the thread runs */
-    bool stop;              /* shutdown: the thread exits at its next look */
-    bool stopping;          /* shutdown is joining the thread */
-    _Atomic bool stale;     /* child of a fork: slots in use and no poller */
-    pthread_t thread;
+    bool open;              /* the backend is open (epfd and wake descriptor) */
+    _Atomic bool stop;      /* shutdown: the role may not be claimed */
+    _Atomic bool stale;     /* child of a fork: slots in use and no backend */
     int epfd;               /* the epoll instance, -1 when none */
     int wake_r, wake_w;     /* the wake descriptor(s), -1 when none */
     slot *slots;
     uint32_t cap, used, free_head;
 } P = {
     .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_NETPOLL),
-    .restart = PTHREAD_COND_INITIALIZER,
     .epfd = -1,
     .wake_r = -1,
     .wake_w = -1,
     .free_head = NO_SLOT,
 };
+
+/* The poll role (see the top): 1 while a thread holds it. */
+static _Atomic int poll_token;
+/* P.used, for looks without P.mu. */
+static _Atomic uint32_t nused;
+/* The backend's descriptors as the token holder reads them (without P.mu):
+ * set under P.mu while nobody can hold the role on a closed backend. */
+static _Atomic int poll_epfd = -1, poll_wake_r = -1;
 
 static uint64_t key_of(uint32_t i) { return (uint64_t)P.slots[i].gen << 32 | i; }
 
@@ -119,13 +140,17 @@ static slot *slot_of_locked(uint64_t key) {
     return s->kind != SLOT_FREE && s->gen == (uint32_t)(key >> 32) ? s : NULL;
 }
 
+/* The token holder. */
 static void wake_drain(void) {
     char buf[64];
-    while (read(P.wake_r, buf, sizeof buf) > 0) {
+    int fd = atomic_load_explicit(&poll_wake_r, memory_order_relaxed);
+    while (read(fd, buf, sizeof buf) > 0) {
     }
 }
 
-static void wake_poller(void) {
+static void wake_poller_locked(void) {
+    gocc__assert_held(&P.mu);
+    if (P.wake_w < 0) return;
     uint64_t one = 1; /* an eventfd takes 8 bytes; a pipe any */
     ssize_t r = write(P.wake_w, &one, sizeof one);
     (void)r; /* a full pipe is a pending wake already */
@@ -181,11 +206,11 @@ static int events_of(uint32_t e) {
     return r;
 }
 
-/* The poller thread, no lock held. epfd is set before the thread starts
- * and closed only after it was joined. */
-static int backend_wait(pevent *out, int max) {
+/* The token holder, no lock held; @p timeout_ms as epoll_wait's. */
+static int backend_wait(pevent *out, int max, int timeout_ms) {
     struct epoll_event ev[BATCH];
-    int n = epoll_wait(P.epfd, ev, max < BATCH ? max : BATCH, -1);
+    int epfd = atomic_load_explicit(&poll_epfd, memory_order_relaxed);
+    int n = epoll_wait(epfd, ev, max < BATCH ? max : BATCH, timeout_ms);
     for (int i = 0; i < n; i++) out[i] = (pevent){ev[i].data.u64, events_of(ev[i].events)};
     return n > 0 ? n : 0;
 }
@@ -194,7 +219,7 @@ static void backend_free_locked(void) {}
 
 #else /* poll(2) */
 
-static struct pollfd *pset; /* the poller thread's set (and its keys) */
+static struct pollfd *pset; /* the token holder's set (and its keys) */
 static uint64_t *pkeys;
 static size_t pcap;
 
@@ -231,7 +256,7 @@ static int backend_add(const slot *s, uint64_t key) {
  * as soon as this round ends, not at the next readiness. */
 static void backend_del_locked(int fd) {
     (void)fd;
-    if (P.started) wake_poller();
+    if (atomic_load_explicit(&poll_token, memory_order_acquire)) wake_poller_locked();
 }
 
 static short poll_bits(int events) {
@@ -261,7 +286,7 @@ static bool set_reserve(size_t n) {
     return true;
 }
 
-/* What some call waits for now, slot by slot (poller thread, P.mu held). */
+/* What some call waits for now, slot by slot (the token holder, P.mu held). */
 static size_t set_build_locked(void) {
     gocc__assert_held(&P.mu);
     pset[0] = (struct pollfd){.fd = P.wake_r, .events = POLLIN};
@@ -280,7 +305,7 @@ static size_t set_build_locked(void) {
     return n;
 }
 
-static int backend_wait(pevent *out, int max) {
+static int backend_wait(pevent *out, int max, int timeout_ms) {
     gocc__lock(&P.mu);
     bool room = set_reserve((size_t)P.used + 1);
     size_t n = room ? set_build_locked() : 0;
@@ -288,11 +313,11 @@ static int backend_wait(pevent *out, int max) {
     gocc__unlock(&P.mu);
     if (!room) { /* no memory for the set: look again soon */
         struct pollfd w = {.fd = wake_r, .events = POLLIN};
-        if (poll(&w, 1, 10) <= 0) return 0;
+        if (poll(&w, 1, timeout_ms < 0 || timeout_ms > 10 ? 10 : timeout_ms) <= 0) return 0;
         out[0] = (pevent){WAKE_KEY, GOCC_FD_READ};
         return 1;
     }
-    if (poll(pset, (nfds_t)n, -1) <= 0) return 0;
+    if (poll(pset, (nfds_t)n, timeout_ms) <= 0) return 0;
     int k = 0;
     for (size_t i = 0; i < n && k < max; i++)
         if (pset[i].revents != 0) out[k++] = (pevent){pkeys[i], events_of(pset[i].revents)};
@@ -309,7 +334,7 @@ static void backend_free_locked(void) {
 
 #endif
 
-/* ---- the poller thread ---- */
+/* ---- dispatching what the kernel reported ---- */
 
 static void dispatch_locked(const pevent *e, gocc__waitrec **wake) {
     gocc__assert_held(&P.mu);
@@ -333,21 +358,52 @@ static void dispatch_locked(const pevent *e, gocc__waitrec **wake) {
     }
 }
 
-static void *poller_main(void *unused) {
-    (void)unused;
-    gocc__os_thread_name("gocc-netpoll");
-    pevent ev[BATCH];
-    for (;;) {
-        int n = backend_wait(ev, BATCH);
-        gocc__waitrec *wake = NULL;
-        gocc__lock(&P.mu);
-        bool stop = P.stop;
-        for (int i = 0; i < n && !stop; i++) dispatch_locked(&ev[i], &wake);
-        gocc__unlock(&P.mu);
-        gocc__signal_all(wake);
-        if (stop) break;
+/* ---- the poll role ---- */
+
+bool gocc__netpoll_wanted(void) {
+    return atomic_load_explicit(&nused, memory_order_relaxed) != 0 &&
+           atomic_load_explicit(&poll_token, memory_order_relaxed) == 0;
+}
+
+bool gocc__netpoll_claim(void) {
+    if (!gocc__netpoll_wanted()) return false;
+    int free_token = 0;
+    if (!atomic_compare_exchange_strong_explicit(&poll_token, &free_token, 1,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    /* Claimed: shutdown waits for the token before it closes the backend,
+     * and turns claims away first (stop), so the backend is open now
+     * unless it was never opened or stop is set. */
+    if (atomic_load_explicit(&P.stop, memory_order_acquire) ||
+        atomic_load_explicit(&poll_epfd, memory_order_acquire) < 0) {
+        gocc__netpoll_release();
+        return false;
     }
-    return NULL;
+    return true;
+}
+
+void gocc__netpoll_release(void) {
+    atomic_store_explicit(&poll_token, 0, memory_order_release);
+}
+
+void gocc__netpoll_poll(bool block, void (*woke)(void *), void *arg) {
+    pevent ev[BATCH];
+    int n = backend_wait(ev, BATCH, block ? -1 : 0);
+    if (woke != NULL) woke(arg);
+    gocc__waitrec *wake = NULL;
+    if (n > 0) {
+        gocc__lock(&P.mu);
+        for (int i = 0; i < n; i++) dispatch_locked(&ev[i], &wake);
+        gocc__unlock(&P.mu);
+    }
+    gocc__netpoll_release();
+    gocc__signal_all(wake);
+}
+
+void gocc__netpoll_break(void) {
+    gocc__lock(&P.mu);
+    wake_poller_locked();
+    gocc__unlock(&P.mu);
 }
 
 /* ---- the slot table (P.mu held) ---- */
@@ -376,6 +432,7 @@ static void slot_free_locked(slot *s) {
     s->next_free = P.free_head;
     P.free_head = (uint32_t)(s - P.slots);
     P.used--;
+    atomic_store_explicit(&nused, P.used, memory_order_relaxed);
 }
 
 /* The kernel's answer as the library's: 1 for "cannot be watched". */
@@ -403,6 +460,7 @@ static int slot_add_locked(int fd, int kind, void *obj, uint64_t *key) {
     s->obj = obj;
     s->fd = fd;
     P.used++;
+    atomic_store_explicit(&nused, P.used, memory_order_relaxed);
     *key = key_of(i);
     /* The kernel's registration can fail (its memory, a watch limit):
      * fault builds fail it here on demand. */
@@ -419,26 +477,23 @@ static void table_readd_locked(void) {
         if (P.slots[i].kind == SLOT_FD) (void)backend_add(&P.slots[i], key_of(i));
 }
 
-static int start_locked(void) {
+static int open_locked(void) {
     gocc__assert_held(&P.mu);
     int rc = backend_open_locked();
     if (rc != 0) return rc;
     table_readd_locked();
-    rc = gocc__thread_create(&P.thread, POLLER_STACK, poller_main, NULL);
-    if (rc != 0) {
-        backend_close_locked();
-        return rc;
-    }
-    P.started = true;
+    P.open = true;
+    atomic_store_explicit(&poll_wake_r, P.wake_r, memory_order_relaxed);
+    atomic_store_explicit(&poll_epfd, NETPOLL_EPOLL ? P.epfd : P.wake_r, memory_order_release);
     atomic_store_explicit(&P.stale, false, memory_order_release);
     return 0;
 }
 
-/* A poller runs (started now if need be): 0, GOCC_ENOMEM or GOCC_EAGAIN. */
+/* The backend is open (opened now if need be): 0, GOCC_ENOMEM or
+ * GOCC_EAGAIN. */
 static int running_locked(void) {
     gocc__assert_held(&P.mu);
-    while (P.stopping) gocc__cond_wait(&P.restart, &P.mu);
-    return P.started ? 0 : start_locked();
+    return P.open ? 0 : open_locked();
 }
 
 /* ---- internal API ---- */
@@ -463,10 +518,13 @@ void gocc__netpoll_unregister(int fd, uint64_t key) {
 
 void gocc__netpoll_kick(void) {
 #if !NETPOLL_EPOLL
-    gocc__lock(&P.mu);
-    if (P.started) wake_poller();
-    gocc__unlock(&P.mu);
+    if (atomic_load_explicit(&poll_token, memory_order_acquire)) {
+        gocc__netpoll_break(); /* rebuild the set with this wait in it */
+        return;
+    }
 #endif
+    /* Nobody polls: get a worker to (a cheap look when one does). */
+    if (!atomic_load_explicit(&poll_token, memory_order_acquire)) gocc__sched_poke();
 }
 
 int gocc__netpoll_need(void) {
@@ -512,28 +570,29 @@ int gocc__netpoll_wait_once(int fd, int events, gocc_ctx_t *ctx) {
 
 int gocc__netpoll_shutdown(void) {
     gocc__lock(&P.mu);
-    while (P.stopping) gocc__cond_wait(&P.restart, &P.mu); /* another shutdown */
     if (P.used > 0) {
         gocc__unlock(&P.mu);
         return GOCC_EAGAIN;
     }
-    if (P.started) {
-        P.stop = true;
-        P.stopping = true;
-        wake_poller();
-        pthread_t th = P.thread;
+    /* Turn new claims away, then wait for the holder (a worker in its
+     * wait, or the monitor's look) to give the role back. */
+    atomic_store_explicit(&P.stop, true, memory_order_seq_cst);
+    while (atomic_load_explicit(&poll_token, memory_order_acquire)) {
+        wake_poller_locked();
         gocc__unlock(&P.mu);
-        pthread_join(th, NULL);
+        sched_yield();
         gocc__lock(&P.mu);
-        P.started = P.stop = P.stopping = false;
-        pthread_cond_broadcast(&P.restart);
     }
+    atomic_store_explicit(&poll_epfd, -1, memory_order_relaxed);
+    atomic_store_explicit(&poll_wake_r, -1, memory_order_relaxed);
     backend_close_locked();
     backend_free_locked();
+    P.open = false;
     gocc__free(P.slots); /* the next registration makes a new table */
     P.slots = NULL;
     P.cap = 0;
     P.free_head = NO_SLOT;
+    atomic_store_explicit(&P.stop, false, memory_order_release);
     gocc__unlock(&P.mu);
     return 0;
 }
@@ -545,8 +604,13 @@ void gocc__netpoll_fork_child(void) {
     backend_close_locked(); /* the child's copies of the parent's */
     for (uint32_t i = 0; i < P.cap; i++)
         if (P.slots[i].kind == SLOT_ONCE) slot_free_locked(&P.slots[i]);
-    P.started = P.stop = P.stopping = false;
+    P.open = false;
+    atomic_store_explicit(&poll_token, 0, memory_order_relaxed); /* its holder is gone */
+    atomic_store_explicit(&poll_epfd, -1, memory_order_relaxed);
+    atomic_store_explicit(&poll_wake_r, -1, memory_order_relaxed);
+    atomic_store_explicit(&P.stop, false, memory_order_relaxed);
     atomic_store_explicit(&P.stale, P.used > 0, memory_order_release);
-    pthread_cond_init(&P.restart, NULL); /* no waiter of the parent's survives */
     gocc__unlock(&P.mu);
 }
+
+bool gocc__netpoll_in_use(void) { return atomic_load_explicit(&nused, memory_order_acquire) != 0; }

@@ -150,6 +150,8 @@ struct gocc__worker {
     _Atomic bool in_task;    /* running a task (the monitor reads it) */
     bool spinning;           /* owner only */
     bool idle;               /* on the idle list (sched.mu) */
+    bool in_poll;            /* idle in the poller's wait, not its futex (sched.mu) */
+    bool poll_taken;         /* a waker took it off the idle list during that wait */
     bool quit;               /* shutdown: exit (sched.mu) */
     bool alive;              /* a thread runs this record (sched.mu) */
     uint32_t sched_tick, streak;
@@ -388,6 +390,7 @@ static bool work_anywhere(void) {
 /* ---- waking workers ---- */
 
 static int start_worker(void);
+static int start_locked(void);
 
 /* There is new work no running worker may see soon: make sure some worker
  * looks (Go's wakep). Cheap when a worker already spins or none is free. */
@@ -400,12 +403,18 @@ static void wakep(void) {
         return;
     gocc__lock(&S.mu);
     worker *wk = NULL;
+    bool in_poll = false;
     if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs) {
-        wk = S.idle;
+        /* An idle worker on its futex rather than the one in the poller's
+         * wait: that one keeps watching the descriptors. */
+        worker **pp = &S.idle;
+        while (*pp != NULL && (*pp)->in_poll && (*pp)->idle_next != NULL) pp = &(*pp)->idle_next;
+        wk = *pp;
         if (wk != NULL) {
-            S.idle = wk->idle_next;
+            *pp = wk->idle_next;
             wk->idle = false;
             wk->spinning = true; /* read by the worker after the wake */
+            in_poll = wk->in_poll;
             atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
         }
@@ -413,6 +422,7 @@ static void wakep(void) {
     gocc__unlock(&S.mu);
     if (wk != NULL) {
         gocc__wake(&wk->idle_w);
+        if (in_poll) gocc__netpoll_break();
         return;
     }
     /* No idle worker to wake: make one if procs allows (it starts spinning). */
@@ -426,6 +436,20 @@ static void wakep(void) {
 static void stop_spinning(worker *wk) {
     wk->spinning = false;
     if (atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_acq_rel) == 1) wakep();
+}
+
+/* A call started waiting for a descriptor and nobody polls: make sure a
+ * worker comes to (an idle one woken, or the first one started; it takes
+ * the poll role when it finds nothing to run). When every worker is busy,
+ * the monitor's looks cover it. */
+void gocc__sched_poke(void) {
+    if (GOCC_UNLIKELY(atomic_load_explicit(&S.procs, memory_order_relaxed) <= 0)) {
+        gocc__lock(&S.mu);
+        start_locked();
+        gocc__unlock(&S.mu);
+    }
+    SC_FENCE();
+    wakep();
 }
 
 /* ---- making tasks runnable ---- */
@@ -952,6 +976,37 @@ static bool idle_sleep(worker *wk) {
     return !quit;
 }
 
+/* After the poller's wait, before its readiness is dispatched: the worker
+ * is active again. If it is still on the idle list it takes itself off
+ * (active, not spinning); if a waker took it (wakep: active and spinning,
+ * or shutdown: quit), that waker's wake of idle_w is consumed in
+ * poll_idle. */
+static void poll_woke(void *arg) {
+    worker *wk = arg;
+    gocc__lock(&S.mu);
+    wk->in_poll = false;
+    wk->poll_taken = !wk->idle;
+    if (wk->idle) {
+        idle_remove_locked(wk);
+        atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
+    }
+    gocc__unlock(&S.mu);
+}
+
+/* Idle in the poller's wait instead of on the futex. Tasks the poll
+ * readies go to this worker's own queues (it is their waker), so it runs
+ * them with no other thread in between. false: shutdown told it to quit. */
+static bool poll_idle(worker *wk) {
+    gocc__netpoll_poll(true, poll_woke, wk);
+    if (!wk->poll_taken) return true;
+    gocc__park(&wk->idle_w); /* the taker's wake is coming: consume it */
+    gocc__lock(&S.mu);
+    bool quit = wk->quit;
+    gocc__unlock(&S.mu);
+    if (quit) hand_off_local(wk); /* nothing is left behind */
+    return !quit;
+}
+
 /* About IDLE_SPIN pauses (tens of microseconds) watching for new work;
  * true when some appeared. Not on one CPU: there it only delays the
  * producer. */
@@ -1023,10 +1078,24 @@ static gocc__task *find_runnable(worker *wk) {
         atomic_fetch_add_explicit(&S.nidle, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_relaxed);
         gocc__unlock(&S.mu);
-        SC_FENCE(); /* pairs with the producers' fence */
+        SC_FENCE(); /* pairs with the producers' fence (and the poke's) */
         if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs && work_anywhere()) {
             if (!unidle(wk)) return NULL;
             continue;
+        }
+        /* Watch the descriptors while idle, if nobody does (not a surplus
+         * worker: it may leave). Read after the fence: a call that starts
+         * waiting publishes its descriptor, fences and pokes (reads who is
+         * active), so it sees this worker idle or this worker sees it. */
+        if (atomic_load_explicit(&S.nthreads, memory_order_relaxed) <= S.procs &&
+            gocc__netpoll_wanted()) {
+            gocc__lock(&S.mu);
+            if (wk->idle) wk->in_poll = gocc__netpoll_claim();
+            gocc__unlock(&S.mu);
+            if (wk->in_poll) {
+                if (!poll_idle(wk)) return NULL;
+                continue; /* active now: run what the poll readied */
+            }
         }
         if (!idle_sleep(wk)) return NULL;
         continue; /* woken by wakep: active and spinning now */
@@ -1232,6 +1301,9 @@ static void *monitor_main(void *unused) {
             SC_FENCE();
             wakep();
         }
+        /* Every worker busy (or none yet): look at the descriptors here,
+         * without waiting; what it readies goes to the global queue. */
+        if (gocc__netpoll_claim()) gocc__netpoll_poll(false, NULL, NULL);
         cache_trim(); /* give back, a batch a look, what a burst left */
         delay = busy ? GOCC_MILLISECOND : 10 * GOCC_MILLISECOND;
     }
@@ -1296,8 +1368,11 @@ static void quit_idle_workers(void) {
         quit[n++] = wk;
     }
     S.idle = NULL;
+    bool in_poll = false;
+    for (int i = 0; i < n; i++) in_poll |= quit[i]->in_poll;
     gocc__unlock(&S.mu);
     for (int i = 0; i < n; i++) gocc__wake(&quit[i]->idle_w);
+    if (in_poll) gocc__netpoll_break();
     for (int i = 0; i < n; i++) pthread_join(quit[i]->thread, NULL);
     gocc__lock(&S.mu);
     for (int i = 0; i < n; i++) quit[i]->quit = false; /* the record may be reused */
@@ -1305,6 +1380,9 @@ static void quit_idle_workers(void) {
 }
 
 int gocc__sched_shutdown(void) {
+    /* Registered descriptors need a worker to poll them (a plain thread
+     * may be waiting on one): the workers stay. */
+    if (gocc__netpoll_in_use()) return GOCC_EAGAIN;
     /* Workers with nothing to run are idle or about to be (a task that
      * just ended still has its worker for a moment): stop them as they
      * get there, for a while. */

@@ -9,6 +9,7 @@
  */
 #include "test-common.h" /* first: it defines _GNU_SOURCE */
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -836,6 +837,98 @@ static void test_fd_plain_threads(void **state) {
     close_release(b);
 }
 
+/* ---- who polls ---- */
+
+/* How many of this process's threads carry @p name (their comm). */
+static int threads_named(const char *name) {
+    char path[300], comm[32];
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) continue;
+        if (fgets(comm, sizeof comm, f) != NULL) {
+            comm[strcspn(comm, "\n")] = '\0';
+            if (strcmp(comm, name) == 0) n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Polling is a role of the scheduler's threads, not a thread of its own:
+ * a task waits for data with no poller thread in the process, and the data
+ * wakes it. */
+static void test_fd_no_poller_thread(void **state) {
+    (void)state;
+    TEST_NAME();
+    int sv[2];
+    make_pair(sv);
+    gocc_fd_t *a = adopt(sv[0]), *b = adopt(sv[1]);
+    rd_call c = {.f = a, .n = 3, .ctx = NULL};
+    async_call ac;
+    async_start(&ac, read_call, &c);
+    wait_queued(a, GOCC_FD_READ, 1);
+    assert_int_equal(threads_named("gocc-netpoll"), 0);
+    assert_int_equal(gocc_fd_write(b, "xyz", 3, NULL, NULL), 3);
+    assert_int_equal(ASYNC_RESULT(&ac, SAFETY_NS), 0);
+    assert_int_equal(c.rc, 3);
+    assert_memory_equal(c.buf, "xyz", 3);
+    close_release(a);
+    close_release(b);
+}
+
+typedef struct spinner {
+    atomic_int *stop;
+    atomic_int *spinning;
+} spinner;
+
+static int spin_task(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    spinner *s = arg;
+    atomic_fetch_add(s->spinning, 1);
+    while (!atomic_load(s->stop)) {
+    } /* blocked outside libgocc: never back to the scheduler */
+    return 0;
+}
+
+/* With every worker busy in a task that never comes back to the
+ * scheduler, a plain thread waiting for data still gets it: someone
+ * (the monitor, or a worker the stuck check adds) polls. */
+static void test_fd_polled_while_workers_busy(void **state) {
+    (void)state;
+    TEST_NAME();
+    gocc_runtime_config_t cfg;
+    gocc_runtime_config_get(&cfg);
+    int sv[2];
+    make_pair(sv);
+    gocc_fd_t *a = adopt(sv[0]), *b = adopt(sv[1]);
+    atomic_int stop = 0, spinning = 0;
+    spinner sp = {&stop, &spinning};
+    size_t start = gocc_tasks_live();
+    for (size_t i = 0; i < cfg.procs; i++) assert_int_equal(gocc_go(spin_task, NULL, &sp), 0);
+    int64_t end = gocc_now() + SAFETY_NS;
+    while (atomic_load(&spinning) < (int)cfg.procs && gocc_now() < end) sleep_ns(GOCC_MILLISECOND);
+    thread_call t = {.f = a, .what = 0};
+    test_thread th;
+    test_thread_start(&th, plain_thread, &t);
+    wait_queued(a, GOCC_FD_READ, 1);
+    assert_int_equal(gocc_fd_write(b, "abc", 3, NULL, NULL), 3);
+    test_thread_join(&th); /* the watchdog bounds a hang */
+    assert_int_equal(t.rc, 3);
+    atomic_store(&stop, 1);
+    end = gocc_now() + SAFETY_NS;
+    while (gocc_tasks_live() > start && gocc_now() < end) sleep_ns(GOCC_MILLISECOND);
+    assert_true(gocc_tasks_live() <= start);
+    close_release(a);
+    close_release(b);
+}
+
 /* ---- fork ---- */
 
 static int child_echo(gocc_ctx_t *ctx, void *arg) {
@@ -878,8 +971,8 @@ static void test_fd_fork(void **state) {
 
 /* ---- shutdown ---- */
 
-/* With no handle left, gocc_runtime_shutdown stops the poller thread; the
- * next adopt starts it again. */
+/* With no handle left, gocc_runtime_shutdown closes the poller's epoll
+ * instance; the next adopt makes it again. */
 static void test_fd_shutdown_restart(void **state) {
     (void)state;
     TEST_NAME();
@@ -892,7 +985,7 @@ static void test_fd_shutdown_restart(void **state) {
     while (gocc_runtime_shutdown() != 0 && gocc_now() < end) sleep_ns(GOCC_MILLISECOND);
     assert_int_equal(gocc_runtime_shutdown(), 0);
     gocc_fd_t *b = adopt(sv[1]);
-    gocc_ctx_t *d = gocc_ctx_with_timeout(NULL, 20 * GOCC_MILLISECOND);
+    gocc_ctx_t *d = gocc_ctx_with_timeout(NULL, 2 * GOCC_SECOND);
     assert_non_null(d);
     char c;
     assert_int_equal(gocc_fd_read(b, &c, 1, d), 0); /* the peer is gone: EOF */
@@ -921,6 +1014,8 @@ int main(void) {
         GOCC_TEST(test_fd_plain_threads),
         GOCC_TEST(test_fd_fork),
         GOCC_TEST(test_fd_shutdown_restart),
+        GOCC_TEST(test_fd_no_poller_thread),
+        GOCC_TEST(test_fd_polled_while_workers_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
