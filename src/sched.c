@@ -82,6 +82,7 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define RUNNEXT_STREAK 3
 #define GLOBAL_EVERY 61
 #define STEAL_ROUNDS 4
+#define RUNNEXT_STEAL_PAUSE 100 /* cpu_relax pauses (a few microseconds) */
 #define MAX_WORKERS 1024
 #define LOCAL_CACHE 32     /* dead task records a worker keeps */
 #define GLOBAL_CACHE 4096  /* ... and the runtime keeps for good */
@@ -292,8 +293,11 @@ static gocc__task *ring_get(worker *wk) {
 }
 
 /* Thief: move half of victim's ring into mine (empty: only its owner
- * pushes, and the owner is the caller); return one task to run. */
-static gocc__task *ring_steal(worker *me, worker *victim) {
+ * pushes, and the owner is the caller); return one task to run. With
+ * @p take_next, a running victim's runnext too, after a short pause (Go's
+ * runqgrab): the victim usually runs it itself within microseconds (the
+ * partner of a handoff), but if it is busy the task would wait for it. */
+static gocc__task *ring_steal(worker *me, worker *victim, bool take_next) {
     for (;;) {
         uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
         uint32_t tl = atomic_load_explicit(&victim->tail, memory_order_acquire);
@@ -317,11 +321,21 @@ static gocc__task *ring_steal(worker *me, worker *victim) {
         if (n > 1) atomic_store_explicit(&me->tail, mt + n - 1, memory_order_release);
         return t;
     }
+    if (atomic_load_explicit(&victim->runnext, memory_order_relaxed) == NULL) return NULL;
     /* A stuck worker's runnext is fair game at once. */
-    if ((atomic_load_explicit(&victim->run, memory_order_acquire) & 1) &&
-        atomic_load_explicit(&victim->runnext, memory_order_relaxed) != NULL)
+    if (atomic_load_explicit(&victim->run, memory_order_acquire) & 1)
         return atomic_exchange_explicit(&victim->runnext, NULL, memory_order_acq_rel);
-    return NULL;
+    if (!take_next || !atomic_load_explicit(&victim->in_task, memory_order_relaxed)) return NULL;
+    gocc__task *seen = atomic_load_explicit(&victim->runnext, memory_order_relaxed);
+    for (int i = 0; i < RUNNEXT_STEAL_PAUSE; i++) {
+        gocc__cpu_relax();
+        if (atomic_load_explicit(&victim->runnext, memory_order_relaxed) != seen) return NULL;
+    }
+    if (seen == NULL ||
+        !atomic_compare_exchange_strong_explicit(&victim->runnext, &seen, NULL,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return NULL;
+    return seen;
 }
 
 /* ---- the global queue (sched.mu) ---- */
@@ -894,7 +908,7 @@ static gocc__task *steal_work(worker *wk) {
         for (int k = 0; k < n; k++) {
             worker *v = S.all[(start + k) % n];
             if (v == wk) continue;
-            gocc__task *t = ring_steal(wk, v);
+            gocc__task *t = ring_steal(wk, v, round == STEAL_ROUNDS - 1);
             if (t != NULL) return t;
         }
         gocc__task *t = gq_get(wk, true);
