@@ -63,7 +63,7 @@
 /* ---- memory: every allocation of the library goes through these ---- */
 
 /* Each goes to the C library, or to the hooks of gocc_runtime_set_allocator
- * (park.c). No file of the library calls malloc/calloc/realloc/free/strdup
+ * (alloc.c). No file of the library calls malloc/calloc/realloc/free/strdup
  * directly. A size of 0 is taken as 1, so NULL always means failure. */
 void *gocc__malloc(size_t n);
 void *gocc__calloc(size_t nmemb, size_t n);
