@@ -386,6 +386,7 @@ typedef struct gocc__waiter {
                                * thread's own waiter (set once, never changes) */
     _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
     gocc__sudog *winner;      /* written by the claimer before the wake */
+    struct gocc__waiter *wake_next; /* the claimer's wake queue (gocc__wakeq) */
 #if !defined(__linux__)
     gocc__mutex mu;           /* condvar fallback */
     pthread_cond_t cv;
@@ -442,6 +443,49 @@ bool gocc__park_until(gocc__waiter *w, int64_t deadline);
 /* Wake a claimed waiter. Call with no channel lock held. */
 void gocc__wake(gocc__waiter *w);
 
+/* ---- the wake queue ----
+ *
+ * Waiters claimed under a lock, to be woken once it is dropped (the
+ * kernel's wake_q). Every "claim under the lock, wake after unlock" goes
+ * through one: gocc__wakeq_add (or _signal) each waiter won while holding
+ * the lock, unlock, gocc__wakeq_wake_all. The link is the waiter's own
+ * wake_next: a claimed waiter belongs to its claimer until the wake, so it
+ * is on one queue at most, and a queue needs no memory of its own. The
+ * order is the order added (FIFO). wake_all reads each link before the
+ * wake: the woken waiter may arm again (and its task record go) at once. */
+typedef struct gocc__wakeq {
+    gocc__waiter *head, *tail;
+} gocc__wakeq;
+#define GOCC__WAKEQ_INIT {NULL, NULL}
+
+/* Queue a claimed waiter whose winner the claimer has set (a sudog). */
+static inline void gocc__wakeq_add(gocc__wakeq *q, gocc__waiter *w) {
+    w->wake_next = NULL;
+    if (q->tail != NULL) q->tail->wake_next = w;
+    else q->head = w;
+    q->tail = w;
+}
+
+/* Move every waiter of @p from to the end of @p q; @p from is left empty. */
+static inline void gocc__wakeq_splice(gocc__wakeq *q, gocc__wakeq *from) {
+    if (from->head == NULL) return;
+    if (q->tail != NULL) q->tail->wake_next = from->head;
+    else q->head = from->head;
+    q->tail = from->tail;
+    from->head = from->tail = NULL;
+}
+
+/* Wake every queued waiter (no lock held); @p q is left empty. */
+static inline void gocc__wakeq_wake_all(gocc__wakeq *q) {
+    gocc__waiter *w = q->head;
+    q->head = q->tail = NULL;
+    while (w != NULL) {
+        gocc__waiter *next = w->wake_next;
+        gocc__wake(w);
+        w = next;
+    }
+}
+
 /* ---- channels (chan.c) ---- */
 
 /* One wait record: a waiter blocked on one case of one channel. Lives on
@@ -450,7 +494,6 @@ struct gocc__sudog {
     gocc__waiter *w;
     gocc_chan_t *ch;
     gocc__sudog *prev, *next; /* queue links, under ch->mu */
-    gocc__sudog *wake_next;   /* close's list of waiters to wake */
     void *elem;               /* send: source; recv: destination (may be NULL) */
     int case_index;           /* index in the select's cases */
     bool queued;              /* in a queue (under ch->mu) */
@@ -507,7 +550,6 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
 typedef struct gocc__waitrec {
     gocc__waiter *w;
     struct gocc__waitrec *prev, *next; /* under the module's lock */
-    struct gocc__waitrec *wake_next;   /* the waker's list, outside the lock */
     int64_t n;                         /* what it asks for (semaphore weight) */
     bool queued;                       /* under the module's lock */
 } gocc__waitrec;
@@ -541,39 +583,33 @@ static inline void gocc__waitrec_unlink(gocc__waitrec **head, gocc__waitrec **ta
     r->queued = false;
 }
 
-/* Unlink the whole list under the lock; claim each waiter; return those
- * claimed, linked by wake_next, for gocc__signal_all after unlocking. */
-static inline gocc__waitrec *gocc__waitrec_take_all(gocc__waitrec **head, gocc__waitrec **tail) {
-    gocc__waitrec *wake = NULL, *r = *head;
-    while (r != NULL) {
-        gocc__waitrec *next = r->next;
-        r->prev = r->next = NULL;
-        r->queued = false;
-        if (gocc__waiter_claim(r->w)) {
-            r->wake_next = wake;
-            wake = r;
-        }
-        r = next;
-    }
-    *head = NULL;
-    if (tail) *tail = NULL;
-    return wake;
-}
-
 /* Wake a claimed waiter found on a module list (no lock held). */
 static inline void gocc__signal(gocc__waiter *w) {
     w->winner = GOCC__WINNER_SIGNAL;
     gocc__wake(w);
 }
 
-/* Wake every record of a wake list (reading each link before its wake: the
- * record lives on the woken thread's stack). */
-static inline void gocc__signal_all(gocc__waitrec *r) {
+/* Queue a claimed waiter found on a module list, to be signalled (its
+ * winner GOCC__WINNER_SIGNAL) by gocc__wakeq_wake_all. */
+static inline void gocc__wakeq_signal(gocc__wakeq *q, gocc__waiter *w) {
+    w->winner = GOCC__WINNER_SIGNAL;
+    gocc__wakeq_add(q, w);
+}
+
+/* Unlink the whole list under the lock; claim each waiter and queue the
+ * ones won on @p q (those lost went to their contexts). */
+static inline void gocc__waitrec_take_all(gocc__waitrec **head, gocc__waitrec **tail,
+                                          gocc__wakeq *q) {
+    gocc__waitrec *r = *head;
     while (r != NULL) {
-        gocc__waitrec *next = r->wake_next;
-        gocc__signal(r->w);
+        gocc__waitrec *next = r->next;
+        r->prev = r->next = NULL;
+        r->queued = false;
+        if (gocc__waiter_claim(r->w)) gocc__wakeq_signal(q, r->w);
         r = next;
     }
+    *head = NULL;
+    if (tail) *tail = NULL;
 }
 
 /* Park an armed waiter that the caller has published on its own list, until
@@ -661,9 +697,9 @@ int gocc__netpoll_need(void);
 int gocc__netpoll_wait_once(int fd, int events, gocc_ctx_t *ctx);
 
 /* fd.c, called by the poller holding its lock: readiness @p events
- * (GOCC_FD_*) arrived for @p f. Claimed waiters are pushed on *wake (by
- * wake_next) for gocc__signal_all once the poller's lock is dropped. */
-void gocc__fd_ready(gocc_fd_t *f, int events, gocc__waitrec **wake);
+ * (GOCC_FD_*) arrived for @p f. Claimed waiters go on @p wake, woken
+ * once the poller's lock is dropped. */
+void gocc__fd_ready(gocc_fd_t *f, int events, gocc__wakeq *wake);
 /* What the calls waiting on @p f wait for now (GOCC_FD_*; the poll(2)
  * poller's interest set). */
 int gocc__fd_interest(gocc_fd_t *f);
@@ -787,6 +823,14 @@ uint64_t gocc__sched_current_task_id(void);
  * copied) is the task's name until it sets its own. */
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
                 void *exit_arg, const char *name);
+
+/* Run one task's body on the calling thread or coroutine: fn(ctx, arg)
+ * between the task_start and task_end probes, shown by the dump as task
+ * @p id (named @p name, may be NULL, until it names itself) while it runs.
+ * The caller counts the task (gocc__tasks_inc/_dec) around it: an
+ * own_thread task from gocc_go on, a worker-pool job while it runs. */
+int gocc__task_run(gocc__waiter *w, uint64_t id, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
+                   const char *name);
 
 /* Run fn(NULL, arg) on a runtime thread as runtime work, not a task: not
  * counted by gocc_tasks_live (worker-pool workers, which count themselves

@@ -311,7 +311,7 @@ static void backend_free_locked(void) {
 
 /* ---- the poller thread ---- */
 
-static void dispatch_locked(const pevent *e, gocc__waitrec **wake) {
+static void dispatch_locked(const pevent *e, gocc__wakeq *wake) {
     gocc__assert_held(&P.mu);
     if (e->key == WAKE_KEY) {
         wake_drain();
@@ -327,10 +327,7 @@ static void dispatch_locked(const pevent *e, gocc__waitrec **wake) {
     if (o->fired) return;
     o->fired = true;
     GOCC_PROBE2(io_ready, s->fd, e->events);
-    if (gocc__waiter_claim(o->rec.w)) {
-        o->rec.wake_next = *wake;
-        *wake = &o->rec;
-    }
+    if (gocc__waiter_claim(o->rec.w)) gocc__wakeq_signal(wake, o->rec.w);
 }
 
 static void *poller_main(void *unused) {
@@ -339,12 +336,12 @@ static void *poller_main(void *unused) {
     pevent ev[BATCH];
     for (;;) {
         int n = backend_wait(ev, BATCH);
-        gocc__waitrec *wake = NULL;
+        gocc__wakeq wake = GOCC__WAKEQ_INIT;
         gocc__lock(&P.mu);
         bool stop = P.stop;
         for (int i = 0; i < n && !stop; i++) dispatch_locked(&ev[i], &wake);
         gocc__unlock(&P.mu);
-        gocc__signal_all(wake);
+        gocc__wakeq_wake_all(&wake);
         if (stop) break;
     }
     return NULL;
