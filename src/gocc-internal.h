@@ -337,6 +337,7 @@ enum gocc__wait_reason {
     GOCC_WAIT_WORKPOOL_SUBMIT,
     GOCC_WAIT_WORKPOOL_SHUTDOWN,
     GOCC_WAIT_IO, /* detail: GOCC__IO_DETAIL(descriptor, GOCC_FD_* events) */
+    GOCC_WAIT_NREASONS /* not a reason: how many there are (observe.c's table) */
 };
 
 /* The dump's detail of an I/O wait: the descriptor and what it waits for
