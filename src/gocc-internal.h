@@ -393,15 +393,19 @@ typedef struct gocc__waiter {
     pthread_cond_t cv;
 #endif
     int spin;                 /* adaptive spin budget (park.c), owner only */
-    /* observe.c: the registry of all waiters (under its lock) and what the
-     * dump shows. */
-    struct gocc__waiter *reg_prev, *reg_next;
-    long tid;                 /* OS thread id, set at creation */
-    bool os_named;            /* the OS thread name was changed by a name */
-    char name_local[32];      /* gocc_task_name's answer, owner only */
-    gocc__waitinfo wait;      /* owner only: what the next sleep is for */
-    void *current_pool;       /* owner only: the worker pool whose job runs here */
-    gocc__obs obs;
+    /* The layers above's record of the waiter, kept next to it: park.c
+     * never reads or writes it (it reports through gocc__park_hooks). */
+    struct {
+        /* observe.c: the registry of all waiters (under its lock) and what
+         * the dump shows. */
+        struct gocc__waiter *reg_prev, *reg_next;
+        long tid;             /* OS thread id, set when a thread's waiter is made */
+        bool os_named;        /* the OS thread name was changed by a name */
+        char name_local[32];  /* gocc_task_name's answer, owner only */
+        gocc__waitinfo wait;  /* owner only: what the next sleep is for */
+        void *current_pool;   /* workpool.c, owner only: the pool whose job runs here */
+        gocc__obs obs;
+    };
 } gocc__waiter;
 
 /* Marker winners: the waiter's timeout fired (gocc__select with a
@@ -420,6 +424,22 @@ gocc__waiter *gocc__self(void);
 void gocc__set_self(gocc__waiter *w);
 /* The calling thread's own waiter, never a task's (made on first use). */
 gocc__waiter *gocc__thread_waiter(void);
+/* The calling thread's waiter if it has one (never allocates). */
+gocc__waiter *gocc__self_peek(void);
+
+/* What park.c tells the layer above, the one way it reaches it: a
+ * thread's waiter was made (before its first use) or is going (at thread
+ * exit), and a thread's waiter goes to sleep now (after the spin, so a
+ * wait that a spin catches reports nothing). Installed once, by
+ * gocc__runtime_init, before any thread waiter exists; a thread reads it
+ * only after its own gocc__runtime_init. A task's waiter is the
+ * scheduler's to report. Each hook may be NULL. */
+typedef struct gocc__park_hooks {
+    void (*made)(gocc__waiter *w);
+    void (*gone)(gocc__waiter *w);
+    void (*sleeps)(gocc__waiter *w);
+} gocc__park_hooks;
+void gocc__park_set_hooks(const gocc__park_hooks *h);
 
 /* Arm for a new wait: claim = 0, state = waiting. Call before enqueueing. */
 void gocc__waiter_arm(gocc__waiter *w);
@@ -882,12 +902,13 @@ void gocc__tasks_dec(void);
 
 /* ---- observability (observe.c) ---- */
 
-/* The calling thread's waiter if it has one (never allocates). */
-gocc__waiter *gocc__self_peek(void);
-
 /* A new waiter joins the registry the dump walks; a dying one leaves it. */
 void gocc__obs_register(gocc__waiter *w);
 void gocc__obs_unregister(gocc__waiter *w);
+/* park.c's hooks (runtime.c installs them): a thread's waiter is made
+ * (its thread id, then the registry) or goes; it sleeps (publish its wait
+ * if it noted one). */
+extern const gocc__park_hooks gocc__obs_park_hooks;
 
 /* The thread of @p w starts running task @p id (fn, default name or NULL),
  * and stops. w may be NULL (a thread that could not make its waiter). */

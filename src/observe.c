@@ -58,6 +58,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
 /* ---- the registry ---- */
 
 static gocc__mutex reg_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_OBS_REGISTRY);
@@ -73,6 +77,26 @@ void gocc__obs_register(gocc__waiter *w) {
     reg_count++;
     gocc__unlock(&reg_mu);
 }
+
+static void waiter_made(gocc__waiter *w) {
+    atomic_init(&w->obs.deadline, INT64_MAX);
+#if defined(__linux__)
+    w->tid = (long)syscall(SYS_gettid);
+#else
+    w->tid = (long)(uintptr_t)pthread_self();
+#endif
+    gocc__obs_register(w);
+}
+
+static void waiter_sleeps(gocc__waiter *w) {
+    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
+}
+
+const gocc__park_hooks gocc__obs_park_hooks = {
+    .made = waiter_made,
+    .gone = gocc__obs_unregister,
+    .sleeps = waiter_sleeps,
+};
 
 void gocc__obs_unregister(gocc__waiter *w) {
     gocc__lock(&reg_mu);

@@ -16,9 +16,23 @@
  * FUTEX_WAKE only when it saw SLEEPING. A stray FUTEX_WAKE reaching a later
  * wait is harmless: the parker re-checks the word in a loop.
  *
+ * Layering. park.c sits just above alloc.c and knows nothing of what the
+ * layers above keep about a waiter (the registry and records the dump
+ * reads, task names, the worker pool's mark): those fields live in the
+ * waiter's second, anonymous part, which this file never touches. It
+ * reports upward through one narrow table, gocc__park_hooks: a thread's
+ * waiter was made, is going, goes to sleep. gocc__runtime_init installs
+ * observe.c's (once, under pthread_once) before any thread waiter exists,
+ * and gocc__thread_waiter goes through gocc__runtime_init itself before
+ * reading the table, so every reader sees it without a lock or an atomic.
+ * The sleep hook is called after the spin gave up, so a wait that a spin
+ * catches still writes nothing shared. (A task's waiter is reported by the
+ * scheduler, which parks it.)
+ *
  * Also here: the per-thread xorshift generator select draws its poll order
- * from, and the pthread mutex setup the lock wrapper uses. The allocator
- * lives below this file, in alloc.c.
+ * from, and the pthread mutex setup the lock wrapper uses. The wake queue
+ * (gocc__wakeq) is inline, in gocc-internal.h; the allocator lives below
+ * this file, in alloc.c.
  */
 #include "gocc-internal.h"
 
@@ -73,9 +87,15 @@ static GOCC_TLS uint32_t rand_state;
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
 
+/* The layer above's hooks: written once under gocc__runtime_init's
+ * pthread_once, read by a thread only after it went through it. */
+static gocc__park_hooks hooks;
+
+void gocc__park_set_hooks(const gocc__park_hooks *h) { hooks = *h; }
+
 static void waiter_destroy(void *p) {
     gocc__waiter *w = p;
-    gocc__obs_unregister(w);
+    if (hooks.gone != NULL) hooks.gone(w);
     self_waiter = NULL;
     thread_waiter = NULL;
 #if !defined(__linux__)
@@ -104,6 +124,7 @@ gocc__waiter *gocc__thread_waiter(void) {
     gocc__waiter *w = thread_waiter;
     if (GOCC_LIKELY(w != NULL)) return w;
     pthread_once(&waiter_key_once, waiter_key_make);
+    gocc__runtime_init(); /* the hooks are installed, and we see them */
     w = gocc__calloc(1, sizeof *w);
     if (w == NULL) return NULL;
 #if !defined(__linux__)
@@ -112,16 +133,10 @@ gocc__waiter *gocc__thread_waiter(void) {
 #endif
     atomic_init(&w->state, GOCC__PARK_WAITING);
     atomic_init(&w->claim, 1);
-    atomic_init(&w->obs.deadline, INT64_MAX);
-#if defined(__linux__)
-    w->tid = (long)syscall(SYS_gettid);
-#else
-    w->tid = (long)(uintptr_t)pthread_self();
-#endif
+    if (hooks.made != NULL) hooks.made(w);
     pthread_setspecific(waiter_key, w);
     thread_waiter = w;
     if (self_waiter == NULL) self_waiter = w;
-    gocc__obs_register(w);
     return w;
 }
 
@@ -193,7 +208,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
     if (!atomic_compare_exchange_strong_explicit(&w->state, &expect, GOCC__PARK_SLEEPING,
                                                  memory_order_acq_rel, memory_order_acquire))
         return true; /* only a waker changes WAITING: it is WOKEN */
-    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
+    if (hooks.sleeps != NULL) hooks.sleeps(w);
     for (;;) {
         if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN)
             return true;
@@ -215,7 +230,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
         }
     }
 #else
-    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
+    if (hooks.sleeps != NULL) hooks.sleeps(w);
     gocc__lock(&w->mu);
     while (atomic_load_explicit(&w->state, memory_order_acquire) != GOCC__PARK_WOKEN) {
         if (deadline < 0) {

@@ -447,6 +447,7 @@ static void fork_child(void) {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void runtime_init_once(void) {
+    gocc__park_set_hooks(&gocc__obs_park_hooks); /* before any thread's waiter */
     if (pthread_key_create(&gone_key, gone) != 0) abort();
     if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) abort();
 }
