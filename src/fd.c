@@ -154,6 +154,13 @@ void gocc_fd_release(gocc_fd_t *f) {
 
 int gocc_fd_num(gocc_fd_t *f) { return f == NULL || closing(f) ? -1 : f->fd; }
 
+/* Claim r's waiter, telling it @p why; false when its context won. */
+static bool claim_for(gocc__waitrec *r, int why) {
+    if (!gocc__waiter_claim(r->w)) return false;
+    REC(r)->why = why;
+    return true;
+}
+
 /* Take every waiter of side @p s for close's wake queue. */
 static void side_close_locked(gocc_fd_t *f, int si, gocc__wakeq *wake) {
     gocc__assert_held(&f->mu);
@@ -161,17 +168,11 @@ static void side_close_locked(gocc_fd_t *f, int si, gocc__wakeq *wake) {
     gocc__waitrec *r;
     while ((r = s->head) != NULL) {
         gocc__waitrec_unlink(&s->head, &s->tail, r);
-        if (gocc__waiter_claim(r->w)) {
-            REC(r)->why = WHY_CLOSED;
-            gocc__wakeq_signal(wake, r->w);
-        }
+        if (claim_for(r, WHY_CLOSED)) gocc__wakeq_signal(wake, r->w);
     }
     if ((r = s->io) != NULL) {
         s->io = NULL;
-        if (gocc__waiter_claim(r->w)) {
-            REC(r)->why = WHY_CLOSED;
-            gocc__wakeq_signal(wake, r->w);
-        }
+        if (claim_for(r, WHY_CLOSED)) gocc__wakeq_signal(wake, r->w);
     }
 }
 
@@ -204,10 +205,7 @@ static gocc__waitrec *turn_next_locked(gocc_fd_t *f, int si) {
     gocc__waitrec *r;
     while ((r = s->head) != NULL) {
         gocc__waitrec_unlink(&s->head, &s->tail, r);
-        if (gocc__waiter_claim(r->w)) {
-            REC(r)->why = WHY_TURN;
-            return r;
-        }
+        if (claim_for(r, WHY_TURN)) return r;
     }
     s->busy = false;
     return NULL;
@@ -341,10 +339,7 @@ void gocc__fd_ready(gocc_fd_t *f, int events, gocc__wakeq *wake) {
         gocc__waitrec *r = s->io;
         if (r == NULL || !(s->io_events & events)) continue;
         s->io = NULL;
-        if (gocc__waiter_claim(r->w)) { /* else its context won */
-            REC(r)->why = WHY_EDGE;
-            gocc__wakeq_signal(wake, r->w);
-        }
+        if (claim_for(r, WHY_EDGE)) gocc__wakeq_signal(wake, r->w); /* else its context won */
     }
     gocc__unlock(&f->mu);
     GOCC_PROBE2(io_ready, f->fd, events);

@@ -418,20 +418,23 @@ static int spawn_or_place(gocc_workpool_t *p, job j) {
     return rc;
 }
 
-/* One try under the lock: 0, GOCC_ESHUTDOWN, or GOCC_EAGAIN (full). */
+/* A submit's try under mu: GOCC_ESHUTDOWN once the pool closes, else
+ * accept_locked's answer (ACCEPTED is 0). */
+static int submit_locked(gocc_workpool_t *p, job j, gocc__wakeq *wake) {
+    gocc__assert_held(&p->mu);
+    if (p->state != POOL_OPEN) return GOCC_ESHUTDOWN;
+    return accept_locked(p, j, wake, true);
+}
+
+/* One try: 0, GOCC_ESHUTDOWN, GOCC_EAGAIN (full), or spawn_or_place's. */
 static int try_accept(gocc_workpool_t *p, job j) {
     gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
-    if (p->state != POOL_OPEN) {
-        gocc__unlock(&p->mu);
-        return GOCC_ESHUTDOWN;
-    }
-    int a = accept_locked(p, j, &wake, true);
+    int a = submit_locked(p, j, &wake);
     gocc__unlock(&p->mu);
     gocc__wakeq_wake_all(&wake);
-    if (a == ACCEPTED) return 0;
     if (a == FULL) return GOCC_EAGAIN;
-    return spawn_or_place(p, j);
+    return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : a;
 }
 
 int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg) {
@@ -461,15 +464,11 @@ int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *
 
     gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
-    if (p->state != POOL_OPEN) {
-        gocc__unlock(&p->mu);
-        return GOCC_ESHUTDOWN;
-    }
-    int a = accept_locked(p, j, &wake, true);
-    if (a != FULL) {
+    int a = submit_locked(p, j, &wake);
+    if (a != FULL) { /* room appeared (or the pool closed) meanwhile */
         gocc__unlock(&p->mu);
         gocc__wakeq_wake_all(&wake);
-        return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : 0;
+        return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : a;
     }
     submit_rec sr = {.rec = {.w = w}, .j = j};
     gocc__waiter_arm(w);
