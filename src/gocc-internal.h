@@ -563,11 +563,13 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
  * timer that could not be had is never taken for time that passed. */
 #define GOCC__TIMED_OUT (-4096 - 1)
 
-/* Wait records on a module's own list (semaphore, group, waitgroup, once):
- * the same claim protocol as channel sudogs. A waker, holding the module's
- * lock, unlinks a record and claims its waiter; on success it completes the
- * request for it and, after dropping the lock, calls gocc__signal. A failed
- * claim means the waiter's context won: skip it. */
+/* Wait records on a module's own list (semaphore, group, waitgroup, once,
+ * worker pool, rate limiter, descriptor handles): the same claim protocol
+ * as channel sudogs. A waker, holding the module's lock, unlinks a record
+ * and claims its waiter; on success it completes the request for it and
+ * queues it (gocc__wakeq_signal), to wake after dropping the lock (or,
+ * for one waiter alone, calls gocc__signal then). A failed claim means the
+ * waiter's context won: skip it. */
 typedef struct gocc__waitrec {
     gocc__waiter *w;
     struct gocc__waitrec *prev, *next; /* under the module's lock */
