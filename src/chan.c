@@ -327,7 +327,8 @@ int gocc__chan_try_case(gocc_case_t *c) {
 
 int gocc_chan_close(gocc_chan_t *ch) {
     if (ch == NULL) return GOCC_EINVAL;
-    gocc__sudog *wake = NULL, *s;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    gocc__sudog *s;
     gocc__lock(&ch->mu);
     if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
         gocc__unlock(&ch->mu);
@@ -337,22 +338,11 @@ int gocc_chan_close(gocc_chan_t *ch) {
     GOCC_PROBE1(chan_close, (uintptr_t)ch);
     while ((s = waitq_take(&ch->recvq)) != NULL) {
         zero_elem(ch, s->elem);
-        complete(s, false);
-        s->wake_next = wake;
-        wake = s;
+        gocc__wakeq_add(&wake, complete(s, false));
     }
-    while ((s = waitq_take(&ch->sendq)) != NULL) { /* values stay undelivered */
-        complete(s, false);
-        s->wake_next = wake;
-        wake = s;
-    }
+    while ((s = waitq_take(&ch->sendq)) != NULL) /* values stay undelivered */
+        gocc__wakeq_add(&wake, complete(s, false));
     gocc__unlock(&ch->mu);
-    /* Read each link before its wake: the woken thread's stack (where the
-     * sudog lives) may be gone right after. */
-    while (wake != NULL) {
-        gocc__sudog *next = wake->wake_next;
-        gocc__wake(wake->w);
-        wake = next;
-    }
+    gocc__wakeq_wake_all(&wake);
     return 0;
 }

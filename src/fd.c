@@ -155,31 +155,31 @@ void gocc_fd_release(gocc_fd_t *f) {
 
 int gocc_fd_num(gocc_fd_t *f) { return f == NULL || closing(f) ? -1 : f->fd; }
 
-/* Take every waiter of side @p s for close's wake list. */
-static void side_close_locked(gocc_fd_t *f, int si, gocc__waitrec **wake) {
+/* Claim r's waiter, telling it @p why; false when its context won. */
+static bool claim_for(gocc__waitrec *r, int why) {
+    if (!gocc__waiter_claim(r->w)) return false;
+    REC(r)->why = why;
+    return true;
+}
+
+/* Take every waiter of side @p s for close's wake queue. */
+static void side_close_locked(gocc_fd_t *f, int si, gocc__wakeq *wake) {
     gocc__assert_held(&f->mu);
     fd_side *s = &f->side[si];
-    gocc__waitrec *r = gocc__waitrec_take_all(&s->head, &s->tail); /* claimed */
-    while (r != NULL) {
-        gocc__waitrec *next = r->wake_next;
-        REC(r)->why = WHY_CLOSED;
-        r->wake_next = *wake;
-        *wake = r;
-        r = next;
+    gocc__waitrec *r;
+    while ((r = s->head) != NULL) {
+        gocc__waitrec_unlink(&s->head, &s->tail, r);
+        if (claim_for(r, WHY_CLOSED)) gocc__wakeq_signal(wake, r->w);
     }
     if ((r = s->io) != NULL) {
         s->io = NULL;
-        if (gocc__waiter_claim(r->w)) {
-            REC(r)->why = WHY_CLOSED;
-            r->wake_next = *wake;
-            *wake = r;
-        }
+        if (claim_for(r, WHY_CLOSED)) gocc__wakeq_signal(wake, r->w);
     }
 }
 
 int gocc_fd_close(gocc_fd_t *f) {
     if (f == NULL) return GOCC_EINVAL;
-    gocc__waitrec *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&f->mu);
     if (closing(f)) {
         gocc__unlock(&f->mu);
@@ -191,7 +191,7 @@ int gocc_fd_close(gocc_fd_t *f) {
     bool close_now = f->in_call == 0 && !f->os_closed;
     if (close_now) f->os_closed = true;
     gocc__unlock(&f->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     if (close_now) os_close(f);
     return 0;
 }
@@ -206,10 +206,7 @@ static gocc__waitrec *turn_next_locked(gocc_fd_t *f, int si) {
     gocc__waitrec *r;
     while ((r = s->head) != NULL) {
         gocc__waitrec_unlink(&s->head, &s->tail, r);
-        if (gocc__waiter_claim(r->w)) {
-            REC(r)->why = WHY_TURN;
-            return r;
-        }
+        if (claim_for(r, WHY_TURN)) return r;
     }
     s->busy = false;
     return NULL;
@@ -334,7 +331,7 @@ static int io_wait(gocc_fd_t *f, int si, int events, const uint32_t seen[2], goc
     return rec.why == WHY_CLOSED ? GOCC_ECLOSED : 0;
 }
 
-void gocc__fd_ready(gocc_fd_t *f, int events, gocc__waitrec **wake) {
+void gocc__fd_ready(gocc_fd_t *f, int events, gocc__wakeq *wake) {
     gocc__lock(&f->mu);
     for (int si = RD; si <= WR; si++) {
         fd_side *s = &f->side[si];
@@ -343,11 +340,7 @@ void gocc__fd_ready(gocc_fd_t *f, int events, gocc__waitrec **wake) {
         gocc__waitrec *r = s->io;
         if (r == NULL || !(s->io_events & events)) continue;
         s->io = NULL;
-        if (gocc__waiter_claim(r->w)) { /* else its context won */
-            REC(r)->why = WHY_EDGE;
-            r->wake_next = *wake;
-            *wake = r;
-        }
+        if (claim_for(r, WHY_EDGE)) gocc__wakeq_signal(wake, r->w); /* else its context won */
     }
     gocc__unlock(&f->mu);
     GOCC_PROBE2(io_ready, f->fd, events);

@@ -63,7 +63,7 @@
 /* ---- memory: every allocation of the library goes through these ---- */
 
 /* Each goes to the C library, or to the hooks of gocc_runtime_set_allocator
- * (park.c). No file of the library calls malloc/calloc/realloc/free/strdup
+ * (alloc.c). No file of the library calls malloc/calloc/realloc/free/strdup
  * directly. A size of 0 is taken as 1, so NULL always means failure. */
 void *gocc__malloc(size_t n);
 void *gocc__calloc(size_t nmemb, size_t n);
@@ -337,6 +337,7 @@ enum gocc__wait_reason {
     GOCC_WAIT_WORKPOOL_SUBMIT,
     GOCC_WAIT_WORKPOOL_SHUTDOWN,
     GOCC_WAIT_IO, /* detail: GOCC__IO_DETAIL(descriptor, GOCC_FD_* events) */
+    GOCC_WAIT_NREASONS /* not a reason: how many there are (observe.c's table) */
 };
 
 /* The dump's detail of an I/O wait: the descriptor and what it waits for
@@ -386,20 +387,25 @@ typedef struct gocc__waiter {
                                * thread's own waiter (set once, never changes) */
     _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
     gocc__sudog *winner;      /* written by the claimer before the wake */
+    struct gocc__waiter *wake_next; /* the claimer's wake queue (gocc__wakeq) */
 #if !defined(__linux__)
     gocc__mutex mu;           /* condvar fallback */
     pthread_cond_t cv;
 #endif
     int spin;                 /* adaptive spin budget (park.c), owner only */
-    /* observe.c: the registry of all waiters (under its lock) and what the
-     * dump shows. */
-    struct gocc__waiter *reg_prev, *reg_next;
-    long tid;                 /* OS thread id, set at creation */
-    bool os_named;            /* the OS thread name was changed by a name */
-    char name_local[32];      /* gocc_task_name's answer, owner only */
-    gocc__waitinfo wait;      /* owner only: what the next sleep is for */
-    void *current_pool;       /* owner only: the worker pool whose job runs here */
-    gocc__obs obs;
+    /* The layers above's record of the waiter, kept next to it: park.c
+     * never reads or writes it (it reports through gocc__park_hooks). */
+    struct {
+        /* observe.c: the registry of all waiters (under its lock) and what
+         * the dump shows. */
+        struct gocc__waiter *reg_prev, *reg_next;
+        long tid;             /* OS thread id, set when a thread's waiter is made */
+        bool os_named;        /* the OS thread name was changed by a name */
+        char name_local[32];  /* gocc_task_name's answer, owner only */
+        gocc__waitinfo wait;  /* owner only: what the next sleep is for */
+        void *current_pool;   /* workpool.c, owner only: the pool whose job runs here */
+        gocc__obs obs;
+    };
 } gocc__waiter;
 
 /* Marker winners: the waiter's timeout fired (gocc__select with a
@@ -418,6 +424,22 @@ gocc__waiter *gocc__self(void);
 void gocc__set_self(gocc__waiter *w);
 /* The calling thread's own waiter, never a task's (made on first use). */
 gocc__waiter *gocc__thread_waiter(void);
+/* The calling thread's waiter if it has one (never allocates). */
+gocc__waiter *gocc__self_peek(void);
+
+/* What park.c tells the layer above, the one way it reaches it: a
+ * thread's waiter was made (before its first use) or is going (at thread
+ * exit), and a thread's waiter goes to sleep now (after the spin, so a
+ * wait that a spin catches reports nothing). Installed once, by
+ * gocc__runtime_init, before any thread waiter exists; a thread reads it
+ * only after its own gocc__runtime_init. A task's waiter is the
+ * scheduler's to report. Each hook may be NULL. */
+typedef struct gocc__park_hooks {
+    void (*made)(gocc__waiter *w);
+    void (*gone)(gocc__waiter *w);
+    void (*sleeps)(gocc__waiter *w);
+} gocc__park_hooks;
+void gocc__park_set_hooks(const gocc__park_hooks *h);
 
 /* Arm for a new wait: claim = 0, state = waiting. Call before enqueueing. */
 void gocc__waiter_arm(gocc__waiter *w);
@@ -442,6 +464,49 @@ bool gocc__park_until(gocc__waiter *w, int64_t deadline);
 /* Wake a claimed waiter. Call with no channel lock held. */
 void gocc__wake(gocc__waiter *w);
 
+/* ---- the wake queue ----
+ *
+ * Waiters claimed under a lock, to be woken once it is dropped (the
+ * kernel's wake_q). Every "claim under the lock, wake after unlock" goes
+ * through one: gocc__wakeq_add (or _signal) each waiter won while holding
+ * the lock, unlock, gocc__wakeq_wake_all. The link is the waiter's own
+ * wake_next: a claimed waiter belongs to its claimer until the wake, so it
+ * is on one queue at most, and a queue needs no memory of its own. The
+ * order is the order added (FIFO). wake_all reads each link before the
+ * wake: the woken waiter may arm again (and its task record go) at once. */
+typedef struct gocc__wakeq {
+    gocc__waiter *head, *tail;
+} gocc__wakeq;
+#define GOCC__WAKEQ_INIT {NULL, NULL}
+
+/* Queue a claimed waiter whose winner the claimer has set (a sudog). */
+static inline void gocc__wakeq_add(gocc__wakeq *q, gocc__waiter *w) {
+    w->wake_next = NULL;
+    if (q->tail != NULL) q->tail->wake_next = w;
+    else q->head = w;
+    q->tail = w;
+}
+
+/* Move every waiter of @p from to the end of @p q; @p from is left empty. */
+static inline void gocc__wakeq_splice(gocc__wakeq *q, gocc__wakeq *from) {
+    if (from->head == NULL) return;
+    if (q->tail != NULL) q->tail->wake_next = from->head;
+    else q->head = from->head;
+    q->tail = from->tail;
+    from->head = from->tail = NULL;
+}
+
+/* Wake every queued waiter (no lock held); @p q is left empty. */
+static inline void gocc__wakeq_wake_all(gocc__wakeq *q) {
+    gocc__waiter *w = q->head;
+    q->head = q->tail = NULL;
+    while (w != NULL) {
+        gocc__waiter *next = w->wake_next;
+        gocc__wake(w);
+        w = next;
+    }
+}
+
 /* ---- channels (chan.c) ---- */
 
 /* One wait record: a waiter blocked on one case of one channel. Lives on
@@ -450,7 +515,6 @@ struct gocc__sudog {
     gocc__waiter *w;
     gocc_chan_t *ch;
     gocc__sudog *prev, *next; /* queue links, under ch->mu */
-    gocc__sudog *wake_next;   /* close's list of waiters to wake */
     void *elem;               /* send: source; recv: destination (may be NULL) */
     int case_index;           /* index in the select's cases */
     bool queued;              /* in a queue (under ch->mu) */
@@ -501,15 +565,16 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
  * timer that could not be had is never taken for time that passed. */
 #define GOCC__TIMED_OUT (-4096 - 1)
 
-/* Wait records on a module's own list (semaphore, group, waitgroup, once):
- * the same claim protocol as channel sudogs. A waker, holding the module's
- * lock, unlinks a record and claims its waiter; on success it completes the
- * request for it and, after dropping the lock, calls gocc__signal. A failed
- * claim means the waiter's context won: skip it. */
+/* Wait records on a module's own list (semaphore, group, waitgroup, once,
+ * worker pool, rate limiter, descriptor handles): the same claim protocol
+ * as channel sudogs. A waker, holding the module's lock, unlinks a record
+ * and claims its waiter; on success it completes the request for it and
+ * queues it (gocc__wakeq_signal), to wake after dropping the lock (or,
+ * for one waiter alone, calls gocc__signal then). A failed claim means the
+ * waiter's context won: skip it. */
 typedef struct gocc__waitrec {
     gocc__waiter *w;
     struct gocc__waitrec *prev, *next; /* under the module's lock */
-    struct gocc__waitrec *wake_next;   /* the waker's list, outside the lock */
     int64_t n;                         /* what it asks for (semaphore weight) */
     bool queued;                       /* under the module's lock */
 } gocc__waitrec;
@@ -543,39 +608,33 @@ static inline void gocc__waitrec_unlink(gocc__waitrec **head, gocc__waitrec **ta
     r->queued = false;
 }
 
-/* Unlink the whole list under the lock; claim each waiter; return those
- * claimed, linked by wake_next, for gocc__signal_all after unlocking. */
-static inline gocc__waitrec *gocc__waitrec_take_all(gocc__waitrec **head, gocc__waitrec **tail) {
-    gocc__waitrec *wake = NULL, *r = *head;
-    while (r != NULL) {
-        gocc__waitrec *next = r->next;
-        r->prev = r->next = NULL;
-        r->queued = false;
-        if (gocc__waiter_claim(r->w)) {
-            r->wake_next = wake;
-            wake = r;
-        }
-        r = next;
-    }
-    *head = NULL;
-    if (tail) *tail = NULL;
-    return wake;
-}
-
 /* Wake a claimed waiter found on a module list (no lock held). */
 static inline void gocc__signal(gocc__waiter *w) {
     w->winner = GOCC__WINNER_SIGNAL;
     gocc__wake(w);
 }
 
-/* Wake every record of a wake list (reading each link before its wake: the
- * record lives on the woken thread's stack). */
-static inline void gocc__signal_all(gocc__waitrec *r) {
+/* Queue a claimed waiter found on a module list, to be signalled (its
+ * winner GOCC__WINNER_SIGNAL) by gocc__wakeq_wake_all. */
+static inline void gocc__wakeq_signal(gocc__wakeq *q, gocc__waiter *w) {
+    w->winner = GOCC__WINNER_SIGNAL;
+    gocc__wakeq_add(q, w);
+}
+
+/* Unlink the whole list under the lock; claim each waiter and queue the
+ * ones won on @p q (those lost went to their contexts). */
+static inline void gocc__waitrec_take_all(gocc__waitrec **head, gocc__waitrec **tail,
+                                          gocc__wakeq *q) {
+    gocc__waitrec *r = *head;
     while (r != NULL) {
-        gocc__waitrec *next = r->wake_next;
-        gocc__signal(r->w);
+        gocc__waitrec *next = r->next;
+        r->prev = r->next = NULL;
+        r->queued = false;
+        if (gocc__waiter_claim(r->w)) gocc__wakeq_signal(q, r->w);
         r = next;
     }
+    *head = NULL;
+    if (tail) *tail = NULL;
 }
 
 /* Park an armed waiter that the caller has published on its own list, until
@@ -680,9 +739,9 @@ int gocc__netpoll_need(void);
 int gocc__netpoll_wait_once(int fd, int events, gocc_ctx_t *ctx);
 
 /* fd.c, called by the poller holding its lock: readiness @p events
- * (GOCC_FD_*) arrived for @p f. Claimed waiters are pushed on *wake (by
- * wake_next) for gocc__signal_all once the poller's lock is dropped. */
-void gocc__fd_ready(gocc_fd_t *f, int events, gocc__waitrec **wake);
+ * (GOCC_FD_*) arrived for @p f. Claimed waiters go on @p wake, woken
+ * once the poller's lock is dropped. */
+void gocc__fd_ready(gocc_fd_t *f, int events, gocc__wakeq *wake);
 /* What the calls waiting on @p f wait for now (GOCC_FD_*; the poll(2)
  * poller's interest set). */
 int gocc__fd_interest(gocc_fd_t *f);
@@ -807,6 +866,14 @@ uint64_t gocc__sched_current_task_id(void);
 int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
                 void *exit_arg, const char *name);
 
+/* Run one task's body on the calling thread or coroutine: fn(ctx, arg)
+ * between the task_start and task_end probes, shown by the dump as task
+ * @p id (named @p name, may be NULL, until it names itself) while it runs.
+ * The caller counts the task (gocc__tasks_inc/_dec) around it: an
+ * own_thread task from gocc_go on, a worker-pool job while it runs. */
+int gocc__task_run(gocc__waiter *w, uint64_t id, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
+                   const char *name);
+
 /* Run fn(NULL, arg) on a runtime thread as runtime work, not a task: not
  * counted by gocc_tasks_live (worker-pool workers, which count themselves
  * only while they run a job). */
@@ -856,12 +923,13 @@ void gocc__tasks_dec(void);
 
 /* ---- observability (observe.c) ---- */
 
-/* The calling thread's waiter if it has one (never allocates). */
-gocc__waiter *gocc__self_peek(void);
-
 /* A new waiter joins the registry the dump walks; a dying one leaves it. */
 void gocc__obs_register(gocc__waiter *w);
 void gocc__obs_unregister(gocc__waiter *w);
+/* park.c's hooks (runtime.c installs them): a thread's waiter is made
+ * (its thread id, then the registry) or goes; it sleeps (publish its wait
+ * if it noted one). */
+extern const gocc__park_hooks gocc__obs_park_hooks;
 
 /* The thread of @p w starts running task @p id (fn, default name or NULL),
  * and stops. w may be NULL (a thread that could not make its waiter). */

@@ -79,35 +79,25 @@ gocc_group_t *gocc_group_new(gocc_ctx_t *parent) {
 
 gocc_ctx_t *gocc_group_ctx(gocc_group_t *g) { return g ? g->ctx : NULL; }
 
-/* Hand free slots to blocked go() callers; caller holds mu. */
-static gocc__waitrec *hand_slots_locked(gocc_group_t *g) {
+/* Hand free slots to blocked go() callers (claimed ones go on @p wake);
+ * caller holds mu. */
+static void hand_slots_locked(gocc_group_t *g, gocc__wakeq *wake) {
     gocc__assert_held(&g->mu);
-    gocc__waitrec *wake = NULL, *r;
+    gocc__waitrec *r;
     while (has_slot(g) && (r = g->slot_head) != NULL) {
         gocc__waitrec_unlink(&g->slot_head, &g->slot_tail, r);
         if (!gocc__waiter_claim(r->w)) continue; /* its context won */
         g->active++;
-        r->wake_next = wake;
-        wake = r;
+        gocc__wakeq_signal(wake, r->w);
     }
-    return wake;
 }
 
 /* One admitted task is gone (finished, or never started); caller holds mu. */
-static gocc__waitrec *task_gone_locked(gocc_group_t *g) {
+static void task_gone_locked(gocc_group_t *g, gocc__wakeq *wake) {
     gocc__assert_held(&g->mu);
     g->active--;
-    gocc__waitrec *wake = hand_slots_locked(g);
-    if (g->active == 0) {
-        gocc__waitrec *idle = gocc__waitrec_take_all(&g->idle_waiters, NULL);
-        while (idle != NULL) { /* splice onto wake */
-            gocc__waitrec *next = idle->wake_next;
-            idle->wake_next = wake;
-            wake = idle;
-            idle = next;
-        }
-    }
-    return wake;
+    hand_slots_locked(g, wake);
+    if (g->active == 0) gocc__waitrec_take_all(&g->idle_waiters, NULL, wake);
 }
 
 int gocc_group_set_limit(gocc_group_t *g, int n) {
@@ -118,9 +108,10 @@ int gocc_group_set_limit(gocc_group_t *g, int n) {
         return GOCC_EINVAL;
     }
     g->limit = n < 0 ? -1 : n;
-    gocc__waitrec *wake = hand_slots_locked(g); /* a raised limit admits waiters */
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    hand_slots_locked(g, &wake); /* a raised limit admits waiters */
     gocc__unlock(&g->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return 0;
 }
 
@@ -136,10 +127,11 @@ static void task_exit(void *arg, int rc) {
     gocc__unlock(&g->mu);
     if (first) gocc_ctx_cancel_cause(g->ctx, rc); /* before anyone can see active drop */
 
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&g->mu);
-    gocc__waitrec *wake = task_gone_locked(g);
+    task_gone_locked(g, &wake);
     gocc__unlock(&g->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     group_release(g);
 }
 
@@ -194,10 +186,11 @@ static int group_go(gocc_group_t *g, gocc_fn fn, void *arg, bool block) {
     atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed); /* the task's */
     int rc = gocc__go_ex(fn, g->ctx, arg, task_exit, g, g->name);
     if (rc == 0) return 0;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&g->mu);
-    gocc__waitrec *wake = task_gone_locked(g);
+    task_gone_locked(g, &wake);
     gocc__unlock(&g->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     atomic_fetch_sub_explicit(&g->refs, 1, memory_order_relaxed); /* ours stays */
     return rc;
 }

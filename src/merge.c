@@ -79,9 +79,10 @@ static int forward(gocc_ctx_t *ctx, void *arg) {
 
 int gocc_chan_merge(gocc_chan_t *const *in, size_t n, gocc_chan_t *out, gocc_ctx_t *ctx) {
     if (out == NULL || (n > 0 && in == NULL)) return GOCC_EINVAL;
-    size_t es = out->elem_size;
+    size_t es = gocc_chan_elem_size(out);
     for (size_t i = 0; i < n; i++)
-        if (in[i] == NULL || in[i]->elem_size != es || in[i] == out) return GOCC_EINVAL;
+        if (in[i] == NULL || gocc_chan_elem_size(in[i]) != es || in[i] == out)
+            return GOCC_EINVAL;
     if (n == 0) {
         (void)gocc_chan_close(out); /* nothing to forward: Go's FanIn() closes at once */
         return 0;

@@ -336,7 +336,7 @@ static void backend_free_locked(void) {
 
 /* ---- dispatching what the kernel reported ---- */
 
-static void dispatch_locked(const pevent *e, gocc__waitrec **wake) {
+static void dispatch_locked(const pevent *e, gocc__wakeq *wake) {
     gocc__assert_held(&P.mu);
     if (e->key == WAKE_KEY) {
         wake_drain();
@@ -352,10 +352,7 @@ static void dispatch_locked(const pevent *e, gocc__waitrec **wake) {
     if (o->fired) return;
     o->fired = true;
     GOCC_PROBE2(io_ready, s->fd, e->events);
-    if (gocc__waiter_claim(o->rec.w)) {
-        o->rec.wake_next = *wake;
-        *wake = &o->rec;
-    }
+    if (gocc__waiter_claim(o->rec.w)) gocc__wakeq_signal(wake, o->rec.w);
 }
 
 /* ---- the poll role ---- */
@@ -390,14 +387,14 @@ void gocc__netpoll_poll(bool block, void (*woke)(void *), void *arg) {
     pevent ev[BATCH];
     int n = backend_wait(ev, BATCH, block ? -1 : 0);
     if (woke != NULL) woke(arg);
-    gocc__waitrec *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     if (n > 0) {
         gocc__lock(&P.mu);
         for (int i = 0; i < n; i++) dispatch_locked(&ev[i], &wake);
         gocc__unlock(&P.mu);
     }
     gocc__netpoll_release();
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
 }
 
 void gocc__netpoll_break(void) {

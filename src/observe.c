@@ -58,6 +58,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
 /* ---- the registry ---- */
 
 static gocc__mutex reg_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_OBS_REGISTRY);
@@ -73,6 +77,26 @@ void gocc__obs_register(gocc__waiter *w) {
     reg_count++;
     gocc__unlock(&reg_mu);
 }
+
+static void waiter_made(gocc__waiter *w) {
+    atomic_init(&w->obs.deadline, INT64_MAX);
+#if defined(__linux__)
+    w->tid = (long)syscall(SYS_gettid);
+#else
+    w->tid = (long)(uintptr_t)pthread_self();
+#endif
+    gocc__obs_register(w);
+}
+
+static void waiter_sleeps(gocc__waiter *w) {
+    if (w->wait.reason != GOCC_WAIT_NONE && !w->wait.published) gocc__obs_publish(w);
+}
+
+const gocc__park_hooks gocc__obs_park_hooks = {
+    .made = waiter_made,
+    .gone = gocc__obs_unregister,
+    .sleeps = waiter_sleeps,
+};
 
 void gocc__obs_unregister(gocc__waiter *w) {
     gocc__lock(&reg_mu);
@@ -434,23 +458,71 @@ static void sb_printf(strbuf *b, const char *fmt, ...) {
     }
 }
 
-static const char *reason_text(int reason) {
-    switch (reason) {
-    case GOCC_WAIT_CHAN_RECV: return "chan receive";
-    case GOCC_WAIT_CHAN_SEND: return "chan send";
-    case GOCC_WAIT_SELECT: return "select";
-    case GOCC_WAIT_SELECT_NO_CASES: return "select (no cases)";
-    case GOCC_WAIT_SLEEP: return "sleep";
-    case GOCC_WAIT_SEM_ACQUIRE: return "semaphore acquire";
-    case GOCC_WAIT_GROUP_GO: return "group go";
-    case GOCC_WAIT_GROUP_WAIT: return "group wait";
-    case GOCC_WAIT_WAITGROUP: return "waitgroup wait";
-    case GOCC_WAIT_ONCE: return "once";
-    case GOCC_WAIT_WORKPOOL_SUBMIT: return "workpool submit";
-    case GOCC_WAIT_WORKPOOL_SHUTDOWN: return "workpool shutdown";
-    case GOCC_WAIT_IO: return "io wait";
-    default: return "running";
-    }
+/* ---- what each wait reason shows ----
+ *
+ * One row per GOCC_WAIT_* reason: the words in the entry's brackets, and
+ * the detail line under it (the object waited on and what is known of the
+ * wait). A new reason is one row here (the assertion below fails to
+ * compile without it). */
+typedef struct reason_row reason_row;
+struct reason_row {
+    const char *text; /* "chan receive": in the brackets */
+    const char *what; /* "channel": the detail line names the object so */
+    const char *note; /* said after its address (line_obj) */
+    void (*line)(strbuf *b, const obs_rec *r, const reason_row *row); /* NULL: none */
+};
+
+/* "    group 0x...: at its limit" */
+static void line_obj(strbuf *b, const obs_rec *r, const reason_row *row) {
+    sb_printf(b, "    %s %p%s\n", row->what, (void *)r->obj, row->note);
+}
+
+static void line_chan(strbuf *b, const obs_rec *r, const reason_row *row) {
+    sb_printf(b, "    %s %p: capacity %" PRId64 ", %" PRId64 " buffered when it blocked\n",
+              row->what, (void *)r->obj, r->detail, r->len);
+}
+
+static void line_select(strbuf *b, const obs_rec *r, const reason_row *row) {
+    (void)row;
+    sb_printf(b, "    select over %" PRId64 " case%s\n", r->detail, r->detail == 1 ? "" : "s");
+}
+
+static void line_sem(strbuf *b, const obs_rec *r, const reason_row *row) {
+    if (r->obj != 0) /* none: a weight beyond the size waits for the context alone */
+        sb_printf(b, "    %s %p: asking for weight %" PRId64 "\n", row->what, (void *)r->obj,
+                  r->detail);
+}
+
+static void line_io(strbuf *b, const obs_rec *r, const reason_row *row) {
+    static const char *const to[] = {"?", "read", "write", "read or write"};
+    sb_printf(b, "    %s %" PRId64 ": waiting to %s\n", row->what,
+              GOCC__IO_DETAIL_FD(r->detail), to[GOCC__IO_DETAIL_EVENTS(r->detail)]);
+}
+
+static const reason_row reasons[] = {
+    [GOCC_WAIT_NONE] = {"running", NULL, NULL, NULL},
+    [GOCC_WAIT_CHAN_RECV] = {"chan receive", "channel", NULL, line_chan},
+    [GOCC_WAIT_CHAN_SEND] = {"chan send", "channel", NULL, line_chan},
+    [GOCC_WAIT_SELECT] = {"select", NULL, NULL, line_select},
+    [GOCC_WAIT_SELECT_NO_CASES] = {"select (no cases)", NULL, NULL, NULL},
+    [GOCC_WAIT_SLEEP] = {"sleep", NULL, NULL, NULL}, /* "wakes in": format_entry */
+    [GOCC_WAIT_SEM_ACQUIRE] = {"semaphore acquire", "semaphore", NULL, line_sem},
+    [GOCC_WAIT_GROUP_GO] = {"group go", "group", ": at its limit", line_obj},
+    [GOCC_WAIT_GROUP_WAIT] = {"group wait", "group", ": tasks still running", line_obj},
+    [GOCC_WAIT_WAITGROUP] = {"waitgroup wait", "waitgroup", "", line_obj},
+    [GOCC_WAIT_ONCE] = {"once", "once", ": its function runs on another thread", line_obj},
+    [GOCC_WAIT_WORKPOOL_SUBMIT] = {"workpool submit", "workpool", ": queue full", line_obj},
+    [GOCC_WAIT_WORKPOOL_SHUTDOWN] = {"workpool shutdown", "workpool", ": workers still running",
+                                     line_obj},
+    [GOCC_WAIT_IO] = {"io wait", "descriptor", NULL, line_io},
+};
+_Static_assert(GOCC_ARRAY_SIZE(reasons) == GOCC_WAIT_NREASONS,
+               "every wait reason has its row in reasons[]");
+
+/* The row of @p reason; an unknown one shows as running. */
+static const reason_row *reason_of(int reason) {
+    if (reason < 0 || reason >= (int)GOCC_ARRAY_SIZE(reasons)) reason = GOCC_WAIT_NONE;
+    return &reasons[reason];
 }
 
 static double secs(int64_t ns) { return (double)ns / (double)GOCC_SECOND; }
@@ -604,7 +676,7 @@ static void format_entry(strbuf *b, const obs_rec *r, view *v) {
     else sb_printf(b, "thread %ld \"%s\" [", r->tid, r->name);
     if (is_blocked(r)) {
         int64_t d = now - r->since;
-        sb_printf(b, "%s, %.3fs]:\n", reason_text(r->reason), secs(d > 0 ? d : 0));
+        sb_printf(b, "%s, %.3fs]:\n", reason_of(r->reason)->text, secs(d > 0 ? d : 0));
     } else if (r->state == GOCC__TASK_RUNNABLE) {
         sb_printf(b, "runnable]:\n");
     } else if (r->state == GOCC__TASK_RUNNING && r->run_since > 0 &&
@@ -615,35 +687,8 @@ static void format_entry(strbuf *b, const obs_rec *r, view *v) {
     }
 
     if (is_blocked(r)) {
-        void *obj = (void *)r->obj;
-        switch (r->reason) {
-        case GOCC_WAIT_CHAN_RECV:
-        case GOCC_WAIT_CHAN_SEND:
-            sb_printf(b, "    channel %p: capacity %" PRId64 ", %" PRId64
-                         " buffered when it blocked\n",
-                      obj, r->detail, r->len);
-            break;
-        case GOCC_WAIT_SELECT:
-            sb_printf(b, "    select over %" PRId64 " case%s\n", r->detail,
-                      r->detail == 1 ? "" : "s");
-            break;
-        case GOCC_WAIT_SEM_ACQUIRE:
-            if (obj != NULL)
-                sb_printf(b, "    semaphore %p: asking for weight %" PRId64 "\n", obj, r->detail);
-            break;
-        case GOCC_WAIT_GROUP_GO:
-            sb_printf(b, "    group %p: at its limit\n", obj);
-            break;
-        case GOCC_WAIT_GROUP_WAIT:
-            sb_printf(b, "    group %p: tasks still running\n", obj);
-            break;
-        case GOCC_WAIT_WAITGROUP: sb_printf(b, "    waitgroup %p\n", obj); break;
-        case GOCC_WAIT_ONCE: sb_printf(b, "    once %p: its function runs on another thread\n", obj); break;
-        case GOCC_WAIT_WORKPOOL_SUBMIT: sb_printf(b, "    workpool %p: queue full\n", obj); break;
-        case GOCC_WAIT_WORKPOOL_SHUTDOWN: sb_printf(b, "    workpool %p: workers still running\n", obj); break;
-        case GOCC_WAIT_IO: sb_printf(b, "    descriptor %" PRId64 ": waiting to %s\n", GOCC__IO_DETAIL_FD(r->detail), (const char *[]){"?", "read", "write", "read or write"}[GOCC__IO_DETAIL_EVENTS(r->detail)]); break;
-        default: break;
-        }
+        const reason_row *row = reason_of(r->reason);
+        if (row->line != NULL) row->line(b, r, row);
         if (r->reason == GOCC_WAIT_SLEEP && r->deadline != INT64_MAX)
             sb_printf(b, "    wakes in %.3fs\n", secs(r->deadline - now));
         else if (!r->has_ctx)

@@ -91,19 +91,17 @@ static int64_t due_locked(const gocc_ratelimit_t *rl, int64_t now, double need) 
 }
 
 /* Grant the waiters at the head that fit; caller holds mu (tokens up to
- * date). Returns the claimed ones, to wake after unlocking. */
-static gocc__waitrec *grant_locked(gocc_ratelimit_t *rl) {
+ * date). The claimed ones go on @p wake, to wake after unlocking. */
+static void grant_locked(gocc_ratelimit_t *rl, gocc__wakeq *wake) {
     gocc__assert_held(&rl->mu);
-    gocc__waitrec *wake = NULL, *r;
+    gocc__waitrec *r;
     while ((r = rl->head) != NULL && rl->tokens >= (double)r->n) {
         gocc__waitrec_unlink(&rl->head, &rl->tail, r);
         rl->queued -= r->n;
         if (!gocc__waiter_claim(r->w)) continue; /* its context won: nothing taken */
         rl->tokens -= (double)r->n;
-        r->wake_next = wake;
-        wake = r;
+        gocc__wakeq_signal(wake, r->w);
     }
-    return wake;
 }
 
 /* Arm the timer for the head's due time, or disarm it when nobody waits
@@ -126,10 +124,11 @@ static void timer_fire(gocc__timer_entry *e, int64_t unused) {
     gocc__lock(&rl->mu);
     int64_t now = gocc_now();
     advance_locked(rl, now);
-    gocc__waitrec *wake = grant_locked(rl);
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    grant_locked(rl, &wake);
     rearm_locked(rl, now);
     gocc__unlock(&rl->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
 }
 
 gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst) {
@@ -188,10 +187,11 @@ int gocc_ratelimit_set(gocc_ratelimit_t *rl, double per_second, int64_t burst) {
     rl->rate = per_second;
     rl->burst = burst;
     advance_locked(rl, now); /* the new cap */
-    gocc__waitrec *wake = grant_locked(rl);
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    grant_locked(rl, &wake);
     rearm_locked(rl, now); /* the head's due time moved with the rate */
     gocc__unlock(&rl->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return 0;
 }
 
@@ -258,7 +258,7 @@ int gocc_ratelimit_wait(gocc_ratelimit_t *rl, int64_t n, gocc_ctx_t *ctx) {
     int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_SLEEP, rl, n);
     if (r == 0) return 0; /* granted */
 
-    gocc__waitrec *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&rl->mu);
     if (rec.queued) { /* give the reservation back: nothing was taken */
         bool was_head = rl->head == &rec;
@@ -267,11 +267,11 @@ int gocc_ratelimit_wait(gocc_ratelimit_t *rl, int64_t n, gocc_ctx_t *ctx) {
         now = gocc_now();
         advance_locked(rl, now);
         if (was_head) { /* the next one may fit now, or come due sooner */
-            wake = grant_locked(rl);
+            grant_locked(rl, &wake);
             rearm_locked(rl, now);
         }
     }
     gocc__unlock(&rl->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return r;
 }

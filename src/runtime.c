@@ -137,17 +137,24 @@ static void idle_remove(worker *wk) {
 
 /* ---- worker threads ---- */
 
+int gocc__task_run(gocc__waiter *w, uint64_t id, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
+                   const char *name) {
+    gocc__obs_task_begin(w, id, fn, name);
+    GOCC_PROBE2(task_start, id, (uintptr_t)fn);
+    int rc = fn(ctx, arg);
+    GOCC_PROBE2(task_end, id, rc);
+    gocc__obs_task_end(w);
+    return rc;
+}
+
 static void run_task(worker *wk) {
     gocc_ctx_t *ctx = wk->ctx;
+    int rc;
     if (wk->counted) {
-        gocc__obs_task_begin(wk->w, wk->task_id, wk->fn, wk->name);
         if (wk->name[0] != '\0') (void)gocc_task_set_name(wk->name); /* the OS name too */
-        GOCC_PROBE2(task_start, wk->task_id, (uintptr_t)wk->fn);
-    }
-    int rc = wk->fn(ctx, wk->arg);
-    if (wk->counted) {
-        GOCC_PROBE2(task_end, wk->task_id, rc);
-        gocc__obs_task_end(wk->w);
+        rc = gocc__task_run(wk->w, wk->task_id, wk->fn, ctx, wk->arg, wk->name);
+    } else {
+        rc = wk->fn(ctx, wk->arg);
     }
     if (wk->on_exit != NULL) wk->on_exit(wk->exit_arg, rc);
     gocc_ctx_release(ctx);
@@ -440,6 +447,7 @@ static void fork_child(void) {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void runtime_init_once(void) {
+    gocc__park_set_hooks(&gocc__obs_park_hooks); /* before any thread's waiter */
     if (pthread_key_create(&gone_key, gone) != 0) abort();
     if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) abort();
 }

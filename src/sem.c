@@ -52,19 +52,17 @@ void gocc_sem_free(gocc_sem_t *s) {
 }
 
 /* Grant weight to waiters from the head while they fit; caller holds mu.
- * Returns the claimed ones to wake. */
-static gocc__waitrec *grant_locked(gocc_sem_t *s) {
+ * The claimed ones go on @p wake. */
+static void grant_locked(gocc_sem_t *s, gocc__wakeq *wake) {
     gocc__assert_held(&s->mu);
-    gocc__waitrec *wake = NULL, *r;
+    gocc__waitrec *r;
     while ((r = s->head) != NULL) {
         if (s->size - s->cur < r->n) break; /* the head waits: so does everyone */
         gocc__waitrec_unlink(&s->head, &s->tail, r);
         if (!gocc__waiter_claim(r->w)) continue; /* its context won: skip it */
         s->cur += r->n;
-        r->wake_next = wake;
-        wake = r;
+        gocc__wakeq_signal(wake, r->w);
     }
-    return wake;
 }
 
 static bool take_if_free_locked(gocc_sem_t *s, int64_t n) {
@@ -106,15 +104,15 @@ int gocc_sem_acquire(gocc_sem_t *s, int64_t n, gocc_ctx_t *ctx) {
     int r = gocc__wait_armed(w, done, ctx, GOCC_WAIT_SEM_ACQUIRE, s, n);
     if (r == 0) return 0; /* granted by a releaser */
 
-    gocc__waitrec *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&s->mu);
     if (rec.queued) {
         bool was_head = s->head == &rec;
         gocc__waitrec_unlink(&s->head, &s->tail, &rec);
-        if (was_head) wake = grant_locked(s); /* we may have held others up */
+        if (was_head) grant_locked(s, &wake); /* we may have held others up */
     }
     gocc__unlock(&s->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return r;
 }
 
@@ -134,8 +132,9 @@ int gocc_sem_release(gocc_sem_t *s, int64_t n) {
         return GOCC_EINVAL; /* more than held: nothing changes */
     }
     s->cur -= n;
-    gocc__waitrec *wake = grant_locked(s);
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    grant_locked(s, &wake);
     gocc__unlock(&s->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return 0;
 }

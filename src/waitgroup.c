@@ -91,14 +91,14 @@ int gocc_waitgroup_add(gocc_waitgroup_t *wg, int64_t delta) {
         wg_unlock(wg, (int64_t)(s >> WG_SHIFT));
         return GOCC_EINVAL;
     }
-    gocc__waitrec *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     if (count == 0) {
         gocc__waitrec *head = wg->waiters_;
-        wake = gocc__waitrec_take_all(&head, NULL);
+        gocc__waitrec_take_all(&head, NULL, &wake);
         wg->waiters_ = head;
     }
     wg_unlock(wg, count); /* from here on wg may be gone */
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return 0;
 }
 
@@ -184,9 +184,10 @@ int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg) {
     s = state_lock32(&o->state_);
     o->result_ = r;
     gocc__waitrec *head = o->waiters_;
-    gocc__waitrec *wake = gocc__waitrec_take_all(&head, NULL);
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    gocc__waitrec_take_all(&head, NULL, &wake);
     o->waiters_ = NULL;
     once_unlock(o, ONCE_DONE);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
     return r;
 }

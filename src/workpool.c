@@ -162,8 +162,8 @@ static int spawn_worker(gocc_workpool_t *p, job j) {
 }
 
 /* The next job for a worker that just finished one (or started), or fn NULL
- * when there is none. *wake gets a submitter to wake. Caller holds mu. */
-static job next_job_locked(gocc_workpool_t *p, gocc__waiter **wake) {
+ * when there is none. A submitter to wake goes on @p wake. Caller holds mu. */
+static job next_job_locked(gocc_workpool_t *p, gocc__wakeq *wake) {
     gocc__assert_held(&p->mu);
     job none = {NULL, NULL};
     if (p->forced) return none;
@@ -172,26 +172,107 @@ static job next_job_locked(gocc_workpool_t *p, gocc__waiter **wake) {
         job j = ring_pop(p);
         if ((sr = take_submitter(p)) != NULL) { /* the freed slot is theirs */
             ring_push(p, sr->j);
-            *wake = sr->rec.w;
+            gocc__wakeq_signal(wake, sr->rec.w);
         }
         p->running++;
         return j;
     }
     if ((sr = take_submitter(p)) != NULL) { /* queue_cap 0: take it directly */
-        *wake = sr->rec.w;
+        gocc__wakeq_signal(wake, sr->rec.w);
         p->running++;
         return sr->j;
     }
     return none;
 }
 
-/* The last worker out wakes the shutdown callers. Caller holds mu. */
-static gocc__waitrec *worker_exit_locked(gocc_workpool_t *p) {
+/* The last worker out wakes the shutdown callers (on @p down). Caller
+ * holds mu. */
+static void worker_exit_locked(gocc_workpool_t *p, gocc__wakeq *down) {
     gocc__assert_held(&p->mu);
     p->workers--;
-    return p->workers == 0 ? gocc__waitrec_take_all(&p->down_waiters, NULL) : NULL;
+    if (p->workers == 0) gocc__waitrec_take_all(&p->down_waiters, NULL, down);
 }
 
+/* Run job @p j as a task (counted in gocc_tasks_live while it runs, named
+ * @p name unless it names itself), account for it, and return the next
+ * job at hand (fn NULL: none). */
+static job run_job(gocc_workpool_t *p, gocc__waiter *w, job j, const char *name) {
+    uint64_t id = gocc__tasks_inc(); /* a task while it runs a job */
+    if (w != NULL) w->current_pool = p;
+    int rc = gocc__task_run(w, id, j.fn, p->ctx, j.arg, name);
+    if (w != NULL) w->current_pool = NULL;
+    if (rc != 0 && p->on_error != NULL) p->on_error(p->ud, rc, j.fn, j.arg);
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
+    gocc__lock(&p->mu);
+    p->running--;
+    if (rc == 0) p->completed++;
+    else p->failed++;
+    job next = next_job_locked(p, &wake);
+    gocc__unlock(&p->mu);
+    gocc__tasks_dec();
+    gocc__wakeq_wake_all(&wake);
+    return next;
+}
+
+/* Look for work with mu held: first (once, while *starting) a job handed
+ * over before this worker looked, then the queue and the blocked
+ * submitters. fn NULL: none. */
+static job find_job_locked(gocc_workpool_t *p, bool *starting, gocc__wakeq *wake) {
+    gocc__assert_held(&p->mu);
+    if (*starting) {
+        /* Stop counting as "starting" in the same critical section in
+         * which we take a job or park: never neither (a hand-off would be
+         * shed in between). Jobs handed to us early come first; they
+         * already count as running. */
+        *starting = false;
+        p->starting--;
+        if (p->nhandoff > 0) {
+            job j = p->handoff[p->handoff_head];
+            p->handoff_head = (p->handoff_head + 1) % p->min;
+            p->nhandoff--;
+            return j;
+        }
+    }
+    return next_job_locked(p, wake);
+}
+
+/* Park for work, entered with mu held (it is dropped): until a submitter
+ * or shutdown claims us, returning the job it handed over (fn NULL: look
+ * again); a surplus worker only for idle_ns, after which, if still
+ * surplus, it leaves the pool (*leave; the shutdown callers to wake go on
+ * @p down). */
+static job park_idle_locked(gocc_workpool_t *p, gocc__waiter *w, bool *leave,
+                            gocc__wakeq *down) {
+    gocc__assert_held(&p->mu);
+    bool surplus = p->workers > p->min;
+    idle_rec ir = {.rec = {.w = w}};
+    gocc__waiter_arm(w);
+    gocc__waitrec_push(&p->idle_head, NULL, &ir.rec);
+    gocc__unlock(&p->mu);
+    while (surplus && !gocc__park_until(w, gocc_now() + p->idle_ns)) {
+        gocc__lock(&p->mu);
+        if (!ir.rec.queued) { /* claimed meanwhile: the wake is coming */
+            gocc__unlock(&p->mu);
+            break;
+        }
+        /* Decide again now: idle surplus workers time out together, and
+         * only those above min may go. */
+        surplus = p->workers > p->min;
+        if (surplus) {
+            gocc__waitrec_unlink(&p->idle_head, NULL, &ir.rec);
+            worker_exit_locked(p, down);
+            gocc__unlock(&p->mu);
+            *leave = true;
+            return ir.j;
+        }
+        gocc__unlock(&p->mu);
+    }
+    gocc__park(w); /* at once if already woken; else until claimed */
+    return ir.j;   /* written by the claimer before the wake */
+}
+
+/* A worker: run jobs while there are any, park while the pool is open,
+ * exit once it is drained (or as a surplus worker that idled too long). */
 static int worker_main(gocc_ctx_t *unused, void *arg) {
     (void)unused;
     start_rec *sr = arg;
@@ -199,88 +280,30 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     job j = sr->j;
     gocc__free(sr);
     gocc__waiter *w = gocc__self_try();
-    gocc__waitrec *down = NULL;
+    gocc__wakeq down = GOCC__WAKEQ_INIT;
     char name[32]; /* "workpool-3": each job's default task name */
     snprintf(name, sizeof name, "workpool-%u",
              atomic_fetch_add_explicit(&p->worker_seq, 1, memory_order_relaxed) + 1);
 
     bool starting = j.fn == NULL; /* made at creation: counted as idle */
-    for (;;) {
-        gocc__waiter *wake = NULL;
-        if (j.fn != NULL) {
-            uint64_t id = gocc__tasks_inc(); /* a task while it runs a job */
-            gocc__obs_task_begin(w, id, j.fn, name);
-            GOCC_PROBE2(task_start, id, (uintptr_t)j.fn);
-            if (w != NULL) w->current_pool = p;
-            int rc = j.fn(p->ctx, j.arg);
-            if (w != NULL) w->current_pool = NULL;
-            GOCC_PROBE2(task_end, id, rc);
-            gocc__obs_task_end(w);
-            if (rc != 0 && p->on_error != NULL) p->on_error(p->ud, rc, j.fn, j.arg);
-            gocc__lock(&p->mu);
-            p->running--;
-            if (rc == 0) p->completed++;
-            else p->failed++;
-            j = next_job_locked(p, &wake);
-            gocc__unlock(&p->mu);
-            gocc__tasks_dec();
-            if (wake != NULL) gocc__signal(wake);
-            if (j.fn != NULL) continue;
-        }
+    bool leave = false;
+    while (!leave) {
+        while (j.fn != NULL) j = run_job(p, w, j, name);
+        gocc__wakeq wake = GOCC__WAKEQ_INIT;
         gocc__lock(&p->mu);
-        if (starting) {
-            /* Stop counting as "starting" in the same critical section in
-             * which we take a job or park: never neither (a hand-off would
-             * be shed in between). Jobs handed to us early come first. */
-            starting = false;
-            p->starting--;
-            if (p->nhandoff > 0) {
-                j = p->handoff[p->handoff_head];
-                p->handoff_head = (p->handoff_head + 1) % p->min;
-                p->nhandoff--;
-                gocc__unlock(&p->mu);
-                continue;
-            }
-        }
-        j = next_job_locked(p, &wake);
+        j = find_job_locked(p, &starting, &wake);
         if (j.fn != NULL) {
             gocc__unlock(&p->mu);
-            if (wake != NULL) gocc__signal(wake);
-            continue;
-        }
-        if (p->state != POOL_OPEN || w == NULL) { /* drained: exit */
-            down = worker_exit_locked(p);
+            gocc__wakeq_wake_all(&wake);
+        } else if (p->state != POOL_OPEN || w == NULL) { /* drained: exit */
+            worker_exit_locked(p, &down);
             gocc__unlock(&p->mu);
-            break;
+            leave = true;
+        } else {
+            j = park_idle_locked(p, w, &leave, &down);
         }
-        /* Park for work; a surplus worker only for idle_ns. */
-        bool surplus = p->workers > p->min;
-        idle_rec ir = {.rec = {.w = w}};
-        gocc__waiter_arm(w);
-        gocc__waitrec_push(&p->idle_head, NULL, &ir.rec);
-        gocc__unlock(&p->mu);
-        bool leave = false;
-        while (surplus && !gocc__park_until(w, gocc_now() + p->idle_ns)) {
-            gocc__lock(&p->mu);
-            if (!ir.rec.queued) { /* claimed meanwhile: the wake is coming */
-                gocc__unlock(&p->mu);
-                break;
-            }
-            /* Decide again now: idle surplus workers time out together, and
-             * only those above min may go. */
-            surplus = p->workers > p->min;
-            if (surplus) {
-                gocc__waitrec_unlink(&p->idle_head, NULL, &ir.rec);
-                down = worker_exit_locked(p);
-                leave = true;
-            }
-            gocc__unlock(&p->mu);
-        }
-        if (leave) break;
-        gocc__park(w); /* at once if already woken; else until claimed */
-        j = ir.j; /* written by the claimer before the wake */
     }
-    gocc__signal_all(down);
+    gocc__wakeq_wake_all(&down);
     pool_release(p);
     return 0;
 }
@@ -343,14 +366,14 @@ enum { ACCEPTED, ACCEPTED_SPAWN, FULL };
 
 /* Accept j without blocking if there is room; caller holds mu, pool open.
  * @p grow: a new worker may be reserved (ACCEPTED_SPAWN). */
-static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake, bool grow) {
+static int accept_locked(gocc_workpool_t *p, job j, gocc__wakeq *wake, bool grow) {
     gocc__assert_held(&p->mu);
     gocc__waitrec *r;
     while ((r = p->idle_head) != NULL) {
         gocc__waitrec_unlink(&p->idle_head, NULL, r);
         if (!gocc__waiter_claim(r->w)) continue;
         gocc__container_of(r, idle_rec, rec)->j = j;
-        *wake = r->w;
+        gocc__wakeq_signal(wake, r->w);
         p->submitted++;
         p->running++;
         return ACCEPTED;
@@ -386,29 +409,32 @@ static int accept_locked(gocc_workpool_t *p, job j, gocc__waiter **wake, bool gr
 static int spawn_or_place(gocc_workpool_t *p, job j) {
     int rc = spawn_worker(p, j);
     if (rc == 0) return 0;
-    gocc__waiter *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
     if (p->state != POOL_OPEN) rc = GOCC_ESHUTDOWN;
     else if (accept_locked(p, j, &wake, false) == ACCEPTED) rc = 0;
     gocc__unlock(&p->mu);
-    if (wake != NULL) gocc__signal(wake);
+    gocc__wakeq_wake_all(&wake);
     return rc;
 }
 
-/* One try under the lock: 0, GOCC_ESHUTDOWN, or GOCC_EAGAIN (full). */
+/* A submit's try under mu: GOCC_ESHUTDOWN once the pool closes, else
+ * accept_locked's answer (ACCEPTED is 0). */
+static int submit_locked(gocc_workpool_t *p, job j, gocc__wakeq *wake) {
+    gocc__assert_held(&p->mu);
+    if (p->state != POOL_OPEN) return GOCC_ESHUTDOWN;
+    return accept_locked(p, j, wake, true);
+}
+
+/* One try: 0, GOCC_ESHUTDOWN, GOCC_EAGAIN (full), or spawn_or_place's. */
 static int try_accept(gocc_workpool_t *p, job j) {
-    gocc__waiter *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
-    if (p->state != POOL_OPEN) {
-        gocc__unlock(&p->mu);
-        return GOCC_ESHUTDOWN;
-    }
-    int a = accept_locked(p, j, &wake, true);
+    int a = submit_locked(p, j, &wake);
     gocc__unlock(&p->mu);
-    if (wake != NULL) gocc__signal(wake);
-    if (a == ACCEPTED) return 0;
+    gocc__wakeq_wake_all(&wake);
     if (a == FULL) return GOCC_EAGAIN;
-    return spawn_or_place(p, j);
+    return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : a;
 }
 
 int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg) {
@@ -436,17 +462,13 @@ int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *
     gocc__waiter *w = gocc__self_try();
     if (w == NULL) return GOCC_ENOMEM;
 
-    gocc__waiter *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
-    if (p->state != POOL_OPEN) {
+    int a = submit_locked(p, j, &wake);
+    if (a != FULL) { /* room appeared (or the pool closed) meanwhile */
         gocc__unlock(&p->mu);
-        return GOCC_ESHUTDOWN;
-    }
-    int a = accept_locked(p, j, &wake, true);
-    if (a != FULL) {
-        gocc__unlock(&p->mu);
-        if (wake != NULL) gocc__signal(wake);
-        return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : 0;
+        gocc__wakeq_wake_all(&wake);
+        return a == ACCEPTED_SPAWN ? spawn_or_place(p, j) : a;
     }
     submit_rec sr = {.rec = {.w = w}, .j = j};
     gocc__waiter_arm(w);
@@ -492,7 +514,7 @@ int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
     gocc__waiter *self = gocc__self_peek();
     if (p == NULL || (self != NULL && self->current_pool == p))
         return GOCC_EINVAL; /* would wait for itself */
-    gocc__waitrec *wake = NULL;
+    gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
     if (p->state == POOL_OPEN) {
         p->state = POOL_CLOSING;
@@ -503,19 +525,13 @@ int gocc_workpool_shutdown(gocc_workpool_t *p, gocc_ctx_t *ctx) {
             if (!gocc__waiter_claim(r->w)) continue;
             sr = gocc__container_of(r, submit_rec, rec);
             sr->result = GOCC_ESHUTDOWN;
-            r->wake_next = wake;
-            wake = r;
+            gocc__wakeq_signal(&wake, r->w);
         }
-        gocc__waitrec *idle = gocc__waitrec_take_all(&p->idle_head, NULL);
-        while (idle != NULL) { /* idle workers: drain, then exit */
-            gocc__waitrec *next = idle->wake_next;
-            idle->wake_next = wake;
-            wake = idle;
-            idle = next;
-        }
+        /* Idle workers: drain, then exit (their job stays fn NULL). */
+        gocc__waitrec_take_all(&p->idle_head, NULL, &wake);
     }
     gocc__unlock(&p->mu);
-    gocc__signal_all(wake);
+    gocc__wakeq_wake_all(&wake);
 
     int err = gocc_ctx_err(ctx);
     /* No memory to wait with (our waiter, ctx's done channel) is no reason

@@ -5,7 +5,7 @@
  *
  * The walk (SQLite's test_malloc.c countdown, one point at a time): run
  * the operation once to count the allocation points and thread-creation
- * points it meets (gocc__fault_allocs / gocc__fault_threads, src/park.c),
+ * points it meets (gocc__fault_allocs / gocc__fault_threads, src/alloc.c),
  * then once more for each point k, with the k-th one failing. Each run
  * asserts that
  *  - the call either succeeded (some failures are absorbed: a pool_get

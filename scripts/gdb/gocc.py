@@ -36,7 +36,7 @@ try:
 except ImportError:  # a gdb without Python unwinders: cores are not supported
     _unwinder_mod = None
 
-# What observe.c's reason_text says for each enum gocc__wait_reason name.
+# What observe.c's reasons[] table says for each enum gocc__wait_reason name.
 REASON_TEXT = {
     "GOCC_WAIT_NONE": "",
     "GOCC_WAIT_CHAN_RECV": "chan receive",
