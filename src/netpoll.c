@@ -41,7 +41,7 @@
  * Who wakes whom: the token holder, holding P.mu, maps each event to its
  * slot and hands a handle's readiness to gocc__fd_ready (which takes the
  * handle's lock) or claims a gocc_fd_poll waiter; it wakes the claimed
- * waiters (gocc__signal) after dropping P.mu. A waker of the worker that
+ * waiters (a gocc__wakeq) after dropping P.mu. A waker of the worker that
  * holds the role, shutdown, and with poll(2) a call that starts waiting,
  * break the wait through the wake descriptor (an eventfd, or a pipe).
  *
