@@ -145,6 +145,10 @@ SEEDS["seq-fd-records"] = header(1, 1, [0]) + rep(3, fd("fd_write", end=0)) + \
     fd("fd_ref", end=0) + fd("fd_write", end=0) + fd("fd_close", end=0) + fd("fd_read", end=1) + \
     fd("fd_read", end=1) + fd("fd_write", end=1) + fd("fd_close", end=0) + fd("fd_read", end=0) + \
     fd("fd_wait", end=0) + fd("fd_ref", end=0)
+# End 0 closes with a record unread: end 1's next call sees ECONNRESET, once,
+# and the record end 0 wrote before is still there for the final drain.
+SEEDS["seq-fd-reset-then-drain"] = header(1, 1, [0]) + fd("fd_write", end=0) + \
+    fd("fd_write", end=1) + fd("fd_close", end=0)
 SEEDS["seq-fd-done-contexts"] = header(2, 1, [0, 0], kinds=(TIMEOUT, CANCEL, CANCEL), ms=(0, 0, 0)) + \
     fd("fd_write", 0, 1, 0, try_=True) + fd("fd_read", 0, 1, 1, try_=True) + fd("fd_read", 0, 1, 1) + \
     fd("fd_read", 0, 0, 0, ctx=S1) + fd("fd_write", 0, 0, 1, ctx=S1) + sleep(ctx=RUN) + \
