@@ -9,7 +9,7 @@
 #   build-ci/uc    the portable swapcontext task switch instead of the
 #                  assembly one (core suite only)
 #   build-ci/poll  the poll(2) I/O backend instead of epoll (-Dnetpoll=poll;
-#                  only the tests that wait on descriptors: fd)
+#                  only the tests that wait on descriptors: fd, fuzz-replay)
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
 # fuzzers. Then docs/model: spin over the select protocol's Promela model
@@ -43,7 +43,7 @@ declare -A opts=(
 # on descriptors (meson test names).
 declare -A testargs=(
     [uc]="--suite core"
-    [poll]="fd"
+    [poll]="fd fuzz-replay"
 )
 
 total_pass=0
