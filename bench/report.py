@@ -299,7 +299,7 @@ WHY = {
                 "P polls the network itself and runs the ready goroutine at once.",
     "net-idle": "Per connection libgocc holds a parked task (its stack's touched pages and "
                 "record), a handle (fd.c) and a slot in the poller's table; Go holds a "
-                "goroutine's 8 KiB-start stack (often less resident), a netFD and a "
+                "goroutine's stack (2 KiB to start), a netFD and a "
                 "pollDesc. The tasks dominate: compare task/mem/blocked/pertask.",
 }
 
