@@ -11,20 +11,30 @@
  *   if err := g.Wait(); err != nil { return nil, err }
  *   return results, nil
  *
- * No network: fetch(ctx, url) is a local slow operation, a sleep of a few
- * milliseconds that ctx cuts short, after which the "response" is made
- * from the URL. A URL ending in /missing fails at once with ErrNotFound;
- * one ending in /slow takes 10 s unless cancelled.
+ * Over real sockets: fetch(ctx, url) dials a small server on 127.0.0.1
+ * (an ephemeral port; every host resolves to it), sends "GET <url>\n" and
+ * reads "<status> <length>\n" and the body, every wait under ctx (connect,
+ * write and read through gocc_fd_*, so a cancel wakes a fetch blocked in
+ * read). The server is an accepting task and one task per connection, as a
+ * Go server runs a goroutine per connection: it answers after a few
+ * milliseconds (which reorders the fetches) with 100 bytes per character
+ * of the URL; a URL ending in /missing gets "404" at once (ErrNotFound);
+ * one ending in /slow gets its answer after 10 s, unless the client hangs
+ * up first, which the server sees as end of file on its read and stops.
  *
  * b07_all_ok: 8 URLs fetched at once; every results[i] belongs to urls[i]
  *   whatever order the fetches finish in.
  * b07_one_fails: the same plus /missing and two /slow URLs: Wait returns
  *   "fetching http://svc.local/missing: not found", errors.Is(err,
  *   ErrNotFound) holds, fetchAll returns no results, and the slow fetches
- *   were cancelled by the group context instead of running their 10 s.
+ *   were cancelled by the group context instead of running their 10 s:
+ *   their reads returned "context canceled", they closed their
+ *   connections, and the server's two slow handlers saw the hang-up.
  * b07_caller_cancelled: fetchAll called with a context already cancelled.
  *   As errgroup.Go does, gocc_group_go still starts every task; each sees
- *   the done context, so every fetch fails with "context canceled", and
+ *   the done context (a dial with a done context fails before it
+ *   connects, as net.Dialer's does), so every fetch fails with "context
+ *   canceled", and
  *   the first of those errors to come back (any URL's: the tasks race) is
  *   what fetchAll returns, not a nil error with empty results.
  *
@@ -43,18 +53,25 @@
  *
  * Checks: all 8 results match their URL and Wait is nil; with the failing
  * URL Wait returns its wrapped error (message and cause), no results come
- * back, the slow fetches saw "context canceled", fetchAll took far less
- * than 10 s; with a cancelled caller fetchAll returns one URL's
- * "context canceled" error and no results; gocc_tasks_live() == 0. Exit 1
- * if wrong.
+ * back, the slow fetches saw "context canceled", the server's slow
+ * handlers saw the hang-up, fetchAll took far less than 10 s; with a
+ * cancelled caller fetchAll returns one URL's "context canceled" error and
+ * no results; the server, stopped by closing its listener (which wakes
+ * the accepting task), handled every connection it accepted to its end;
+ * gocc_tasks_live() == 0. Exit 1 if wrong.
  */
+#define _GNU_SOURCE 1 /* SOCK_CLOEXEC */
 #include <gocc.h>
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "example.h"
 
@@ -88,16 +105,157 @@ static bool ends_with(const char *s, const char *tail) {
     return n >= m && strcmp(s + n - m, tail) == 0;
 }
 
-/* fetch(ctx, url) (Result, error): a local slow operation. */
+/* ---- the server: an accepting task, a task per connection ---------------- */
+
+static struct server {
+    gocc_fd_t *listener;
+    struct sockaddr_in addr;    /* 127.0.0.1:<ephemeral port> */
+    gocc_waitgroup_t wg;        /* the accepting task and every handler */
+    atomic_int accepted, ended; /* connections accepted, handlers that ran to their end */
+    atomic_int hung_up;         /* /slow handlers whose client left first */
+} srv = {.wg = GOCC_WAITGROUP_INIT};
+
+/* Read one line ("...\n", at most cap - 1 bytes) into buf; the *extra
+ * bytes read past it stay in buf after the line's NUL. 0, or the error
+ * (GOCC_ECLOSED for an end of file first). */
+static int read_line(gocc_fd_t *f, char *buf, size_t cap, size_t *extra, gocc_ctx_t *ctx) {
+    size_t have = 0;
+    for (;;) {
+        char *nl = memchr(buf, '\n', have);
+        if (nl != NULL) {
+            *nl = '\0';
+            *extra = have - (size_t)(nl + 1 - buf);
+            return 0;
+        }
+        if (have == cap - 1) return GOCC_EINVAL;
+        ssize_t n = gocc_fd_read(f, buf + have, cap - 1 - have, ctx);
+        if (n <= 0) return n == 0 ? GOCC_ECLOSED : (int)n;
+        have += (size_t)n;
+    }
+}
+
+/* One connection: "GET <url>\n" in, "<status> <length>\n" and the body out. */
+static int serve_conn(gocc_ctx_t *ctx, void *arg) {
+    gocc_fd_t *c = arg;
+    char req[128];
+    size_t extra = 0;
+    if (read_line(c, req, sizeof req, &extra, NULL) == 0 && strncmp(req, "GET ", 4) == 0) {
+        const char *url = req + 4;
+        char head[32] = "404 0\n";
+        size_t body = 0;
+        if (!ends_with(url, "/missing")) {
+            /* Answer after the delay, unless the client hangs up first:
+             * the read sees its end of file. /slow: 10 s. */
+            int64_t delay = ends_with(url, "/slow")
+                                ? 10 * GOCC_SECOND
+                                : (int64_t)(2 + strlen(url) % 7) * GOCC_MILLISECOND;
+            gocc_ctx_t *wait = gocc_ctx_with_timeout(ctx, delay);
+            char b;
+            ssize_t r = wait ? gocc_fd_read(c, &b, 1, wait) : GOCC_ENOMEM;
+            gocc_ctx_release(wait);
+            if (r == 0 && ends_with(url, "/slow")) atomic_fetch_add(&srv.hung_up, 1);
+            if (r == GOCC_EDEADLINE) body = 100 * strlen(url);
+            snprintf(head, sizeof head, "%d %zu\n", r == GOCC_EDEADLINE ? 200 : 499, body);
+        }
+        char chunk[512];
+        memset(chunk, 'x', sizeof chunk);
+        ssize_t rc = gocc_fd_write(c, head, strlen(head), NULL, NULL);
+        for (size_t sent = 0; rc > 0 && sent < body; sent += sizeof chunk)
+            rc = gocc_fd_write(c, chunk, body - sent < sizeof chunk ? body - sent : sizeof chunk,
+                               NULL, NULL);
+    }
+    gocc_fd_close(c);
+    gocc_fd_release(c);
+    atomic_fetch_add(&srv.ended, 1);
+    gocc_waitgroup_done(&srv.wg);
+    return 0;
+}
+
+static int accept_loop(gocc_ctx_t *ctx, void *arg) {
+    (void)arg;
+    for (;;) {
+        gocc_fd_t *c = NULL;
+        if (gocc_fd_accept(srv.listener, &c, NULL, NULL, NULL) != 0) break; /* closed: stop */
+        atomic_fetch_add(&srv.accepted, 1);
+        gocc_waitgroup_add(&srv.wg, 1);
+        if (gocc_go(serve_conn, ctx, c) != 0) { /* no task: hang up on it */
+            gocc_fd_close(c);
+            gocc_fd_release(c);
+            gocc_waitgroup_done(&srv.wg);
+        }
+    }
+    gocc_waitgroup_done(&srv.wg);
+    return 0;
+}
+
+static bool server_start(void) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof srv.addr;
+    srv.addr.sin_family = AF_INET;
+    srv.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (s < 0 || bind(s, (struct sockaddr *)&srv.addr, sizeof srv.addr) != 0 ||
+        listen(s, 64) != 0 || getsockname(s, (struct sockaddr *)&srv.addr, &len) != 0) {
+        if (s >= 0) close(s);
+        return false;
+    }
+    srv.listener = gocc_fd_open(s);
+    if (srv.listener == NULL) {
+        close(s);
+        return false;
+    }
+    gocc_waitgroup_add(&srv.wg, 1);
+    if (gocc_go(accept_loop, NULL, NULL) != 0) {
+        gocc_waitgroup_done(&srv.wg);
+        return false;
+    }
+    return true;
+}
+
+/* Close the listener (the accepting task wakes with GOCC_ECLOSED) and wait
+ * for every handler. */
+static void server_stop(void) {
+    gocc_fd_close(srv.listener);
+    gocc_waitgroup_wait(&srv.wg, NULL);
+    gocc_fd_release(srv.listener);
+}
+
+/* ---- the client ------------------------------------------------------------ */
+
+/* fetch(ctx, url) (Result, error): one request on a connection of its own. */
 static int fetch(gocc_ctx_t *ctx, const char *url, result_t *out) {
-    if (ends_with(url, "/missing")) return ERR_NOT_FOUND;
-    int64_t delay = ends_with(url, "/slow") ? 10 * GOCC_SECOND
-                                            : (int64_t)(2 + strlen(url) % 7) * GOCC_MILLISECOND;
-    int err = gocc_sleep(delay, ctx);
-    if (err != 0) return err; /* ctx.Err() */
+    int err = gocc_ctx_err(ctx); /* a done context fails before dialing */
+    if (err != 0) return err;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    gocc_fd_t *c = gocc_fd_open(s);
+    if (c == NULL) {
+        close(s);
+        return GOCC_ENOMEM;
+    }
+    err = gocc_fd_connect(c, (const struct sockaddr *)&srv.addr, sizeof srv.addr, ctx);
+    char buf[600];
+    size_t extra = 0, body = 0;
+    int status = 0;
+    if (err == 0) {
+        int n = snprintf(buf, sizeof buf, "GET %s\n", url);
+        ssize_t w = gocc_fd_write(c, buf, (size_t)n, NULL, ctx);
+        if (w < 0) err = (int)w;
+    }
+    if (err == 0) err = read_line(c, buf, sizeof buf, &extra, ctx);
+    if (err == 0 && sscanf(buf, "%d %zu", &status, &body) != 2) err = GOCC_EINVAL;
+    if (err == 0 && status == 404) err = ERR_NOT_FOUND;
+    size_t got = extra; /* the body's first bytes came with the head */
+    while (err == 0 && got < body) {
+        ssize_t n = gocc_fd_read(c, buf, sizeof buf, ctx);
+        if (n <= 0) err = n == 0 ? GOCC_ECLOSED : (int)n;
+        else got += (size_t)n;
+    }
+    gocc_fd_close(c); /* on an error too: the server sees the hang-up */
+    gocc_fd_release(c);
+    if (err != 0) return err; /* ctx.Err(), or the server's answer */
     snprintf(out->url, sizeof out->url, "%s", url);
-    out->status = 200;
-    out->bytes = 100 * strlen(url);
+    out->status = status;
+    out->bytes = got;
     return 0;
 }
 
@@ -216,6 +374,10 @@ static void b07_one_fails(void) {
     check(errors_is(&out.err, ERR_NOT_FOUND), "errors.Is(err, ErrNotFound)");
     check(atomic_load(&out.cancelled) == 2, "both slow fetches were cancelled by the group");
     check(took < 5 * GOCC_SECOND, "fetchAll did not wait for the 10 s fetches");
+    /* The client closed each slow connection when its read was cancelled. */
+    int64_t end = gocc_now() + 2 * GOCC_SECOND;
+    while (atomic_load(&srv.hung_up) < 2 && gocc_now() < end) gocc_sleep(GOCC_MILLISECOND, NULL);
+    check(atomic_load(&srv.hung_up) == 2, "the server saw both slow clients hang up");
     printf("B07 fetchAll: /missing among %d URLs: err = \"%s\", errors.Is(err, ErrNotFound) = "
            "%s, results = %s; %d slow fetches cancelled, returned after %.1f ms\n", n,
            out.err.msg, errors_is(&out.err, ERR_NOT_FOUND) ? "true" : "false",
@@ -245,9 +407,19 @@ static void b07_caller_cancelled(void) {
 }
 
 int main(void) {
+    if (!server_start()) {
+        check(false, "started the server on 127.0.0.1");
+        return 1;
+    }
+    printf("B07 server: 127.0.0.1:%d, a task per connection\n", ntohs(srv.addr.sin_port));
     b07_all_ok();
     b07_one_fails();
     b07_caller_cancelled();
+    server_stop();
+    check(atomic_load(&srv.accepted) == atomic_load(&srv.ended),
+          "every connection the server accepted was handled to its end");
+    printf("B07 server: %d connections accepted, %d handled, %d slow clients hung up\n",
+           atomic_load(&srv.accepted), atomic_load(&srv.ended), atomic_load(&srv.hung_up));
     check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("B07 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());

@@ -16,6 +16,12 @@
  * more than `size` connections and never finds conns full, so with paired
  * Acquire/Release the Close branch does not run. (The example counts it.)
  *
+ * The connections are real: newConnection dials a small "database" on
+ * 127.0.0.1 (an ephemeral port; an accepting task and a task per
+ * connection, as a Go server runs a goroutine per connection), a query
+ * writes a number and reads back the number plus one through gocc_fd_*,
+ * and Close closes the socket (the server's task sees the end of file).
+ *
  * b10_reuse: one caller: Acquire, Release, Acquire gets the same connection
  *   back.
  * b10_acquire_ctx: size 2, both held: Acquire with a 50 ms timeout fails with
@@ -28,27 +34,129 @@
  * Go -> C: *semaphore.Weighted is gocc_sem_t (FIFO, Acquire with ctx);
  * chan *Connection is a gocc_chan_t of pointers; the select with default
  * is gocc_chan_try_recv / gocc_chan_try_send (GOCC_EAGAIN = default); a
- * Connection is a malloc'd struct with an id and a use count, and Close
- * frees it. Errors are ints (GOCC_EDEADLINE is ctx's deadline error).
+ * Connection is a malloc'd struct with an id, a use count and its socket
+ * (a gocc_fd_t), and Close closes the socket and frees it. Errors are
+ * ints (GOCC_EDEADLINE is ctx's deadline error).
  *
  * Checks: the same connection comes back; the timed-out Acquire waited
  * (at least 40 of its 50 ms), failed with GOCC_EDEADLINE and took no
- * weight (a try-acquire of the whole size succeeds after the releases); under load at most 4 connections were in
- * use at any moment, at most 4 were ever made, the rest of the 800
- * Acquires reused them, none was closed before the pool's Close, and Close
- * closed every one made (ASan checks none leaks). gocc_tasks_live() == 0.
+ * weight (a try-acquire of the whole size succeeds after the releases);
+ * under load at most 4 connections were in use at any moment, at most 4
+ * were ever made, the rest of the 800 Acquires reused them, every query
+ * got its right answer over its socket, none was closed before the pool's
+ * Close, and Close closed every one made (ASan checks none leaks); the
+ * server accepted exactly the connections the pools made and saw each one
+ * closed. gocc_tasks_live() == 0.
  * Exit 1 if wrong.
  */
+#define _GNU_SOURCE 1 /* SOCK_CLOEXEC */
 #include <gocc.h>
 
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "example.h"
 
 #define check(ok, what) example_check_stdout("B10", ok, what)
+
+/* ---- the database: an accepting task, a task per connection --------------- */
+
+static struct server {
+    gocc_fd_t *listener;
+    struct sockaddr_in addr;    /* 127.0.0.1:<ephemeral port> */
+    gocc_waitgroup_t wg;        /* the accepting task and every handler */
+    atomic_int accepted, ended; /* connections accepted, handlers that saw their close */
+    atomic_long queries;        /* answered */
+} db = {.wg = GOCC_WAITGROUP_INIT};
+
+static atomic_int dialed; /* connections the pools made, over all runs */
+
+/* Read exactly n bytes: 0, or the error (GOCC_ECLOSED at end of file). */
+static int read_full(gocc_fd_t *f, void *buf, size_t n, gocc_ctx_t *ctx) {
+    for (size_t got = 0; got < n;) {
+        ssize_t r = gocc_fd_read(f, (char *)buf + got, n - got, ctx);
+        if (r <= 0) return r == 0 ? GOCC_ECLOSED : (int)r;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* A query is a number; its answer the number plus one. Until the client
+ * closes the connection. */
+static int serve_conn(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    gocc_fd_t *c = arg;
+    uint64_t q;
+    while (read_full(c, &q, sizeof q, NULL) == 0) {
+        q++;
+        if (gocc_fd_write(c, &q, sizeof q, NULL, NULL) != (ssize_t)sizeof q) break;
+        atomic_fetch_add(&db.queries, 1);
+    }
+    gocc_fd_close(c);
+    gocc_fd_release(c);
+    atomic_fetch_add(&db.ended, 1);
+    gocc_waitgroup_done(&db.wg);
+    return 0;
+}
+
+static int accept_loop(gocc_ctx_t *ctx, void *arg) {
+    (void)arg;
+    for (;;) {
+        gocc_fd_t *c = NULL;
+        if (gocc_fd_accept(db.listener, &c, NULL, NULL, NULL) != 0) break; /* closed: stop */
+        atomic_fetch_add(&db.accepted, 1);
+        gocc_waitgroup_add(&db.wg, 1);
+        if (gocc_go(serve_conn, ctx, c) != 0) { /* no task: hang up on it */
+            gocc_fd_close(c);
+            gocc_fd_release(c);
+            gocc_waitgroup_done(&db.wg);
+        }
+    }
+    gocc_waitgroup_done(&db.wg);
+    return 0;
+}
+
+static bool server_start(void) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof db.addr;
+    db.addr.sin_family = AF_INET;
+    db.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (s < 0 || bind(s, (struct sockaddr *)&db.addr, sizeof db.addr) != 0 ||
+        listen(s, 64) != 0 || getsockname(s, (struct sockaddr *)&db.addr, &len) != 0) {
+        if (s >= 0) close(s);
+        return false;
+    }
+    db.listener = gocc_fd_open(s);
+    if (db.listener == NULL) {
+        close(s);
+        return false;
+    }
+    gocc_waitgroup_add(&db.wg, 1);
+    if (gocc_go(accept_loop, NULL, NULL) != 0) {
+        gocc_waitgroup_done(&db.wg);
+        return false;
+    }
+    return true;
+}
+
+/* Close the listener (the accepting task wakes with GOCC_ECLOSED) and wait
+ * for every handler: each ends when its client closes. A connection is
+ * made once the kernel queues it, before the accepting task takes it: let
+ * the task take every one first (bounded), or closing would reset them. */
+static void server_stop(void) {
+    int64_t end = gocc_now() + 2 * GOCC_SECOND;
+    while (atomic_load(&db.accepted) < atomic_load(&dialed) && gocc_now() < end)
+        gocc_sleep(GOCC_MILLISECOND, NULL);
+    gocc_fd_close(db.listener);
+    gocc_waitgroup_wait(&db.wg, NULL);
+    gocc_fd_release(db.listener);
+}
 
 /* ---- Connection ----------------------------------------------------------- */
 
@@ -56,6 +164,7 @@ typedef struct connection {
     int id;
     atomic_int in_use; /* 1 while someone holds it: must never be taken twice */
     long uses;         /* written only by the holder */
+    gocc_fd_t *sock;   /* connected to the database */
 } connection_t;
 
 typedef struct pool_stats {
@@ -64,15 +173,36 @@ typedef struct pool_stats {
     atomic_int double_use;         /* a connection handed to two holders */
 } pool_stats_t;
 
-static connection_t *new_connection(pool_stats_t *st) { /* newConnection() */
+static connection_t *new_connection(pool_stats_t *st) { /* newConnection(): dial */
     connection_t *c = calloc(1, sizeof *c);
-    if (c) c->id = atomic_fetch_add(&st->created, 1) + 1;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c != NULL && s >= 0) c->sock = gocc_fd_open(s);
+    if (c == NULL || c->sock == NULL ||
+        gocc_fd_connect(c->sock, (const struct sockaddr *)&db.addr, sizeof db.addr, NULL) != 0) {
+        if (c != NULL && c->sock != NULL) gocc_fd_release(c->sock); /* closes s */
+        else if (s >= 0) close(s);
+        free(c);
+        return NULL;
+    }
+    atomic_fetch_add(&dialed, 1);
+    c->id = atomic_fetch_add(&st->created, 1) + 1;
     return c;
 }
 
 static void conn_close(connection_t *c, pool_stats_t *st) { /* conn.Close() */
     atomic_fetch_add(&st->closed, 1);
+    gocc_fd_close(c->sock);
+    gocc_fd_release(c->sock);
     free(c);
+}
+
+/* The holder's query: send uses, expect uses + 1 back. 0, or an error. */
+static int query(connection_t *c, gocc_ctx_t *ctx) {
+    uint64_t q = (uint64_t)c->uses, a = 0;
+    ssize_t w = gocc_fd_write(c->sock, &q, sizeof q, NULL, ctx);
+    if (w != (ssize_t)sizeof q) return w < 0 ? (int)w : GOCC_EINVAL;
+    int err = read_full(c->sock, &a, sizeof a, ctx);
+    return err != 0 ? err : a == q + 1 ? 0 : GOCC_EINVAL;
 }
 
 /* ---- ConnectionPool -------------------------------------------------------- */
@@ -200,7 +330,7 @@ static void b10_acquire_ctx(void) {
 
 typedef struct user {
     connection_pool_t *pool;
-    int errors;
+    int errors, bad_answers;
 } user_t;
 
 static int use_pool(gocc_ctx_t *ctx, void *arg) {
@@ -211,7 +341,8 @@ static int use_pool(gocc_ctx_t *ctx, void *arg) {
             u->errors++;
             continue;
         }
-        c->uses++; /* the query */
+        c->uses++;
+        if (query(c, ctx) != 0) u->bad_answers++;
         if (i % 8 == 0) gocc_sleep(100 * GOCC_MICROSECOND, ctx); /* now and then a slow one */
         pool_release(u->pool, c);
     }
@@ -228,14 +359,17 @@ static void b10_load(void) {
         return;
     }
     user_t users[USERS];
-    int started = 0, errors = 0;
+    int started = 0, errors = 0, bad = 0;
     for (int i = 0; i < USERS; i++) {
-        users[i] = (user_t){p, 0};
+        users[i] = (user_t){p, 0, 0};
         started += gocc_group_go(g, use_pool, &users[i]) == 0;
     }
     gocc_group_wait(g);
     gocc_group_free(g);
-    for (int i = 0; i < USERS; i++) errors += users[i].errors;
+    for (int i = 0; i < USERS; i++) {
+        errors += users[i].errors;
+        bad += users[i].bad_answers;
+    }
 
     pool_stats_t *st = &p->stats;
     int created = atomic_load(&st->created), reused = atomic_load(&st->reused);
@@ -250,6 +384,7 @@ static void b10_load(void) {
     for (int i = 0; i < n_idle; i++) gocc_chan_try_send(p->conns, &idle[i]); /* put them back */
 
     check(started == USERS && errors == 0, "every Acquire succeeded");
+    check(bad == 0, "every query got its answer over its connection's socket");
     check(max <= SIZE && atomic_load(&st->double_use) == 0,
           "never more than 4 connections in use, none held twice");
     check(created <= SIZE && created + reused == USERS * ROUNDS,
@@ -264,9 +399,20 @@ static void b10_load(void) {
 }
 
 int main(void) {
+    if (!server_start()) {
+        check(false, "started the server on 127.0.0.1");
+        return 1;
+    }
     b10_reuse();
     b10_acquire_ctx();
     b10_load();
+    server_stop();
+    check(atomic_load(&db.accepted) == atomic_load(&dialed) &&
+              atomic_load(&db.ended) == atomic_load(&db.accepted),
+          "the server accepted each connection the pools made and saw each one closed");
+    printf("B10 server: 127.0.0.1:%d accepted %d connections (the pools made %d), %d closed, "
+           "%ld queries answered\n", ntohs(db.addr.sin_port), atomic_load(&db.accepted),
+           atomic_load(&dialed), atomic_load(&db.ended), (long)atomic_load(&db.queries));
     check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("B10 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());

@@ -8,6 +8,8 @@
 #                  thread creation of each public operation in turn)
 #   build-ci/uc    the portable swapcontext task switch instead of the
 #                  assembly one (core suite only)
+#   build-ci/poll  the poll(2) I/O backend instead of epoll (-Dnetpoll=poll;
+#                  only the tests that wait on descriptors: fd, fuzz-replay)
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
 # fuzzers. Then docs/model: spin over the select protocol's Promela model
@@ -27,18 +29,21 @@ source scripts/deps.sh
 gocc_need_deps
 gocc_want_deps
 
-builds=(opt tsan asan uc)
+builds=(opt tsan asan uc poll)
 declare -A opts=(
     [opt]="-Dbuildtype=debugoptimized"
     [uc]="-Dbuildtype=debugoptimized -Dcontext=ucontext -Dexamples=false -Dbenchmarks=false"
+    [poll]="-Dbuildtype=debugoptimized -Dnetpoll=poll -Dexamples=false -Dbenchmarks=false"
     [tsan]="-Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false"
     [asan]="-Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dfault_injection=true"
 )
 
 # The portable context switch (swapcontext) instead of the assembly one:
-# the core suite, without the soak.
+# the core suite, without the soak. The poll(2) backend: the tests that wait
+# on descriptors (meson test names).
 declare -A testargs=(
     [uc]="--suite core"
+    [poll]="fd fuzz-replay"
 )
 
 total_pass=0

@@ -32,6 +32,16 @@
  *    parent and cannot be cancelled itself; an after_func runs exactly once
  *    when its context is done, or never if its first stop returned true
  *    (a later stop returns false)
+ *  - descriptors (one SOCK_SEQPACKET socketpair per channel index, both
+ *    ends adopted with gocc_fd_open at the start): a record written whole
+ *    (gocc_fd_write returned its size) is read exactly once from the other
+ *    end, intact and in FIFO order as above, or is still queued at the end
+ *    (drained with recv), unless the reading end was closed; a write never
+ *    goes out in part; a read under a context error consumed nothing; a
+ *    read returns 0 only after the other end's close began; the first close
+ *    of an end returns 0, every later one GOCC_ECLOSED, and its number is -1
+ *    after; gocc_fd_wait returns a non-empty subset of what it asked for;
+ *    retain and release leave the handle as it was
  *  - gocc_tasks_live() returns to 0 (gocc_leakcheck, 5 s), and no ASan,
  *    UBSan or TSan report (the sanitizers see every run).
  *
@@ -54,6 +64,9 @@
  *           cancel-only), bit 1 child of the previous slot (else of slot 0,
  *           the run's context)
  *   byte 3  two bits per shared context 1..3: its timeout, 1/2/5/10 ms
+ *           (descriptor ops name a socketpair by the channel bits, and
+ *           read their extra bits: bit 0 the end, bit 1 a context already
+ *           done (a "try"), bits 1-2 wait's events mod 3 + 1)
  *   then operations: an op byte (bits 6-7 the task, mod tasks; bits 0-5
  *   the opcode, mod N_OPCODES), an arg byte (bits 0-1 the channel, mod
  *   channels; bits 2-4 the context: 0-3 shared, 4-5 the task's own, 6-7
@@ -71,6 +84,7 @@
 
 #include <gocc.h>
 
+#include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -80,6 +94,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -93,6 +108,8 @@ enum {
     N_PRIV = 2,   /* each task's own contexts */
     MAX_SEQ = MAX_OPS * MAX_CASES,
     MAX_EVENTS = MAX_OPS * MAX_CASES + 64,
+    FD_CHAN0 = MAX_CHANS, /* log channel of records written on end e of pair k: FD_CHAN0 + 2k + e */
+    N_LOGCHANS = MAX_CHANS + 2 * MAX_CHANS,
 };
 
 enum opcode {
@@ -109,12 +126,18 @@ enum opcode {
     OP_YIELD,
     OP_NIL,
     OP_AFTER,
+    OP_FD_WRITE,
+    OP_FD_READ,
+    OP_FD_WAIT,
+    OP_FD_CLOSE,
+    OP_FD_REF,
     N_OPCODES,
 };
 
 static const char *const op_names[N_OPCODES] = {
     "send",   "recv",    "try_send", "try_recv", "select", "select_try", "close",
-    "cancel", "ctx_new", "len",      "yield",    "nil",    "after_func",
+    "cancel", "ctx_new", "len",      "yield",    "nil",    "after_func", "fd_write",
+    "fd_read", "fd_wait", "fd_close", "fd_ref",
 };
 
 #define CTX_NONE   0xFF  /* op uses no context (NULL where the call cannot block) */
@@ -189,6 +212,15 @@ static struct {
     gocc_ctx_t *shared[N_SHARED];
     int shared_parent[N_SHARED]; /* -1 for slot 0 */
     mchan_t model[MAX_CHANS];
+    gocc_fd_t *fd[MAX_CHANS][2];         /* both ends of socketpair k */
+    atomic_int fd_closes_ok[MAX_CHANS][2]; /* closes of an end that returned 0 */
+    _Atomic uint64_t fd_close_t0[MAX_CHANS][2]; /* ticket before its first close began */
+    struct fdq {                          /* sequential model: records in flight */
+        val_t v[MAX_OPS];
+        size_t head, len;
+    } fdq[MAX_CHANS][2];                  /* [k][e]: written on end e */
+    bool fd_closed[MAX_CHANS][2];         /* sequential model */
+    bool fd_reset[MAX_CHANS][2];          /* sequential model: a read may see ECONNRESET */
     _Atomic uint64_t ticket;
     _Atomic uint64_t progress; /* ops completed, for the quiet-run cutoff */
     atomic_uint finished;      /* tasks returned */
@@ -772,6 +804,299 @@ static void op_nil(task_t *t, const op_t *o) {
     ctx_drop(sub);
 }
 
+/* ---- descriptors: SOCK_SEQPACKET socketpairs through gocc_fd_* ---- */
+
+static unsigned fd_chan(unsigned k, unsigned end) { return FD_CHAN0 + 2 * k + end; }
+
+/* The context a descriptor op waits under: the op's, never NULL (the run's
+ * context bounds every wait); extra bit 1, a child already cancelled. */
+static gocc_ctx_t *fd_ctx(const task_t *t, const op_t *o, gocc_ctx_t **sub) {
+    gocc_ctx_t *c = ctx_of(t, o->ctx);
+    if (c == NULL) c = R.shared[0];
+    *sub = NULL;
+    if (o->arg & 0x40) {
+        *sub = gocc_ctx_with_cancel(c);
+        if (*sub == NULL) violation(t, "gocc_ctx_with_cancel failed");
+        gocc_ctx_cancel(*sub);
+        return *sub;
+    }
+    return c;
+}
+
+static bool fd_closing(unsigned k, unsigned end) {
+    return atomic_load(&R.fd_close_t0[k][end]) != 0;
+}
+
+/* Sequential mode: when the model says the call blocks, bound it. */
+static gocc_ctx_t *fd_seq_bound(const task_t *t, gocc_ctx_t *c, bool ready, gocc_ctx_t **sub2) {
+    *sub2 = NULL;
+    if (!R.seq) return c;
+    return seq_ctx(t, c, ready, sub2);
+}
+
+/* Write one record, whole or not at all (a SEQPACKET send is atomic). */
+static void op_fd_write(task_t *t, const op_t *o) {
+    unsigned k = o->chan, end = (o->arg >> 5) & 1;
+    gocc_ctx_t *sub = NULL, *sub2 = NULL, *c = fd_ctx(t, o, &sub);
+    bool dead = R.fd_closed[k][end] || R.fd_closed[k][!end];
+    int pre = gocc_ctx_err(c);
+    c = fd_seq_bound(t, c, true, &sub2);
+    val_t v = make_val(t, fd_chan(k, end));
+    ev_t *e = new_ev(t, EV_SEND, fd_chan(k, end), o->code);
+    e->v = v;
+    size_t written = 12345;
+    e->t0 = tick();
+    ssize_t rc = gocc_fd_write(R.fd[k][end], &v, sizeof v, &written, c);
+    e->t1 = tick();
+    if (rc == (ssize_t)sizeof v) {
+        e->rc = 0;
+        if (written != sizeof v) violation(t, "fd_write returned %zd, *written %zu", rc, written);
+    } else {
+        e->rc = rc >= 0 ? GOCC_EINVAL : (int)rc;
+        if (rc >= 0) violation(t, "fd_write returned %zd of %zu", rc, sizeof v);
+        if (written != 0)
+            violation(t, "fd_write failed (%s) with %zu bytes out", rc_name((int)rc), written);
+        if (rc == GOCC_ECLOSED) {
+            if (!fd_closing(k, end) && !fd_closing(k, !end))
+                violation(t, "fd_write: GOCC_ECLOSED, but neither end's close began");
+        } else {
+            expect_ctx_err(t, (int)rc, c, "fd_write");
+        }
+    }
+    if (R.seq) { /* a context already done may win over anything */
+        bool ctx_won = pre != 0 && rc == pre;
+        if (!ctx_won && (dead ? rc != GOCC_ECLOSED : rc != (ssize_t)sizeof v))
+            violation(t, "fd_write: model says %s, got %s", dead ? "GOCC_ECLOSED" : "written",
+                      rc_name((int)rc));
+        if (e->rc == 0) {
+            struct fdq *q = &R.fdq[k][end];
+            q->v[(q->head + q->len++) % MAX_OPS] = v;
+        }
+    }
+    ctx_drop(sub2);
+    ctx_drop(sub);
+}
+
+/* Read one record from end e (written on the other end). */
+static void op_fd_read(task_t *t, const op_t *o) {
+    unsigned k = o->chan, end = (o->arg >> 5) & 1;
+    struct fdq *q = &R.fdq[k][!end];
+    bool ready = R.fd_closed[k][end] || q->len > 0 || R.fd_closed[k][!end];
+    gocc_ctx_t *sub = NULL, *sub2 = NULL, *c = fd_ctx(t, o, &sub);
+    int pre = gocc_ctx_err(c);
+    c = fd_seq_bound(t, c, ready, &sub2);
+    unsigned char buf[2 * sizeof(val_t)];
+    memset(buf, FILL, sizeof buf);
+    ev_t *e = new_ev(t, EV_RECV, fd_chan(k, !end), o->code);
+    e->t0 = tick();
+    ssize_t rc = gocc_fd_read(R.fd[k][end], buf, sizeof buf, c);
+    e->t1 = tick();
+    val_t v;
+    memcpy(&v, buf, sizeof v);
+    if (rc == (ssize_t)sizeof v) {
+        e->rc = 0;
+        check_val(t, &v, fd_chan(k, !end), "fd_read");
+        e->v = v;
+    } else if (rc == 0) {
+        e->rc = GOCC_ECLOSED; /* end of file: logged like a closed channel's receive */
+        uint64_t ct = atomic_load(&R.fd_close_t0[k][!end]);
+        if (ct == 0 || ct > e->t1)
+            violation(t, "fd_read: end of file before the other end's close");
+    } else if (rc > 0) {
+        violation(t, "fd_read returned %zd bytes; records are %zu", rc, sizeof v);
+    } else if (rc == -ECONNRESET) {
+        /* The other end was closed with records unread in its queue: the
+         * kernel reports the reset (once) to this end's next call. */
+        e->rc = (int)rc;
+        uint64_t ct = atomic_load(&R.fd_close_t0[k][!end]);
+        if (ct == 0 || ct > e->t1) violation(t, "fd_read: ECONNRESET before the other end's close");
+        if (!all_bytes(buf, FILL, sizeof buf)) violation(t, "fd_read wrote its buffer and failed");
+    } else {
+        e->rc = (int)rc;
+        if (!all_bytes(buf, FILL, sizeof buf))
+            violation(t, "fd_read wrote its buffer and returned %s", rc_name((int)rc));
+        if (rc == GOCC_ECLOSED) {
+            uint64_t ct = atomic_load(&R.fd_close_t0[k][end]);
+            if (ct == 0 || ct > e->t1) violation(t, "fd_read: GOCC_ECLOSED before its close began");
+        } else {
+            expect_ctx_err(t, (int)rc, c, "fd_read");
+        }
+    }
+    if (R.seq && rc == -ECONNRESET) {
+        if (!R.fd_reset[k][end]) violation(t, "fd_read: ECONNRESET the model does not expect");
+        R.fd_reset[k][end] = false;
+    } else if (R.seq) {
+        bool ctx_won = pre != 0 && rc == pre;
+        if (R.fd_closed[k][end]) {
+            if (rc != GOCC_ECLOSED && !ctx_won)
+                violation(t, "fd_read on a closed end: %s", rc_name((int)rc));
+        } else if (q->len > 0) {
+            if (!ctx_won) {
+                val_t w = q->v[q->head];
+                if (rc != (ssize_t)sizeof v || memcmp(&w, &v, sizeof v) != 0)
+                    violation(t, "fd_read: model's next record is seq %u, got %s seq %u", w.seq,
+                              rc_name((int)rc), v.seq);
+            }
+        } else if (R.fd_closed[k][!end]) {
+            if (rc != 0 && !ctx_won)
+                violation(t, "fd_read: model says end of file, got %s", rc_name((int)rc));
+        } else if (!is_ctx_err((int)rc)) {
+            violation(t, "fd_read: model says it blocks until its context is done, got %s",
+                      rc_name((int)rc));
+        }
+        if (e->rc == 0 && q->len > 0) {
+            q->head = (q->head + 1) % MAX_OPS;
+            q->len--;
+        }
+    }
+    ctx_drop(sub2);
+    ctx_drop(sub);
+}
+
+static void op_fd_wait(task_t *t, const op_t *o) {
+    unsigned k = o->chan, end = (o->arg >> 5) & 1;
+    int events = 1 + (int)((o->arg >> 6) % 3);
+    bool rd = R.fdq[k][!end].len > 0 || R.fd_closed[k][!end];
+    bool ready = R.fd_closed[k][end] || (events & GOCC_FD_WRITE) || rd;
+    gocc_ctx_t *sub = NULL, *sub2 = NULL, *c = ctx_of(t, o->ctx);
+    if (c == NULL) c = R.shared[0];
+    int pre = gocc_ctx_err(c);
+    c = fd_seq_bound(t, c, ready, &sub2);
+    int rc = gocc_fd_wait(R.fd[k][end], events, c);
+    if (rc > 0) {
+        if ((rc & ~events) != 0) violation(t, "fd_wait(%d) returned %d", events, rc);
+    } else if (rc == GOCC_ECLOSED) {
+        if (!fd_closing(k, end)) violation(t, "fd_wait: GOCC_ECLOSED before its close began");
+    } else {
+        expect_ctx_err(t, rc, c, "fd_wait");
+    }
+    if (R.seq && !(pre != 0 && rc == pre)) {
+        if (R.fd_closed[k][end] ? rc != GOCC_ECLOSED : (ready ? rc <= 0 : !is_ctx_err(rc)))
+            violation(t, "fd_wait(%d): model says %s, got %s", events,
+                      R.fd_closed[k][end] ? "GOCC_ECLOSED"
+                      : ready             ? "ready"
+                                          : "blocks",
+                      rc_name(rc));
+        if (rc > 0 && events == GOCC_FD_READ && !(rc & GOCC_FD_READ))
+            violation(t, "fd_wait(READ) returned %d", rc);
+    }
+    ctx_drop(sub2);
+    ctx_drop(sub);
+}
+
+static void op_fd_close(task_t *t, const op_t *o) {
+    unsigned k = o->chan, end = (o->arg >> 5) & 1;
+    uint64_t zero = 0, t0 = tick();
+    atomic_compare_exchange_strong(&R.fd_close_t0[k][end], &zero, t0);
+    int rc = gocc_fd_close(R.fd[k][end]);
+    if (rc == 0)
+        atomic_fetch_add(&R.fd_closes_ok[k][end], 1);
+    else if (rc != GOCC_ECLOSED)
+        violation(t, "fd_close returned %s", rc_name(rc));
+    if (gocc_fd_num(R.fd[k][end]) != -1) violation(t, "fd_num after close is not -1");
+    if (R.seq) {
+        int want = R.fd_closed[k][end] ? GOCC_ECLOSED : 0;
+        if (rc != want) violation(t, "fd_close: model says %s, got %s", rc_name(want), rc_name(rc));
+        if (!R.fd_closed[k][end] && R.fdq[k][!end].len > 0) {
+            R.fd_reset[k][!end] = true; /* closed with records unread: discarded, a reset */
+            R.fdq[k][!end].len = 0;
+        }
+        R.fd_closed[k][end] = true;
+    }
+}
+
+/* retain and release: the handle and its number stay as they were. */
+static void op_fd_ref(task_t *t, const op_t *o) {
+    unsigned k = o->chan, end = (o->arg >> 5) & 1;
+    gocc_fd_t *f = R.fd[k][end];
+    bool was_closing = fd_closing(k, end);
+    int num = gocc_fd_num(f);
+    if (gocc_fd_retain(f) != f) violation(t, "fd_retain returned another handle");
+    gocc_fd_release(f);
+    int now = gocc_fd_num(f);
+    if (now != num && now != -1)
+        violation(t, "fd_num %d became %d across retain/release", num, now);
+    if (now == -1 && !fd_closing(k, end)) violation(t, "fd_num -1 before its close began");
+    if (R.seq && (num == -1) != was_closing)
+        violation(t, "fd_num %d, model closed %d", num, was_closing);
+}
+
+static void fd_setup(void) {
+    memset(R.fdq, 0, sizeof R.fdq);
+    memset(R.fd_closed, 0, sizeof R.fd_closed);
+    memset(R.fd_reset, 0, sizeof R.fd_reset);
+    for (unsigned k = 0; k < R.nchan; k++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+            violation(NULL, "socketpair failed");
+        for (int e = 0; e < 2; e++) {
+            atomic_store(&R.fd_closes_ok[k][e], 0);
+            atomic_store(&R.fd_close_t0[k][e], 0);
+            R.fd[k][e] = gocc_fd_open(sv[e]);
+            if (R.fd[k][e] == NULL) violation(NULL, "gocc_fd_open failed");
+        }
+    }
+}
+
+/* After every task returned: take what is still queued toward each open
+ * end (recv, not through the handle), logged as the final drain, then
+ * close and release every end. */
+static void fd_drain_and_release(void) {
+    task_t *t = &R.task[0];
+    for (unsigned k = 0; k < R.nchan; k++)
+        for (unsigned end = 0; end < 2; end++) {
+            int fd = gocc_fd_num(R.fd[k][end]);
+            if (fd < 0) continue; /* closed by an op */
+            for (;;) {
+                val_t v;
+                ev_t *e = new_ev(t, EV_RECV, fd_chan(k, !end), OP_FD_READ);
+                e->t0 = tick();
+                ssize_t n = recv(fd, &v, sizeof v, MSG_DONTWAIT);
+                e->t1 = tick();
+                if (n < 0 && errno == ECONNRESET) { /* the other end's close, reported once */
+                    t->nev--;
+                    continue;
+                }
+                if (n != (ssize_t)sizeof v) {
+                    t->nev--; /* nothing taken */
+                    if (n > 0) violation(t, "drain of socketpair %u: a %zd-byte record", k, n);
+                    break;
+                }
+                check_val(t, &v, fd_chan(k, !end), "fd drain");
+                e->v = v;
+                e->rc = 0;
+                if (R.seq) {
+                    struct fdq *q = &R.fdq[k][!end];
+                    if (q->len == 0 || memcmp(&q->v[q->head], &v, sizeof v) != 0)
+                        violation(t, "drain of socketpair %u: a record the model does not hold", k);
+                    q->head = (q->head + 1) % MAX_OPS;
+                    q->len--;
+                }
+            }
+            if (R.seq && R.fdq[k][!end].len != 0)
+                violation(t, "drain of socketpair %u: %zu records the model holds are gone", k,
+                          R.fdq[k][!end].len);
+        }
+    for (unsigned k = 0; k < R.nchan; k++)
+        for (unsigned end = 0; end < 2; end++) {
+            int rc = gocc_fd_close(R.fd[k][end]);
+            if (rc == 0) atomic_fetch_add(&R.fd_closes_ok[k][end], 1);
+            if (atomic_load(&R.fd_closes_ok[k][end]) != 1)
+                violation(t, "socketpair %u end %u: %d closes returned 0", k, end,
+                          atomic_load(&R.fd_closes_ok[k][end]));
+            gocc_fd_release(R.fd[k][end]);
+            R.fd[k][end] = NULL;
+        }
+}
+
+/* A record written on a pair's end whose reader (the other end) an op
+ * closed may be lost with it. */
+static bool may_lose(unsigned chan) {
+    if (chan < FD_CHAN0) return false;
+    unsigned k = (chan - FD_CHAN0) / 2, end = (chan - FD_CHAN0) % 2;
+    return fd_closing(k, !end);
+}
+
 static void run_ops(task_t *t) {
     for (t->pc = 0; t->pc < t->nops; t->pc++) {
         const op_t *o = &t->ops[t->pc];
@@ -789,6 +1114,11 @@ static void run_ops(task_t *t) {
         case OP_YIELD: op_yield(t, o); break;
         case OP_NIL: op_nil(t, o); break;
         case OP_AFTER: op_after(t, o); break;
+        case OP_FD_WRITE: op_fd_write(t, o); break;
+        case OP_FD_READ: op_fd_read(t, o); break;
+        case OP_FD_WAIT: op_fd_wait(t, o); break;
+        case OP_FD_CLOSE: op_fd_close(t, o); break;
+        case OP_FD_REF: op_fd_ref(t, o); break;
         default: violation(t, "harness: opcode %u", o->code);
         }
         atomic_fetch_add_explicit(&R.progress, 1, memory_order_relaxed);
@@ -987,7 +1317,7 @@ static void analyse(void) {
         for (uint32_t s = 0; s < R.task[p].seq; s++) {
             const struct fate *f = &fate[p][s];
             if (f->send == NULL) violation(t0, "harness: value %u/%u has no send", p, s);
-            if (f->send->rc == 0 && f->ndeq == 0)
+            if (f->send->rc == 0 && f->ndeq == 0 && !may_lose(f->send->chan))
                 violation(t0,
                           "lost: task %u op #%zu (%s) sent seq %u on channel %u (returned 0); "
                           "never received, not buffered at the end",
@@ -999,55 +1329,62 @@ static void analyse(void) {
                           rc_name(f->send->rc), s);
         }
 
-    for (unsigned k = 0; k < R.nchan; k++) {
-        const ev_t *close_ok = NULL;
-        uint64_t closed_empty_seen = UINT64_MAX; /* earliest t1 of a recv that saw it */
-        for (unsigned r = 0; r <= R.ntask; r++)
-            for (size_t i = 0; i < R.task[r].nev; i++) {
-                const ev_t *e = &R.task[r].ev[i];
-                if (e->chan != k) continue;
-                if (e->kind == EV_CLOSE && e->rc == 0) {
-                    if (close_ok != NULL) violation(t0, "channel %u closed successfully twice", k);
-                    close_ok = e;
+    for (unsigned k = 0; k < N_LOGCHANS; k++) {
+        if (k >= R.nchan && k < FD_CHAN0) continue;
+        if (k >= FD_CHAN0 + 2 * R.nchan) break;
+        /* A channel's closes (a socketpair's are checked in fd_drain_and_release). */
+        if (k < FD_CHAN0) {
+            const ev_t *close_ok = NULL;
+            uint64_t closed_empty_seen = UINT64_MAX; /* earliest t1 of a recv that saw it */
+            for (unsigned r = 0; r <= R.ntask; r++)
+                for (size_t i = 0; i < R.task[r].nev; i++) {
+                    const ev_t *e = &R.task[r].ev[i];
+                    if (e->chan != k) continue;
+                    if (e->kind == EV_CLOSE && e->rc == 0) {
+                        if (close_ok != NULL)
+                            violation(t0, "channel %u closed successfully twice", k);
+                        close_ok = e;
+                    }
+                    if (e->kind == EV_RECV && e->rc == GOCC_ECLOSED && e->t1 < closed_empty_seen)
+                        closed_empty_seen = e->t1;
                 }
-                if (e->kind == EV_RECV && e->rc == GOCC_ECLOSED && e->t1 < closed_empty_seen)
-                    closed_empty_seen = e->t1;
-            }
-        if (close_ok == NULL) violation(t0, "channel %u: no close returned 0", k);
-        for (unsigned r = 0; r <= R.ntask; r++)
-            for (size_t i = 0; i < R.task[r].nev; i++) {
-                const ev_t *e = &R.task[r].ev[i];
-                if (e->chan != k || e->kind == EV_CLOSE) continue;
-                const char *op = op_names[e->code];
-                if (e->kind == EV_SEND && e->rc == 0 && e->t0 > close_ok->t1)
-                    violation(
-                        t0,
-                        "task %u op #%zu: %s on channel %u succeeded, begun after close returned",
-                        r, e->pc, op, k);
-                if (e->rc == GOCC_ECLOSED && e->t1 < close_ok->t0)
-                    violation(t0,
-                              "task %u op #%zu: %s on channel %u saw it closed before close began",
-                              r, e->pc, op, k);
-                if (e->try_ && e->rc == GOCC_EAGAIN && e->t0 > close_ok->t1)
-                    violation(
-                        t0,
-                        "task %u op #%zu: %s on channel %u said would-block, after close returned",
-                        r, e->pc, op, k);
-                if (e->kind == EV_RECV && e->rc == 0 && e->t0 > closed_empty_seen)
-                    violation(t0,
-                              "task %u op #%zu: %s on channel %u got a value after a receive "
-                              "saw it closed and empty",
-                              r, e->pc, op, k);
-            }
+            if (close_ok == NULL) violation(t0, "channel %u: no close returned 0", k);
+            for (unsigned r = 0; r <= R.ntask; r++)
+                for (size_t i = 0; i < R.task[r].nev; i++) {
+                    const ev_t *e = &R.task[r].ev[i];
+                    if (e->chan != k || e->kind == EV_CLOSE) continue;
+                    const char *op = op_names[e->code];
+                    if (e->kind == EV_SEND && e->rc == 0 && e->t0 > close_ok->t1)
+                        violation(t0,
+                                  "task %u op #%zu: %s on channel %u succeeded, begun after close "
+                                  "returned",
+                                  r, e->pc, op, k);
+                    if (e->rc == GOCC_ECLOSED && e->t1 < close_ok->t0)
+                        violation(
+                            t0,
+                            "task %u op #%zu: %s on channel %u saw it closed before close began", r,
+                            e->pc, op, k);
+                    if (e->try_ && e->rc == GOCC_EAGAIN && e->t0 > close_ok->t1)
+                        violation(t0,
+                                  "task %u op #%zu: %s on channel %u said would-block, after close "
+                                  "returned",
+                                  r, e->pc, op, k);
+                    if (e->kind == EV_RECV && e->rc == 0 && e->t0 > closed_empty_seen)
+                        violation(t0,
+                                  "task %u op #%zu: %s on channel %u got a value after a receive "
+                                  "saw it closed and empty",
+                                  r, e->pc, op, k);
+                }
+        }
         /* FIFO over every delivered value on k. */
         for (unsigned pa = 1; pa <= R.ntask; pa++)
             for (uint32_t sa = 0; sa < R.task[pa].seq; sa++) {
                 const struct fate *a = &fate[pa][sa];
-                if (a->send->chan != k || a->send->rc != 0) continue;
+                if (a->send->chan != k || a->send->rc != 0 || a->deq == NULL) continue;
                 for (unsigned pb = 1; pb <= R.ntask; pb++)
                     for (uint32_t sb = 0; sb < R.task[pb].seq; sb++) {
                         const struct fate *b = &fate[pb][sb];
-                        if (b->send->chan != k || b->send->rc != 0) continue;
+                        if (b->send->chan != k || b->send->rc != 0 || b->deq == NULL) continue;
                         if (a->send->t1 < b->send->t0 && b->deq->t1 < a->deq->t0)
                             violation(t0,
                                       "FIFO on channel %u: producer %u seq %u was sent before "
@@ -1135,6 +1472,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!decode(data, size)) return 0;
     int64_t start = gocc_now();
     setup(data);
+    fd_setup();
     if (R.seq) {
         run_ops(&R.task[1]);
     } else {
@@ -1148,6 +1486,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         violation(NULL, "gocc_tasks_live() is %zu 5 s after every task returned",
                   gocc_tasks_live());
     close_and_drain();
+    fd_drain_and_release();
     analyse();
     check_after_funcs();
     if (verbose) report_run(gocc_now() - start);

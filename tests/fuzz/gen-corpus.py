@@ -14,8 +14,12 @@ import os
 import random
 import sys
 
-OPS = ["send", "recv", "try_send", "try_recv", "select", "select_try", "close",
-       "cancel", "ctx_new", "len", "yield", "nil", "after_func"]
+CHAN_OPS = ["send", "recv", "try_send", "try_recv", "select", "select_try", "close",
+            "cancel", "ctx_new", "len", "yield", "nil", "after_func"]
+# Descriptor ops on socketpair k (the channel bits): extra bit 0 the end,
+# bit 1 (read, write) a context already done; fd_wait's events: extra >> 1
+# mod 3 + 1 (READ, WRITE, both).
+OPS = CHAN_OPS + ["fd_write", "fd_read", "fd_wait", "fd_close", "fd_ref"]
 OP = {name: i for i, name in enumerate(OPS)}
 
 # Context selectors in an op's arg byte.
@@ -65,6 +69,11 @@ def sleep(task=0, ctx=RUN):
 
 def nil(send, task=0, ctx=RUN):
     return op("nil", task, 0, ctx, 1 if send else 0)
+
+
+def fd(name, task=0, pair=0, end=0, ctx=RUN, try_=False, events=0):
+    """events (fd_wait): 0 READ, 1 WRITE, 2 both."""
+    return op(name, task, pair, ctx, (end & 1) | (try_ << 1) | (events << 1 if name == "fd_wait" else 0))
 
 
 def rep(n, *parts):
@@ -130,6 +139,22 @@ SEEDS["seq-four-channels"] = header(4, 1, [0, 1, 2, 3]) + \
     sel([(3, "s"), (2, "s"), (1, "s"), (0, "s")]) + sel([(3, "r"), (2, "r"), (1, "r"), (0, "r")]) + \
     op("close", chan=2) + sel([(2, "r"), (3, "r")], try_=True) + op("close", chan=2)
 
+SEEDS["seq-fd-records"] = header(1, 1, [0]) + rep(3, fd("fd_write", end=0)) + \
+    fd("fd_write", end=1) + rep(3, fd("fd_read", end=1)) + fd("fd_read", end=1) + \
+    fd("fd_wait", end=1, events=0) + fd("fd_wait", end=0, events=2) + fd("fd_wait", end=1, events=1) + \
+    fd("fd_ref", end=0) + fd("fd_write", end=0) + fd("fd_close", end=0) + fd("fd_read", end=1) + \
+    fd("fd_read", end=1) + fd("fd_write", end=1) + fd("fd_close", end=0) + fd("fd_read", end=0) + \
+    fd("fd_wait", end=0) + fd("fd_ref", end=0)
+# End 0 closes with a record unread: end 1's next call sees ECONNRESET, once,
+# and the record end 0 wrote before is still there for the final drain.
+SEEDS["seq-fd-reset-then-drain"] = header(1, 1, [0]) + fd("fd_write", end=0) + \
+    fd("fd_write", end=1) + fd("fd_close", end=0)
+SEEDS["seq-fd-done-contexts"] = header(2, 1, [0, 0], kinds=(TIMEOUT, CANCEL, CANCEL), ms=(0, 0, 0)) + \
+    fd("fd_write", 0, 1, 0, try_=True) + fd("fd_read", 0, 1, 1, try_=True) + fd("fd_read", 0, 1, 1) + \
+    fd("fd_read", 0, 0, 0, ctx=S1) + fd("fd_write", 0, 0, 1, ctx=S1) + sleep(ctx=RUN) + \
+    sleep(ctx=RUN) + fd("fd_read", 0, 0, 0, ctx=S1) + cancel(2) + fd("fd_read", 0, 0, 0, ctx=S2) + \
+    fd("fd_read", 0, 0, 0, ctx=S2, try_=True) + fd("fd_close", 0, 1, 1) + fd("fd_write", 0, 1, 0)
+
 # ---- several tasks at once: logged, then checked for loss, duplication, FIFO, close ----
 SEEDS["conc-pingpong-unbuffered"] = header(1, 2, [0]) + rep(6, op("send", 0), op("recv", 1))
 SEEDS["conc-pingpong-two-way"] = header(2, 2, [0, 0]) + \
@@ -177,14 +202,27 @@ SEEDS["conc-len-under-load"] = header(1, 3, [3]) + rep(8, op("send", 0), op("len
 SEEDS["conc-four-channels-four-tasks"] = header(4, 4, [0, 1, 2, 3]) + \
     rep(3, *(op("send", t, t) + sel([((t + 1) % 4, "r"), ((t + 2) % 4, "r")], task=t) for t in range(4))) + \
     b"".join(op("close", t, t) for t in range(4))
+SEEDS["conc-fd-writers-readers"] = header(1, 4, [0]) + \
+    rep(6, fd("fd_write", 0, 0, 0), fd("fd_write", 1, 0, 0), fd("fd_read", 2, 0, 1), fd("fd_read", 3, 0, 1))
+SEEDS["conc-fd-two-way"] = header(2, 2, [0, 0]) + \
+    rep(5, fd("fd_write", 0, 0, 0), fd("fd_read", 1, 0, 1), fd("fd_write", 1, 1, 1), fd("fd_read", 0, 1, 0))
+SEEDS["conc-fd-close-wakes-readers"] = header(1, 3, [0]) + fd("fd_read", 0, 0, 1) + \
+    fd("fd_wait", 1, 0, 1, events=0) + sleep(2) + sleep(2) + fd("fd_close", 2, 0, 1) + \
+    fd("fd_write", 2, 0, 0) + fd("fd_read", 0, 0, 1) + fd("fd_ref", 1, 0, 1)
+SEEDS["conc-fd-peer-close"] = header(1, 3, [0]) + rep(3, fd("fd_write", 0, 0, 0)) + \
+    fd("fd_close", 0, 0, 0) + rep(5, fd("fd_read", 1, 0, 1)) + fd("fd_write", 2, 0, 1) + \
+    fd("fd_wait", 2, 0, 1, events=2)
+SEEDS["conc-fd-deadlines"] = header(1, 3, [0], kinds=(TIMEOUT, TIMEOUT, CANCEL), ms=(0, 1, 0)) + \
+    rep(4, fd("fd_read", 0, 0, 1, ctx=S1), fd("fd_read", 1, 0, 1, ctx=S2), fd("fd_write", 2, 0, 0),
+        sleep(2)) + cancel(3, task=2) + fd("fd_read", 0, 0, 1, ctx=S3)
 
 
-def random_program(rng, nops):
+def random_program(rng, nops, ops=CHAN_OPS):
     nchan, ntask = rng.randint(1, 4), rng.randint(1, 4)
     out = header(nchan, ntask, [rng.randint(0, 3) for _ in range(4)],
                  [rng.randint(0, 3) for _ in range(3)], [rng.randint(0, 3) for _ in range(3)])
     for _ in range(nops):
-        b = rng.randrange(256) & 0xC0 | rng.randrange(len(OPS))
+        b = rng.randrange(256) & 0xC0 | rng.randrange(len(ops))
         out += bytes([b, rng.randrange(256)])
         if b & 0x3F in (OP["select"], OP["select_try"]):
             out += bytes(rng.randrange(16) for _ in range(4))
@@ -193,6 +231,8 @@ def random_program(rng, nops):
 
 for i in range(8):
     SEEDS["random-%02d" % i] = random_program(random.Random(1000 + i), 8 + 6 * i)
+for i in range(4):
+    SEEDS["random-fd-%02d" % i] = random_program(random.Random(2000 + i), 12 + 8 * i, OPS)
 
 
 def main():

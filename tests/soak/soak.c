@@ -41,6 +41,13 @@
  *             them unsubscribed half way
  *   ratelimit allow and wait (with deadlines) against one bucket
  *   snapshot  readers borrowing while writers store or compare-and-swap
+ *   fdecho    1..4 socketpairs through gocc_fd_*: per pair a writer task
+ *             sends counted messages in batches, an echo task on the other
+ *             end writes back what it reads, a reader task takes them back;
+ *             reads under short deadlines (a timeout consumes nothing, the
+ *             call is retried), shutdown(SHUT_WR) ends each direction.
+ *             Every message checked, in order per pair; bytes written,
+ *             echoed and read back compared
  *
  * Every message carries (producer, seq) and a check word; the sinks verify
  * that nothing is lost, duplicated, corrupted or delivered that its sender
@@ -97,6 +104,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,12 +165,13 @@ enum kind {
     K_PUBSUB,
     K_RATE,
     K_SNAP,
+    K_FDECHO,
     K_COUNT
 };
 
 static const char *const kind_name[K_COUNT] = {
     "pipeline", "merge",  "select", "group",     "workpool", "objpool",
-    "timer",    "cancel", "pubsub", "ratelimit", "snapshot",
+    "timer",    "cancel", "pubsub", "ratelimit", "snapshot", "fdecho",
 };
 
 static _Atomic uint64_t g_ops[K_COUNT];    /* operations done */
@@ -590,6 +599,10 @@ struct sel_round {
     _Atomic uint64_t timeouts;
     gocc_waitgroup_t wg;
 };
+
+/* Totals over every round, printed in the summary. */
+static _Atomic uint64_t g_fe_bytes;    /* bytes read back, each one checked */
+static _Atomic uint64_t g_fe_timeouts; /* reads whose deadline came first */
 
 static int sel_producer(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
@@ -1629,11 +1642,178 @@ static void round_snapshot(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* fdecho: counted messages through socketpairs and gocc_fd_* */
+
+#define FE_MAX_PAIRS 4
+
+typedef struct fe_round fe_round;
+typedef struct fe_pair {
+    fe_round *r;
+    uint32_t id;
+    gocc_fd_t *a, *b;             /* a: the writer's and reader's end; b: the echo's */
+    _Atomic uint64_t wrote, echoed, got; /* bytes: written to a, echoed by b, read from a */
+} fe_pair;
+
+struct fe_round {
+    tracker_t tr;
+    uint32_t pairs, per;
+    fe_pair p[FE_MAX_PAIRS];
+    _Atomic uint64_t timeouts;
+    gocc_waitgroup_t wg;
+};
+
+/* A read on @p f that may time out (a deadline of 0..2 ms, one call in
+ * two): a timeout consumed nothing, so it is simply retried. Returns what
+ * gocc_fd_read returned otherwise. */
+static ssize_t fe_read(fe_round *r, gocc_fd_t *f, void *buf, size_t n) {
+    for (;;) {
+        gocc_ctx_t *c = NULL;
+        if (rnd(2)) c = xctx(K_FDECHO, gocc_ctx_with_timeout(NULL, rnd(2000) * GOCC_MICROSECOND));
+        ssize_t got = gocc_fd_read(f, buf, n, c);
+        if (c != NULL) ctx_end(c);
+        if (got != GOCC_EDEADLINE) return got;
+        atomic_fetch_add(&r->timeouts, 1);
+    }
+}
+
+static int fe_writer(gocc_ctx_t *ctx, void *arg) {
+    fe_pair *p = arg;
+    fe_round *r = p->r;
+    msg_t batch[8];
+    for (uint32_t seq = 0; seq < r->per;) {
+        uint32_t k = 1 + rnd(8);
+        if (k > r->per - seq) k = r->per - seq;
+        for (uint32_t i = 0; i < k; i++) batch[i] = msg_make(p->id, seq + i);
+        size_t written = 0;
+        ssize_t rc = gocc_fd_write(p->a, batch, k * sizeof(msg_t), &written, ctx);
+        atomic_fetch_add(&p->wrote, written);
+        if (rc != (ssize_t)(k * sizeof(msg_t))) {
+            fail(K_FDECHO, "write: %s (%zu of %zu bytes)", gocc_strerror((int)rc), written,
+                 k * sizeof(msg_t));
+            break;
+        }
+        for (uint32_t i = 0; i < k; i++) tracker_sent(&r->tr, &batch[i]);
+        seq += k;
+    }
+    if (shutdown(gocc_fd_num(p->a), SHUT_WR) != 0) fail(K_FDECHO, "shutdown: errno %d", errno);
+    gocc_waitgroup_done(&r->wg);
+    return 0;
+}
+
+/* Writes back what it reads, in reads of random size, until end of file. */
+static int fe_echo(gocc_ctx_t *ctx, void *arg) {
+    fe_pair *p = arg;
+    fe_round *r = p->r;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = fe_read(r, p->b, buf, 1 + rnd(sizeof buf));
+        if (n == 0) break;
+        if (n < 0) {
+            fail(K_FDECHO, "echo read: %s", gocc_strerror((int)n));
+            break;
+        }
+        size_t written = 0;
+        ssize_t rc = gocc_fd_write(p->b, buf, (size_t)n, &written, ctx);
+        atomic_fetch_add(&p->echoed, written);
+        if (rc != n) {
+            fail(K_FDECHO, "echo write: %s", gocc_strerror((int)rc));
+            break;
+        }
+    }
+    if (shutdown(gocc_fd_num(p->b), SHUT_WR) != 0) fail(K_FDECHO, "shutdown: errno %d", errno);
+    gocc_waitgroup_done(&r->wg);
+    return 0;
+}
+
+/* Reads the echoed stream until end of file, reassembling messages that
+ * arrive split; each must be the pair's next one. */
+static int fe_reader(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    fe_pair *p = arg;
+    fe_round *r = p->r;
+    union {
+        msg_t m[32];
+        char c[32 * sizeof(msg_t)];
+    } buf;
+    size_t have = 0;
+    uint32_t next = 0;
+    for (;;) {
+        ssize_t n = fe_read(r, p->a, buf.c + have, sizeof buf - have);
+        if (n == 0) break;
+        if (n < 0) {
+            fail(K_FDECHO, "read: %s", gocc_strerror((int)n));
+            break;
+        }
+        atomic_fetch_add(&p->got, (uint64_t)n);
+        have += (size_t)n;
+        size_t whole = have / sizeof(msg_t);
+        for (size_t i = 0; i < whole; i++) {
+            msg_t m;
+            memcpy(&m, &buf.m[i], sizeof m);
+            if (m.producer != p->id || m.seq != next)
+                fail(K_FDECHO, "pair %" PRIu32 ": message (%" PRIu32 ", %" PRIu32
+                               ") where (%" PRIu32 ", %" PRIu32 ") was next",
+                     p->id, m.producer, m.seq, p->id, next);
+            tracker_seen(&r->tr, &m);
+            next = m.seq + 1;
+        }
+        add_ops(K_FDECHO, whole);
+        memmove(buf.c, buf.c + whole * sizeof(msg_t), have - whole * sizeof(msg_t));
+        have -= whole * sizeof(msg_t);
+    }
+    if (have != 0) fail(K_FDECHO, "pair %" PRIu32 ": %zu stray bytes at the end", p->id, have);
+    gocc_waitgroup_done(&r->wg);
+    return 0;
+}
+
+static void round_fdecho(void) {
+    fe_round *r = xcalloc(K_FDECHO, 1, sizeof *r);
+    r->pairs = 1 + rnd((uint32_t)wide(FE_MAX_PAIRS));
+    r->per = sc(500 + rnd(2000));
+    r->wg = (gocc_waitgroup_t)GOCC_WAITGROUP_INIT;
+    tracker_init(&r->tr, K_FDECHO, r->pairs, r->per);
+    for (uint32_t i = 0; i < r->pairs; i++) {
+        fe_pair *p = &r->p[i];
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            fatal(K_FDECHO, "socketpair");
+        p->r = r;
+        p->id = i;
+        p->a = gocc_fd_open(sv[0]);
+        p->b = gocc_fd_open(sv[1]);
+        if (p->a == NULL || p->b == NULL) fatal(K_FDECHO, "gocc_fd_open");
+    }
+    for (uint32_t i = 0; i < r->pairs; i++) {
+        spawn(K_FDECHO, &r->wg, fe_echo, NULL, &r->p[i]);
+        spawn(K_FDECHO, &r->wg, fe_reader, NULL, &r->p[i]);
+        spawn(K_FDECHO, &r->wg, fe_writer, NULL, &r->p[i]);
+    }
+    wait_all(K_FDECHO, &r->wg, "socketpair echo round");
+    uint64_t bytes = (uint64_t)r->per * sizeof(msg_t);
+    for (uint32_t i = 0; i < r->pairs; i++) {
+        fe_pair *p = &r->p[i];
+        uint64_t w = atomic_load(&p->wrote), e = atomic_load(&p->echoed), g = atomic_load(&p->got);
+        if (w != bytes || e != bytes || g != bytes)
+            fail(K_FDECHO, "pair %" PRIu32 ": %" PRIu64 " bytes written, %" PRIu64
+                           " echoed, %" PRIu64 " read back; %" PRIu64 " expected",
+                 i, w, e, g, bytes);
+        atomic_fetch_add(&g_fe_bytes, g);
+        if (gocc_fd_close(p->a) != 0 || gocc_fd_close(p->b) != 0) fail(K_FDECHO, "close");
+        gocc_fd_release(p->a);
+        gocc_fd_release(p->b);
+    }
+    atomic_fetch_add(&g_fe_timeouts, atomic_load(&r->timeouts));
+    tracker_finish(&r->tr, 0);
+    free(r);
+}
+
+/* ------------------------------------------------------------------------ */
 /* drivers */
 
 static void (*const rounds[K_COUNT])(void) = {
     round_pipeline, round_merge,  round_select, round_group,     round_workpool, round_objpool,
     round_timer,    round_cancel, round_pubsub, round_ratelimit, round_snapshot,
+    round_fdecho,
 };
 
 static _Atomic int g_drivers_left;
@@ -1825,7 +2005,7 @@ static void usage(const char *prog) {
             "  -d  run time (default 30)       -r  report period (default 5)\n"
             "  -j  drivers per kind (1)        -S  random seed (default: the clock)\n"
             "  -k  a comma-separated subset of pipeline,merge,select,group,workpool,\n"
-            "      objpool,timer,cancel,pubsub,ratelimit,snapshot (default: all)\n"
+            "      objpool,timer,cancel,pubsub,ratelimit,snapshot,fdecho (default: all)\n"
             "  -L  leak BYTES per round on purpose (the plateau checks must fail)\n"
             "  -M  first block TASKS tasks at once, report their cost, wake them all\n",
             prog);
@@ -1928,6 +2108,10 @@ int main(int argc, char **argv) {
                (uint64_t)atomic_load(&g_rounds[k]), (uint64_t)atomic_load(&g_lost[k]),
                (uint64_t)atomic_load(&g_dup[k]));
     }
+    if (enabled[K_FDECHO])
+        printf("  fdecho: %" PRIu64 " bytes echoed and read back, every one checked;"
+               " %" PRIu64 " reads timed out and were retried\n",
+               (uint64_t)atomic_load(&g_fe_bytes), (uint64_t)atomic_load(&g_fe_timeouts));
     printf("  rss:  first third %.1f MiB (high-water), last third peak %.1f MiB (limit %.1f),"
            " final %.1f MiB, process high-water %.1f MiB\n",
            MiB(rss.first), MiB(rss.last), MiB(rss.limit), MiB(rss_bytes()), MiB(hwm_bytes()));
