@@ -205,6 +205,11 @@ int main(void) {
     } else {
         check(false, "started the map owner");
     }
+    /* The owner waits in its receive now (every request was answered):
+     * make sure it is parked there, so the cancel below is what ends it
+     * and not a check of ctx made before it blocked. */
+    check(!owner_started || example_wait_blocked(1, 5 * GOCC_SECOND),
+          "the owner blocked waiting for requests");
     gocc_ctx_cancel(ctx); /* the owner returns */
     gocc_ctx_release(ctx);
     gocc_chan_release(in);
