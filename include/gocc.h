@@ -79,6 +79,25 @@ extern "C" {
 #define GOCC_API
 #endif
 
+/**
+ * Marks a constructor whose result must be used: a NULL it returns (no
+ * memory, a bad argument) passed on unchecked is a silent bug (a NULL
+ * context means "never cancelled": a bounded wait becomes a hang). C23 and
+ * C++17 spell it [[nodiscard]]; GCC and Clang warn_unused_result (which a
+ * cast to void does not silence: check the result); empty elsewhere.
+ */
+#if defined(__cplusplus) && defined(__has_cpp_attribute)
+#if __has_cpp_attribute(nodiscard) && __cplusplus >= 201703L
+#define GOCC_NODISCARD [[nodiscard]]
+#endif
+#endif
+#if !defined(GOCC_NODISCARD) && defined(__GNUC__)
+#define GOCC_NODISCARD __attribute__((warn_unused_result))
+#endif
+#if !defined(GOCC_NODISCARD)
+#define GOCC_NODISCARD
+#endif
+
 /** @name Version */
 /** @{ */
 #define GOCC_VERSION_MAJOR 0 /**< major version of this header (semantic versioning) */
@@ -292,7 +311,7 @@ GOCC_API int gocc_runtime_shutdown(void);
  * @return the channel with one reference owned by the caller, or NULL with
  *         errno ENOMEM (or EINVAL when elem_size * capacity overflows).
  */
-GOCC_API gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity);
+GOCC_NODISCARD GOCC_API gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity);
 
 /** Add a reference. @return @p ch (NULL stays NULL). */
 GOCC_API gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch);
@@ -439,10 +458,10 @@ GOCC_API gocc_ctx_t *gocc_ctx_background(void);
  * born done. Owner pattern: create, use, gocc_ctx_cancel, gocc_ctx_release.
  * @return the context (one reference), or NULL with errno ENOMEM.
  */
-GOCC_API gocc_ctx_t *gocc_ctx_with_cancel(gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_cancel(gocc_ctx_t *parent);
 
 /** with_deadline(parent, gocc_now() + timeout_ns). */
-GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_ns);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_ns);
 
 /**
  * A cancellable child that becomes done with GOCC_EDEADLINE at
@@ -451,7 +470,7 @@ GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_n
  * one timer thread.
  * @return the context, or NULL with errno ENOMEM / EAGAIN (no timer thread).
  */
-GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline_ns);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline_ns);
 
 /**
  * A child carrying @p key -> @p value (keys compare by pointer). Done when
@@ -461,10 +480,10 @@ GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline
  * @return the context (one reference), or NULL with errno EINVAL (NULL
  *         @p key) or ENOMEM.
  */
-GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
 
 /** A child with the parent's values that is never done. */
-GOCC_API gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent);
 
 /**
  * Cancel @p ctx and every descendant with GOCC_ECANCELED. Idempotent, any
@@ -545,7 +564,7 @@ typedef struct gocc_ticker gocc_ticker_t;
  * channel after @p d_ns (<= 0: at once). All timers share one timer thread.
  * @return the timer, or NULL with errno ENOMEM / EAGAIN.
  */
-GOCC_API gocc_timer_t *gocc_timer_new(int64_t d_ns);
+GOCC_NODISCARD GOCC_API gocc_timer_t *gocc_timer_new(int64_t d_ns);
 
 /** The timer's channel (capacity 1), borrowed: valid until gocc_timer_free
  *  unless retained. */
@@ -571,7 +590,7 @@ GOCC_API void gocc_timer_free(gocc_timer_t *t);
  * @p period_ns; ticks are dropped for a slow receiver.
  * @return the ticker, or NULL with errno EINVAL (period <= 0), ENOMEM, EAGAIN.
  */
-GOCC_API gocc_ticker_t *gocc_ticker_new(int64_t period_ns);
+GOCC_NODISCARD GOCC_API gocc_ticker_t *gocc_ticker_new(int64_t period_ns);
 
 /** The ticker's channel, borrowed like gocc_timer_chan. */
 GOCC_API gocc_chan_t *gocc_ticker_chan(gocc_ticker_t *t);
@@ -611,7 +630,7 @@ typedef struct gocc_group gocc_group_t;
  * cause, and when gocc_group_wait returns.
  * @return the group, or NULL with errno ENOMEM.
  */
-GOCC_API gocc_group_t *gocc_group_new(gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_group_t *gocc_group_new(gocc_ctx_t *parent);
 
 /** The group's context, borrowed: valid until gocc_group_free. */
 GOCC_API gocc_ctx_t *gocc_group_ctx(gocc_group_t *g);
@@ -715,7 +734,7 @@ typedef struct gocc_sem gocc_sem_t;
 
 /** A semaphore of total weight @p size (>= 0). @return it, or NULL with
  *  errno EINVAL / ENOMEM. */
-GOCC_API gocc_sem_t *gocc_sem_new(int64_t size);
+GOCC_NODISCARD GOCC_API gocc_sem_t *gocc_sem_new(int64_t size);
 
 /**
  * Take weight @p n, waiting in strict FIFO order: a large request at the head
@@ -781,11 +800,11 @@ typedef struct gocc_workpool_options {
  * counts as idle), and try_submit sheds when there is none. @return the pool, or NULL with errno EINVAL (workers == 0),
  * ENOMEM or EAGAIN (no thread).
  */
-GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
 
 /** An adaptive pool: min_workers always, up to max_workers while the queue
  *  backs up; surplus workers exit after idle_timeout_ns. */
-GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *opts,
+GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *opts,
                                                  gocc_ctx_t *parent);
 
 /**
@@ -842,7 +861,7 @@ typedef struct gocc_pool gocc_pool_t;
  * @return the pool, or NULL with errno EINVAL (NULL free_fn) / ENOMEM /
  *         EAGAIN (the timer thread could not be started).
  */
-GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
+GOCC_NODISCARD GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
                                     void *ud);
 
 /** A cached object (the one this thread put last, if any), else new_fn(ud),
@@ -905,7 +924,7 @@ typedef struct gocc_ratelimit gocc_ratelimit_t;
  * tokens are ever given) but not negative, NaN or infinite; @p burst >= 1.
  * @return the limiter, or NULL with errno EINVAL / ENOMEM.
  */
-GOCC_API gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst);
+GOCC_NODISCARD GOCC_API gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst);
 
 /** Take @p n tokens now if the bucket holds them (true), else take nothing
  *  (false). Never blocks; false for @p n < 0 or NULL @p rl. */
@@ -949,7 +968,7 @@ typedef struct gocc_pubsub gocc_pubsub_t;
 
 /** A broadcaster of elements of @p elem_size bytes (> 0).
  *  @return the broadcaster, or NULL with errno EINVAL / ENOMEM. */
-GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
+GOCC_NODISCARD GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
 
 /**
  * A new subscriber: a channel with room for @p buffer elements (>= 1) that
@@ -960,7 +979,7 @@ GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
  * @return the channel, or NULL with errno EINVAL (buffer 0), ENOMEM, or
  *         EPIPE (the broadcaster is closed).
  */
-GOCC_API gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer);
+GOCC_NODISCARD GOCC_API gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer);
 
 /**
  * Offer @p elem to every subscriber without blocking: a subscriber whose
@@ -1013,7 +1032,7 @@ typedef struct gocc_snapshot gocc_snapshot_t;
  * free it twice).
  * @return the snapshot, or NULL with errno ENOMEM.
  */
-GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
+GOCC_NODISCARD GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
                                             void *ud);
 
 /** A borrow of a snapshot's value (on the caller's stack). */
@@ -1110,7 +1129,7 @@ enum {
  *         ENOMEM, or EAGAIN (the poller thread could not be started). On
  *         failure nothing was adopted: the caller still owns @p fd.
  */
-GOCC_API gocc_fd_t *gocc_fd_open(int fd);
+GOCC_NODISCARD GOCC_API gocc_fd_t *gocc_fd_open(int fd);
 
 /** Add a reference. @return @p f (NULL stays NULL). */
 GOCC_API gocc_fd_t *gocc_fd_retain(gocc_fd_t *f);
