@@ -397,6 +397,30 @@ static void test_misuse_strerror_eagain(void **state) {
         fail_msg("GOCC_EAGAIN reads \"%s\"", gocc_strerror(GOCC_EAGAIN));
 }
 
+#if defined(GOCC_FAULT_INJECTION)
+static int nothing(gocc_ctx_t *ctx, void *arg) {
+    (void)ctx;
+    (void)arg;
+    return 0;
+}
+
+/* The issue's case itself: an own_thread task whose thread cannot be made
+ * (the first thread creation fails) is GOCC_EAGAIN, and its text says
+ * that no thread could be started. */
+static void test_misuse_go_no_thread(void **state) {
+    (void)state;
+    TEST_NAME();
+    gocc_task_opts_t o = {.own_thread = true, .stack_size = 256 * 1024};
+    gocc__fault_arm(0, 1);
+    int rc = gocc_go_opts(nothing, NULL, NULL, &o);
+    long injected = gocc__fault_injected();
+    gocc__fault_disarm();
+    assert_int_equal(injected, 1);
+    assert_int_equal(rc, GOCC_EAGAIN);
+    assert_non_null(strstr(gocc_strerror(rc), "no thread could be started"));
+}
+#endif
+
 int main(void) {
     test_watchdog_install("test-misuse", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
@@ -406,6 +430,9 @@ int main(void) {
         GOCC_TEST(test_misuse_dump_counts_objects),
         GOCC_TEST(test_misuse_leakcheck_line),
         GOCC_TEST(test_misuse_strerror_eagain),
+#if defined(GOCC_FAULT_INJECTION)
+        GOCC_TEST(test_misuse_go_no_thread),
+#endif
         GOCC_TEST(test_misuse_shutdown_says_why), /* last: it stops the runtime */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
