@@ -79,12 +79,34 @@ extern "C" {
 #define GOCC_API
 #endif
 
+/**
+ * Marks a constructor whose result must be used: a NULL it returns (no
+ * memory, a bad argument) passed on unchecked is a silent bug (a NULL
+ * context means "never cancelled": a bounded wait becomes a hang). C23 and
+ * C++17 spell it [[nodiscard]]; GCC and Clang warn_unused_result (which a
+ * cast to void does not silence: check the result); empty elsewhere.
+ */
+#if defined(__cplusplus) && defined(__has_cpp_attribute)
+#if __has_cpp_attribute(nodiscard) && __cplusplus >= 201703L
+#define GOCC_NODISCARD [[nodiscard]]
+#endif
+#endif
+#if !defined(GOCC_NODISCARD) && defined(__GNUC__)
+#define GOCC_NODISCARD __attribute__((warn_unused_result))
+#endif
+#if !defined(GOCC_NODISCARD)
+#define GOCC_NODISCARD
+#endif
+
 /** @name Version */
 /** @{ */
 #define GOCC_VERSION_MAJOR 0 /**< major version of this header (semantic versioning) */
 #define GOCC_VERSION_MINOR 1 /**< minor version of this header */
 #define GOCC_VERSION_PATCH 0 /**< patch version of this header */
-/** The library's version as "MAJOR.MINOR.PATCH" (that of the linked library). */
+/**
+ * The library's version as "MAJOR.MINOR.PATCH" (that of the linked library).
+ * @return the version string, static; never NULL.
+ */
 GOCC_API const char *gocc_version(void);
 /** @} */
 
@@ -113,7 +135,11 @@ GOCC_API const char *gocc_version(void);
  */
 GOCC_API const char *gocc_strerror(int err);
 
-/** Nanoseconds on the monotonic clock (CLOCK_MONOTONIC). */
+/**
+ * Nanoseconds on the monotonic clock (CLOCK_MONOTONIC).
+ * @return nanoseconds since an arbitrary start (never negative, never
+ *         decreasing).
+ */
 GOCC_API int64_t gocc_now(void);
 
 /** @} */
@@ -145,7 +171,10 @@ typedef int (*gocc_fn)(gocc_ctx_t *ctx, void *arg);
  * is counted in gocc_tasks_live() before this call returns.
  *
  * @return 0; GOCC_EINVAL if fn is NULL; GOCC_ENOMEM (no task record or
- *         stack); GOCC_EAGAIN when no worker thread can be made to run it.
+ *         stack); GOCC_EAGAIN when no thread could be made to run it (the
+ *         runtime has no worker yet and pthread_create failed, or the
+ *         max_threads limit is reached; gocc_strerror says "no thread
+ *         could be started"). No task started in any of these cases.
  */
 GOCC_API int gocc_go(gocc_fn fn, gocc_ctx_t *ctx, void *arg);
 
@@ -183,6 +212,7 @@ GOCC_API void gocc_yield(void);
  * Number of tasks started by any part of the library whose function has not
  * returned yet. Exact. A drop is release/acquire ordered: a caller that sees
  * it also sees every write the finished task made.
+ * @return the count; 0 when no task is running.
  */
 GOCC_API size_t gocc_tasks_live(void);
 
@@ -229,8 +259,12 @@ GOCC_API int gocc_runtime_configure(const gocc_runtime_config_t *cfg);
 /** Current runtime settings (defaults filled in) into @p out. */
 GOCC_API void gocc_runtime_config_get(gocc_runtime_config_t *out);
 
-/** Number of OS threads that run tasks now: scheduler workers and
- *  own_thread threads (running a task or idle). */
+/**
+ * Number of OS threads that run tasks now: scheduler workers and
+ * own_thread threads (running a task or idle).
+ * @return the count; 0 before the runtime started or after
+ *         gocc_runtime_shutdown.
+ */
 GOCC_API size_t gocc_runtime_threads(void);
 
 /** Memory functions for every allocation libgocc makes (not stacks: OS
@@ -274,7 +308,10 @@ GOCC_API int gocc_runtime_set_allocator(const gocc_allocator_t *a);
  *         contexts with a deadline or rate limiters not yet freed, object
  *         pools or worker pools alive, descriptor handles (gocc_fd_t) not
  *         yet released, gocc_watch_stuck or
- *         gocc_dump_on_signal on): what could stop did.
+ *         gocc_dump_on_signal on): what could stop did. Nothing is
+ *         printed; until a later shutdown succeeds, gocc_dump says what
+ *         held this one (a line after the object counts: tasks, busy
+ *         threads, timers in use, the watch thread, registered fds).
  */
 GOCC_API int gocc_runtime_shutdown(void);
 
@@ -293,7 +330,7 @@ GOCC_API int gocc_runtime_shutdown(void);
  * @return the channel with one reference owned by the caller, or NULL with
  *         errno ENOMEM (or EINVAL when elem_size * capacity overflows).
  */
-GOCC_API gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity);
+GOCC_NODISCARD GOCC_API gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity);
 
 /** Add a reference. @return @p ch (NULL stays NULL). */
 GOCC_API gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch);
@@ -327,12 +364,21 @@ GOCC_API int gocc_chan_send(gocc_chan_t *ch, const void *elem, gocc_ctx_t *ctx);
  */
 GOCC_API int gocc_chan_recv(gocc_chan_t *ch, void *out, gocc_ctx_t *ctx);
 
-/** gocc_chan_send without blocking: GOCC_EAGAIN where it would block
- *  (always for a NULL channel). Fails without taking the lock when the
- *  answer is plain. */
+/**
+ * gocc_chan_send without blocking: GOCC_EAGAIN where it would block
+ * (always for a NULL channel). Fails without taking the lock when the
+ * answer is plain.
+ * @return 0 (sent); GOCC_EAGAIN (it would block, or a NULL channel);
+ *         GOCC_ECLOSED (closed: nothing sent); GOCC_EINVAL (NULL @p elem with a
+ *         non-zero element size).
+ */
 GOCC_API int gocc_chan_try_send(gocc_chan_t *ch, const void *elem);
 
-/** gocc_chan_recv without blocking: GOCC_EAGAIN where it would block. */
+/**
+ * gocc_chan_recv without blocking: GOCC_EAGAIN where it would block.
+ * @return 0 (received); GOCC_EAGAIN (it would block, or a NULL channel);
+ *         GOCC_ECLOSED (closed and drained: @p out zero-filled).
+ */
 GOCC_API int gocc_chan_try_recv(gocc_chan_t *ch, void *out);
 
 /**
@@ -342,13 +388,22 @@ GOCC_API int gocc_chan_try_recv(gocc_chan_t *ch, void *out);
  */
 GOCC_API int gocc_chan_close(gocc_chan_t *ch);
 
-/** Number of buffered values (0 for NULL). A snapshot. */
+/**
+ * Number of buffered values (0 for NULL). A snapshot.
+ * @return the number of buffered values; 0 for NULL.
+ */
 GOCC_API size_t gocc_chan_len(gocc_chan_t *ch);
 
-/** Capacity given at creation (0 for NULL). */
+/**
+ * Capacity given at creation (0 for NULL).
+ * @return the capacity; 0 for NULL.
+ */
 GOCC_API size_t gocc_chan_cap(gocc_chan_t *ch);
 
-/** Element size given at creation (0 for NULL). */
+/**
+ * Element size given at creation (0 for NULL).
+ * @return the element size; 0 for NULL.
+ */
 GOCC_API size_t gocc_chan_elem_size(const gocc_chan_t *ch);
 
 /**
@@ -359,8 +414,13 @@ GOCC_API size_t gocc_chan_elem_size(const gocc_chan_t *ch);
  */
 GOCC_API int gocc_chan_send_sized(gocc_chan_t *ch, const void *elem, size_t size, gocc_ctx_t *ctx);
 
-/** gocc_chan_recv that first checks the size of @p out's object, as
- *  gocc_chan_send_sized. */
+/**
+ * gocc_chan_recv that first checks the size of @p out's object, as
+ * gocc_chan_send_sized.
+ * @return GOCC_EINVAL (nothing received) when @p size differs from the
+ *         channel's element size, and for a NULL channel; otherwise as
+ *         gocc_chan_recv.
+ */
 GOCC_API int gocc_chan_recv_sized(gocc_chan_t *ch, void *out, size_t size, gocc_ctx_t *ctx);
 
 /**
@@ -421,8 +481,15 @@ typedef struct gocc_case {
  */
 GOCC_API int gocc_select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx);
 
-/** Go's select with a default branch: the index of a ready case, else
- *  GOCC_EAGAIN. */
+/**
+ * Go's select with a default branch: the index of a ready case, else
+ * GOCC_EAGAIN.
+ * @return the index of the case that proceeded (check its ok); GOCC_EAGAIN when
+ *         none is ready (also for no cases); GOCC_EINVAL (NULL @p cases with n
+ *         > 0, a case direction that is neither GOCC_SEND nor GOCC_RECV, or too
+ *         many cases); GOCC_ENOMEM (no memory for the poll order of many
+ *         cases).
+ */
 GOCC_API int gocc_select_try(gocc_case_t *cases, size_t n);
 
 /** @} */
@@ -431,7 +498,10 @@ GOCC_API int gocc_select_try(gocc_case_t *cases, size_t n);
 /** @name Contexts */
 /** @{ */
 
-/** The root context: never done; retain/release are no-ops. */
+/**
+ * The root context: never done; retain/release are no-ops.
+ * @return the background context, static; never NULL.
+ */
 GOCC_API gocc_ctx_t *gocc_ctx_background(void);
 
 /**
@@ -440,10 +510,16 @@ GOCC_API gocc_ctx_t *gocc_ctx_background(void);
  * born done. Owner pattern: create, use, gocc_ctx_cancel, gocc_ctx_release.
  * @return the context (one reference), or NULL with errno ENOMEM.
  */
-GOCC_API gocc_ctx_t *gocc_ctx_with_cancel(gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_cancel(gocc_ctx_t *parent);
 
-/** with_deadline(parent, gocc_now() + timeout_ns). */
-GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_ns);
+/**
+ * with_deadline(parent, gocc_now() + timeout_ns).
+ * @return as gocc_ctx_with_deadline: a new context (one reference, the
+ *         caller's), or NULL with errno ENOMEM, or EAGAIN when no timer thread
+ *         could be started. A NULL result is not a context to pass on: NULL
+ *         means background, never cancelled.
+ */
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_ns);
 
 /**
  * A cancellable child that becomes done with GOCC_EDEADLINE at
@@ -452,7 +528,7 @@ GOCC_API gocc_ctx_t *gocc_ctx_with_timeout(gocc_ctx_t *parent, int64_t timeout_n
  * one timer thread.
  * @return the context, or NULL with errno ENOMEM / EAGAIN (no timer thread).
  */
-GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline_ns);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline_ns);
 
 /**
  * A child carrying @p key -> @p value (keys compare by pointer). Done when
@@ -462,10 +538,14 @@ GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, int64_t deadline
  * @return the context (one reference), or NULL with errno EINVAL (NULL
  *         @p key) or ENOMEM.
  */
-GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
 
-/** A child with the parent's values that is never done. */
-GOCC_API gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent);
+/**
+ * A child with the parent's values that is never done.
+ * @return a new context (one reference, the caller's), or NULL with errno
+ *         ENOMEM.
+ */
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent);
 
 /**
  * Cancel @p ctx and every descendant with GOCC_ECANCELED. Idempotent, any
@@ -479,25 +559,42 @@ GOCC_API void gocc_ctx_cancel(gocc_ctx_t *ctx);
  *  negative errno or an application code. */
 GOCC_API void gocc_ctx_cancel_cause(gocc_ctx_t *ctx, int cause);
 
-/** 0 while not done, else GOCC_ECANCELED or GOCC_EDEADLINE. One atomic
- *  load. NULL is background (0). */
+/**
+ * 0 while not done, else GOCC_ECANCELED or GOCC_EDEADLINE. One atomic
+ * load. NULL is background (0).
+ * @return 0; GOCC_ECANCELED; GOCC_EDEADLINE.
+ */
 GOCC_API int gocc_ctx_err(gocc_ctx_t *ctx);
 
-/** The cause given to the cancellation that made ctx done, else err. */
+/**
+ * The cause given to the cancellation that made ctx done, else err.
+ * @return 0 while not done; the cause given to gocc_ctx_cancel_cause; else as
+ *         gocc_ctx_err.
+ */
 GOCC_API int gocc_ctx_cause(gocc_ctx_t *ctx);
 
 /**
  * A channel closed when ctx is done (made on first call), borrowed: valid
  * while the caller holds ctx. NULL when ctx can never be done (background,
  * without_cancel and their value children), or with errno ENOMEM.
+ * @return the done channel (borrowed); NULL when ctx can never be done; NULL
+ *         with errno ENOMEM when it could not be made.
  */
 GOCC_API gocc_chan_t *gocc_ctx_done(gocc_ctx_t *ctx);
 
-/** True, with *deadline_ns set (may be NULL), if ctx has a deadline. */
+/**
+ * True, with *deadline_ns set (may be NULL), if ctx has a deadline.
+ * @return true if ctx or an ancestor it follows has a deadline; false otherwise
+ *         (also for NULL).
+ */
 GOCC_API bool gocc_ctx_deadline(gocc_ctx_t *ctx, int64_t *deadline_ns);
 
-/** The value for @p key on ctx or its nearest ancestor, else NULL (always
- *  NULL for a NULL @p key: no context carries one). */
+/**
+ * The value for @p key on ctx or its nearest ancestor, else NULL (always
+ * NULL for a NULL @p key: no context carries one).
+ * @return the value (may itself be NULL); NULL when no context on the way up
+ *         carries @p key.
+ */
 GOCC_API void *gocc_ctx_value(gocc_ctx_t *ctx, const void *key);
 
 /** Add a reference. @return ctx. */
@@ -526,8 +623,12 @@ typedef struct gocc_after_func gocc_after_func_t;
 GOCC_API int gocc_ctx_after_func(gocc_ctx_t *ctx, void (*fn)(void *), void *arg,
                                  gocc_after_func_t **stop_handle);
 
-/** Stop a pending after_func: true if this call stopped it from running
- *  (the first stop before it started); false afterwards or for NULL. */
+/**
+ * Stop a pending after_func: true if this call stopped it from running
+ * (the first stop before it started); false afterwards or for NULL.
+ * @return true if this call stopped the function; false if it already started
+ *         or was stopped, or for NULL.
+ */
 GOCC_API bool gocc_ctx_after_func_stop(gocc_after_func_t *h);
 
 /** @} */
@@ -546,10 +647,13 @@ typedef struct gocc_ticker gocc_ticker_t;
  * channel after @p d_ns (<= 0: at once). All timers share one timer thread.
  * @return the timer, or NULL with errno ENOMEM / EAGAIN.
  */
-GOCC_API gocc_timer_t *gocc_timer_new(int64_t d_ns);
+GOCC_NODISCARD GOCC_API gocc_timer_t *gocc_timer_new(int64_t d_ns);
 
-/** The timer's channel (capacity 1), borrowed: valid until gocc_timer_free
- *  unless retained. */
+/**
+ * The timer's channel (capacity 1), borrowed: valid until gocc_timer_free
+ * unless retained.
+ * @return the channel (borrowed); NULL for NULL @p t.
+ */
 GOCC_API gocc_chan_t *gocc_timer_chan(gocc_timer_t *t);
 
 /**
@@ -572,9 +676,12 @@ GOCC_API void gocc_timer_free(gocc_timer_t *t);
  * @p period_ns; ticks are dropped for a slow receiver.
  * @return the ticker, or NULL with errno EINVAL (period <= 0), ENOMEM, EAGAIN.
  */
-GOCC_API gocc_ticker_t *gocc_ticker_new(int64_t period_ns);
+GOCC_NODISCARD GOCC_API gocc_ticker_t *gocc_ticker_new(int64_t period_ns);
 
-/** The ticker's channel, borrowed like gocc_timer_chan. */
+/**
+ * The ticker's channel, borrowed like gocc_timer_chan.
+ * @return the channel (borrowed); NULL for NULL @p t.
+ */
 GOCC_API gocc_chan_t *gocc_ticker_chan(gocc_ticker_t *t);
 
 /** Change the period (and restart it); discards a pending tick.
@@ -612,9 +719,12 @@ typedef struct gocc_group gocc_group_t;
  * cause, and when gocc_group_wait returns.
  * @return the group, or NULL with errno ENOMEM.
  */
-GOCC_API gocc_group_t *gocc_group_new(gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_group_t *gocc_group_new(gocc_ctx_t *parent);
 
-/** The group's context, borrowed: valid until gocc_group_free. */
+/**
+ * The group's context, borrowed: valid until gocc_group_free.
+ * @return the group's context (borrowed); NULL for NULL @p g.
+ */
 GOCC_API gocc_ctx_t *gocc_group_ctx(gocc_group_t *g);
 
 /**
@@ -639,15 +749,23 @@ GOCC_API int gocc_group_set_limit(gocc_group_t *g, int n);
  */
 GOCC_API int gocc_group_go(gocc_group_t *g, gocc_fn fn, void *arg);
 
-/** gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit
- *  (whatever the state of the parent); with a free slot it starts the task
- *  as go does, also under a done parent. */
+/**
+ * gocc_group_go that returns GOCC_EAGAIN instead of blocking at the limit
+ * (whatever the state of the parent); with a free slot it starts the task
+ * as go does, also under a done parent.
+ * @return 0; GOCC_EAGAIN (the limit is reached; no task started); GOCC_EINVAL
+ *         (NULL g or fn); GOCC_ENOMEM / GOCC_EAGAIN when no task could be
+ *         started.
+ */
 GOCC_API int gocc_group_try_go(gocc_group_t *g, gocc_fn fn, void *arg);
 
 /**
  * Wait for every task started so far, cancel the group context, and return
  * the first non-zero task error of the group's whole life (0 if none). The
  * group stays usable: later tasks run with the cancelled context.
+ * @return 0 or the first task error; GOCC_EINVAL (NULL @p g); GOCC_ENOMEM (the
+ *         calling thread could not get its wait record: nothing was waited
+ *         for).
  */
 GOCC_API int gocc_group_wait(gocc_group_t *g);
 
@@ -700,8 +818,10 @@ typedef struct gocc_once {
  * Run fn(arg) exactly once across all threads. Every call returns the first
  * call's result; concurrent callers block until it is known. After that the
  * fast path is one atomic load. fn must not call gocc_once_do on the same
- * once (it would wait for itself, as in Go). @return fn's result, or
- * GOCC_EINVAL for NULL o or fn.
+ * once (it would wait for itself, as in Go).
+ * @return fn's result; GOCC_EINVAL for NULL o or fn; GOCC_ENOMEM when fn is
+ *         still running in another caller and this thread could not get the
+ *         record it waits with (fn's result is not known yet: call again).
  */
 GOCC_API int gocc_once_do(gocc_once_t *o, int (*fn)(void *arg), void *arg);
 
@@ -716,7 +836,7 @@ typedef struct gocc_sem gocc_sem_t;
 
 /** A semaphore of total weight @p size (>= 0). @return it, or NULL with
  *  errno EINVAL / ENOMEM. */
-GOCC_API gocc_sem_t *gocc_sem_new(int64_t size);
+GOCC_NODISCARD GOCC_API gocc_sem_t *gocc_sem_new(int64_t size);
 
 /**
  * Take weight @p n, waiting in strict FIFO order: a large request at the head
@@ -728,7 +848,11 @@ GOCC_API gocc_sem_t *gocc_sem_new(int64_t size);
  */
 GOCC_API int gocc_sem_acquire(gocc_sem_t *s, int64_t n, gocc_ctx_t *ctx);
 
-/** Take @p n without waiting; fails while anyone waits. */
+/**
+ * Take @p n without waiting; fails while anyone waits.
+ * @return true if @p n were taken; false (nothing taken) when they are not
+ *         free, anyone waits, @p n < 0 or @p s is NULL.
+ */
 GOCC_API bool gocc_sem_try_acquire(gocc_sem_t *s, int64_t n);
 
 /** Give back @p n. @return 0, or GOCC_EINVAL (more than held, n < 0, NULL). */
@@ -782,11 +906,16 @@ typedef struct gocc_workpool_options {
  * counts as idle), and try_submit sheds when there is none. @return the pool, or NULL with errno EINVAL (workers == 0),
  * ENOMEM or EAGAIN (no thread).
  */
-GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
 
-/** An adaptive pool: min_workers always, up to max_workers while the queue
- *  backs up; surplus workers exit after idle_timeout_ns. */
-GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *opts,
+/**
+ * An adaptive pool: min_workers always, up to max_workers while the queue
+ * backs up; surplus workers exit after idle_timeout_ns.
+ * @return a new pool, or NULL with errno EINVAL (NULL @p opts, max_workers 0,
+ *         min_workers above max_workers, a negative idle_timeout_ns), ENOMEM,
+ *         or EAGAIN (a min worker could not be started).
+ */
+GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *opts,
                                                  gocc_ctx_t *parent);
 
 /**
@@ -799,9 +928,13 @@ GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *
  */
 GOCC_API int gocc_workpool_submit(gocc_workpool_t *p, gocc_fn fn, void *arg, gocc_ctx_t *ctx);
 
-/** Queue without blocking: GOCC_EAGAIN (counted in rejected) when full or
- *  when no worker could be started; GOCC_ESHUTDOWN; GOCC_EINVAL (NULL p or
- *  fn). */
+/**
+ * Queue without blocking: GOCC_EAGAIN (counted in rejected) when full or
+ * when no worker could be started; GOCC_ESHUTDOWN; GOCC_EINVAL (NULL p or
+ * fn).
+ * @return 0 (queued or handed to a worker); GOCC_EAGAIN (full, or no worker
+ *         could be started); GOCC_ESHUTDOWN; GOCC_EINVAL (NULL p or fn).
+ */
 GOCC_API int gocc_workpool_try_submit(gocc_workpool_t *p, gocc_fn fn, void *arg);
 
 /**
@@ -843,12 +976,16 @@ typedef struct gocc_pool gocc_pool_t;
  * @return the pool, or NULL with errno EINVAL (NULL free_fn) / ENOMEM /
  *         EAGAIN (the timer thread could not be started).
  */
-GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
+GOCC_NODISCARD GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
                                     void *ud);
 
-/** A cached object (the one this thread put last, if any), else new_fn(ud),
- *  else NULL (also when new_fn is NULL). After several puts, which of the
- *  put objects comes back first is not specified. */
+/**
+ * A cached object (the one this thread put last, if any), else new_fn(ud),
+ * else NULL (also when new_fn is NULL). After several puts, which of the
+ * put objects comes back first is not specified.
+ * @return an object, or NULL (no cached object and new_fn is NULL or returned
+ *         NULL; also for a NULL @p p).
+ */
 GOCC_API void *gocc_pool_get(gocc_pool_t *p);
 
 /** Give @p obj back (NULL does nothing). */
@@ -906,10 +1043,13 @@ typedef struct gocc_ratelimit gocc_ratelimit_t;
  * tokens are ever given) but not negative, NaN or infinite; @p burst >= 1.
  * @return the limiter, or NULL with errno EINVAL / ENOMEM.
  */
-GOCC_API gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst);
+GOCC_NODISCARD GOCC_API gocc_ratelimit_t *gocc_ratelimit_new(double per_second, int64_t burst);
 
-/** Take @p n tokens now if the bucket holds them (true), else take nothing
- *  (false). Never blocks; false for @p n < 0 or NULL @p rl. */
+/**
+ * Take @p n tokens now if the bucket holds them (true), else take nothing
+ * (false). Never blocks; false for @p n < 0 or NULL @p rl.
+ * @return true (taken); false (nothing taken).
+ */
 GOCC_API bool gocc_ratelimit_allow(gocc_ratelimit_t *rl, int64_t n);
 
 /**
@@ -927,7 +1067,10 @@ GOCC_API bool gocc_ratelimit_allow(gocc_ratelimit_t *rl, int64_t n);
  */
 GOCC_API int gocc_ratelimit_wait(gocc_ratelimit_t *rl, int64_t n, gocc_ctx_t *ctx);
 
-/** Tokens in the bucket now (negative while waiters hold reservations). */
+/**
+ * Tokens in the bucket now (negative while waiters hold reservations).
+ * @return the tokens now; 0 for NULL @p rl.
+ */
 GOCC_API double gocc_ratelimit_tokens(gocc_ratelimit_t *rl);
 
 /** Change rate and burst from now on (same rules as new). Queued waiters
@@ -950,7 +1093,7 @@ typedef struct gocc_pubsub gocc_pubsub_t;
 
 /** A broadcaster of elements of @p elem_size bytes (> 0).
  *  @return the broadcaster, or NULL with errno EINVAL / ENOMEM. */
-GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
+GOCC_NODISCARD GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
 
 /**
  * A new subscriber: a channel with room for @p buffer elements (>= 1) that
@@ -961,7 +1104,7 @@ GOCC_API gocc_pubsub_t *gocc_pubsub_new(size_t elem_size);
  * @return the channel, or NULL with errno EINVAL (buffer 0), ENOMEM, or
  *         EPIPE (the broadcaster is closed).
  */
-GOCC_API gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer);
+GOCC_NODISCARD GOCC_API gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer);
 
 /**
  * Offer @p elem to every subscriber without blocking: a subscriber whose
@@ -977,12 +1120,19 @@ GOCC_API int gocc_pubsub_publish(gocc_pubsub_t *ps, const void *elem);
  *  @return 0, or GOCC_EINVAL if @p sub is not a current subscriber of @p ps. */
 GOCC_API int gocc_pubsub_unsubscribe(gocc_pubsub_t *ps, gocc_chan_t *sub);
 
-/** Elements @p sub missed because its buffer was full, or because the
- *  subscriber closed its channel itself (0 for a channel that is not a
- *  current subscriber). */
+/**
+ * Elements @p sub missed because its buffer was full, or because the
+ * subscriber closed its channel itself (0 for a channel that is not a
+ * current subscriber).
+ * @return the count; 0 for a NULL @p ps or @p sub, or a channel that is not a
+ *         current subscriber.
+ */
 GOCC_API uint64_t gocc_pubsub_dropped(gocc_pubsub_t *ps, gocc_chan_t *sub);
 
-/** Number of current subscribers. */
+/**
+ * Number of current subscribers.
+ * @return the count; 0 for NULL @p ps.
+ */
 GOCC_API size_t gocc_pubsub_subscribers(gocc_pubsub_t *ps);
 
 /** Close every subscriber and refuse later publish/subscribe.
@@ -1014,7 +1164,7 @@ typedef struct gocc_snapshot gocc_snapshot_t;
  * free it twice).
  * @return the snapshot, or NULL with errno ENOMEM.
  */
-GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
+GOCC_NODISCARD GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
                                             void *ud);
 
 /** A borrow of a snapshot's value (on the caller's stack). */
@@ -1023,11 +1173,15 @@ typedef struct gocc_snapshot_ref {
     void *node;  /**< private: what release gives back */
 } gocc_snapshot_ref_t;
 
-/** Borrow the current value into @p ref and return it (also in
- *  ref->value): it stays valid until gocc_snapshot_release(@p ref), however
- *  many stores happen meanwhile. Lock-free; never blocks. A NULL @p s gives
- *  NULL and a ref that release ignores; a NULL @p ref gives NULL and
- *  borrows nothing. */
+/**
+ * Borrow the current value into @p ref and return it (also in
+ * ref->value): it stays valid until gocc_snapshot_release(@p ref), however
+ * many stores happen meanwhile. Lock-free; never blocks. A NULL @p s gives
+ * NULL and a ref that release ignores; a NULL @p ref gives NULL and
+ * borrows nothing.
+ * @return the current value (borrowed through @p ref); NULL for a NULL @p s or
+ *         @p ref, or when the current value is NULL.
+ */
 GOCC_API void *gocc_snapshot_acquire(gocc_snapshot_t *s, gocc_snapshot_ref_t *ref);
 
 /** End the borrow in @p ref (NULL, or a ref already released, does nothing;
@@ -1112,7 +1266,7 @@ enum {
  *         ENOMEM, or EAGAIN (no epoll instance could be made). On
  *         failure nothing was adopted: the caller still owns @p fd.
  */
-GOCC_API gocc_fd_t *gocc_fd_open(int fd);
+GOCC_NODISCARD GOCC_API gocc_fd_t *gocc_fd_open(int fd);
 
 /** Add a reference. @return @p f (NULL stays NULL). */
 GOCC_API gocc_fd_t *gocc_fd_retain(gocc_fd_t *f);
@@ -1227,8 +1381,11 @@ GOCC_API int gocc_fd_poll(int fd, int events, gocc_ctx_t *ctx);
  */
 GOCC_API int gocc_task_set_name(const char *name);
 
-/** The caller's name, "" when it has none; never NULL. Valid until the
- *  caller renames itself or its task ends. */
+/**
+ * The caller's name, "" when it has none; never NULL. Valid until the
+ * caller renames itself or its task ends.
+ * @return the name; "" when there is none; never NULL.
+ */
 GOCC_API const char *gocc_task_name(void);
 
 /**
@@ -1240,6 +1397,11 @@ GOCC_API const char *gocc_task_name(void);
  *     thread <ID> "<NAME>" [<STATE>]:
  *
  * T counts the task entries, B the blocked entries (tasks and threads).
+ * The line after the first counts the objects made and not yet released
+ * (channels, contexts, timers and tickers, object pools, worker pools, fd
+ * handles; the library's own included), and while the last
+ * gocc_runtime_shutdown was refused a line says what held it (their
+ * wording may change).
  * STATE is one of
  *  - `running`: on its thread (a task on a scheduler worker, or an
  *    own_thread task, or a thread);
@@ -1275,8 +1437,11 @@ GOCC_API int gocc_dump(int fd);
 
 /**
  * Go's goleak for C tests: wait up to @p timeout_ns for gocc_tasks_live()
- * to be at most @p baseline. @return 0; otherwise the dump goes to @p fd
- * (when >= 0) and the result is GOCC_EDEADLINE.
+ * to be at most @p baseline. On failure, when @p fd >= 0, one line
+ * `libgocc: <N> tasks still running after <T>s (expected at most <B>)`,
+ * then the dump (whose object line shows leaked channels and contexts that
+ * no task count sees).
+ * @return 0; GOCC_EDEADLINE when tasks are still running at the end.
  */
 GOCC_API int gocc_leakcheck(size_t baseline, int64_t timeout_ns, int fd);
 

@@ -114,23 +114,42 @@ gocc_chan_t *gocc_chan_new(size_t elem_size, size_t capacity) {
     ch->elem_size = elem_size;
     ch->cap = capacity;
     ch->buf = (unsigned char *)ch + head;
+    gocc__live_add(GOCC__LIVE_CHAN, 1);
     return ch;
 }
 
+/* A channel whose last reference is gone keeps GOCC__RELEASED in refs
+ * until malloc reuses the memory (misuse.c). */
+_Static_assert(offsetof(struct gocc_chan, refs) >= 32, "refs outlives the free (misuse.c)");
+static inline void check_live(gocc_chan_t *ch, const char *call) {
+    if (GOCC_UNLIKELY(atomic_load_explicit(&ch->refs, memory_order_relaxed) == GOCC__RELEASED))
+        gocc__misuse_released(call, "channel", ch);
+}
+
 gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch) {
-    if (ch != NULL) atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+    if (ch != NULL &&
+        GOCC_UNLIKELY(atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed) ==
+                      GOCC__RELEASED))
+        gocc__misuse_released("gocc_chan_retain", "channel", ch);
     return ch;
 }
 
 void gocc_chan_release(gocc_chan_t *ch) {
     if (ch == NULL) return;
-    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1) return;
+    size_t old = atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel);
+    if (old != 1) {
+        if (GOCC_UNLIKELY(old == GOCC__RELEASED))
+            gocc__misuse_released("gocc_chan_release", "channel", ch);
+        return;
+    }
     if (ch->dtor != NULL) { /* the last reference: nobody else can touch the buffer */
         size_t n = atomic_load_explicit(&ch->count, memory_order_relaxed);
         for (size_t i = 0; i < n; i++)
             ch->dtor(ch->buf + ((ch->recvx + i) % ch->cap) * ch->elem_size, ch->dtor_ud);
     }
     gocc__mutex_destroy(&ch->mu);
+    gocc__live_add(GOCC__LIVE_CHAN, -1);
+    atomic_store_explicit(&ch->refs, GOCC__RELEASED, memory_order_relaxed);
     gocc__free(ch);
 }
 
@@ -272,6 +291,7 @@ int gocc_chan_send(gocc_chan_t *ch, const void *elem, gocc_ctx_t *ctx) {
     int err = ctx != NULL ? gocc_ctx_err(ctx) : 0;
     if (err != 0) return err; /* a context already done wins */
     if (ch != NULL) {
+        check_live(ch, "gocc_chan_send");
         if (elem == NULL && ch->elem_size != 0) return GOCC_EINVAL;
         int r = chan_try(ch, GOCC_SEND, (void *)elem);
         if (r != GOCC_EAGAIN) return r;
@@ -327,6 +347,7 @@ int gocc__chan_try_case(gocc_case_t *c) {
 
 int gocc_chan_close(gocc_chan_t *ch) {
     if (ch == NULL) return GOCC_EINVAL;
+    check_live(ch, "gocc_chan_close");
     gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__sudog *s;
     gocc__lock(&ch->mu);

@@ -48,6 +48,12 @@ struct gocc_after_func {
 };
 
 struct gocc_ctx {
+    /* Fields nothing reads after the last release first: malloc's free
+     * list links overwrite the first 32 bytes of freed memory, and refs
+     * must keep GOCC__RELEASED there (misuse.c). */
+    gocc_ctx_t *children;          /* under mu */
+    gocc_ctx_t *sib_prev, *sib_next; /* links in link_parent's list */
+    gocc_ctx_t *cancel_next;       /* cancel_batch's list of refs to drop */
     _Atomic size_t refs;
     int kind;
     gocc_ctx_t *parent;            /* retained; NULL for background */
@@ -58,11 +64,8 @@ struct gocc_ctx {
     _Atomic int err;
     _Atomic int cause;
     _Atomic(gocc_chan_t *) done;   /* made lazily, under mu */
-    gocc_ctx_t *children;          /* under mu */
-    gocc_ctx_t *sib_prev, *sib_next; /* links in link_parent's list */
     gocc_ctx_t *link_parent;       /* the source we registered with */
     bool linked;                   /* under link_parent->mu */
-    gocc_ctx_t *cancel_next;       /* cancel_batch's list of refs to drop */
     bool has_deadline;
     int64_t deadline;
     gocc__timer_entry timer;
@@ -85,10 +88,22 @@ static inline gocc_ctx_t *or_background(gocc_ctx_t *c) { return c ? c : &backgro
 
 /* ---- references ---- */
 
-gocc_ctx_t *gocc_ctx_retain(gocc_ctx_t *ctx) {
-    if (ctx != NULL && ctx->kind != CTX_BACKGROUND)
-        atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+_Static_assert(offsetof(struct gocc_ctx, refs) >= 32, "refs outlives the free (misuse.c)");
+
+static gocc_ctx_t *retain_for(gocc_ctx_t *ctx, const char *call) {
+    if (ctx != NULL && ctx->kind != CTX_BACKGROUND &&
+        GOCC_UNLIKELY(atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed) ==
+                      GOCC__RELEASED))
+        gocc__misuse_released(call, "context", ctx);
     return ctx;
+}
+
+gocc_ctx_t *gocc_ctx_retain(gocc_ctx_t *ctx) { return retain_for(ctx, "gocc_ctx_retain"); }
+
+void gocc__ctx_check(gocc_ctx_t *ctx, const char *call) {
+    if (ctx != NULL &&
+        GOCC_UNLIKELY(atomic_load_explicit(&ctx->refs, memory_order_relaxed) == GOCC__RELEASED))
+        gocc__misuse_released(call, "context", ctx);
 }
 
 static void unlink_from_parent(gocc_ctx_t *c) {
@@ -118,13 +133,18 @@ static void ctx_free(gocc_ctx_t *c) {
     }
     gocc__mutex_destroy(&c->mu);
     gocc_ctx_t *parent = c->parent;
+    gocc__live_add(GOCC__LIVE_CTX, -1);
+    atomic_store_explicit(&c->refs, GOCC__RELEASED, memory_order_relaxed);
     gocc__free(c);
     gocc_ctx_release(parent);
 }
 
 void gocc_ctx_release(gocc_ctx_t *ctx) {
     if (ctx == NULL || ctx->kind == CTX_BACKGROUND) return;
-    if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) == 1) ctx_free(ctx);
+    size_t old = atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel);
+    if (old == 1) ctx_free(ctx);
+    else if (GOCC_UNLIKELY(old == GOCC__RELEASED))
+        gocc__misuse_released("gocc_ctx_release", "context", ctx);
 }
 
 /* ---- queries ---- */
@@ -143,6 +163,7 @@ int gocc_ctx_cause(gocc_ctx_t *ctx) {
 
 gocc_chan_t *gocc__ctx_done_chan(gocc_ctx_t *ctx, int *err) {
     *err = 0;
+    gocc__ctx_check(ctx, "a blocking call");
     gocc_ctx_t *s = ctx ? ctx->src : NULL;
     if (s == NULL) return NULL;
     gocc_chan_t *ch = atomic_load_explicit(&s->done, memory_order_acquire);
@@ -264,7 +285,9 @@ static void cancel(gocc_ctx_t *c, int err, int cause) {
 }
 
 void gocc_ctx_cancel_cause(gocc_ctx_t *ctx, int cause) {
-    if (ctx == NULL || ctx->kind != CTX_CANCEL) return;
+    if (ctx == NULL) return;
+    gocc__ctx_check(ctx, "gocc_ctx_cancel");
+    if (ctx->kind != CTX_CANCEL) return;
     cancel(ctx, GOCC_ECANCELED, cause);
 }
 
@@ -279,7 +302,8 @@ static void deadline_fire(gocc__timer_entry *e, int64_t now) {
 
 /* ---- construction ---- */
 
-static gocc_ctx_t *ctx_alloc(gocc_ctx_t *parent, int kind) {
+static gocc_ctx_t *ctx_alloc(gocc_ctx_t *parent, int kind, const char *call) {
+    gocc__ctx_check(parent, call);
     gocc_ctx_t *c = gocc__calloc(1, sizeof *c);
     if (c == NULL) {
         errno = ENOMEM;
@@ -288,7 +312,8 @@ static gocc_ctx_t *ctx_alloc(gocc_ctx_t *parent, int kind) {
     atomic_init(&c->refs, 1);
     c->kind = kind;
     gocc__mutex_init(&c->mu, GOCC_LOCK_CTX);
-    c->parent = gocc_ctx_retain(parent);
+    c->parent = retain_for(parent, call);
+    gocc__live_add(GOCC__LIVE_CTX, 1);
     return c;
 }
 
@@ -320,7 +345,7 @@ static gocc_ctx_t *new_cancel_ctx(gocc_ctx_t *parent, bool has_deadline, int64_t
             return NULL;
         }
     }
-    gocc_ctx_t *c = ctx_alloc(parent, CTX_CANCEL);
+    gocc_ctx_t *c = ctx_alloc(parent, CTX_CANCEL, "gocc_ctx_with_cancel/deadline/timeout");
     if (c == NULL) {
         if (has_deadline) gocc__timer_unreserve();
         return NULL;
@@ -369,7 +394,7 @@ gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value
         return NULL;
     }
     parent = or_background(parent);
-    gocc_ctx_t *c = ctx_alloc(parent, CTX_VALUE);
+    gocc_ctx_t *c = ctx_alloc(parent, CTX_VALUE, "gocc_ctx_with_value");
     if (c == NULL) return NULL;
     c->src = parent->src;
     c->key = key;
@@ -378,7 +403,7 @@ gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value
 }
 
 gocc_ctx_t *gocc_ctx_without_cancel(gocc_ctx_t *parent) {
-    gocc_ctx_t *c = ctx_alloc(or_background(parent), CTX_WITHOUT);
+    gocc_ctx_t *c = ctx_alloc(or_background(parent), CTX_WITHOUT, "gocc_ctx_without_cancel");
     if (c == NULL) return NULL;
     c->src = NULL;
     return c;

@@ -122,6 +122,7 @@ static gocc_fd_t *handle_new(int fd, bool sock, bool watch) {
         }
         f->polled = rc == 0; /* 1: the kernel cannot watch it */
     }
+    gocc__live_add(GOCC__LIVE_FD, 1);
     return f;
 }
 
@@ -150,6 +151,7 @@ void gocc_fd_release(gocc_fd_t *f) {
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
     if (!f->os_closed) os_close(f);
     gocc__mutex_destroy(&f->mu);
+    gocc__live_add(GOCC__LIVE_FD, -1);
     gocc__free(f);
 }
 

@@ -193,11 +193,21 @@ enum gocc__lock_rank {
  * wait. Code outside this header and lockcheck.c never touches the pthread
  * object inside (a checked build would not compile it).
  *
- * Every pthread call here aborts on failure: only for the impossible (a
- * pthread call failing on a valid object). */
+ * Every pthread lock call here aborts on failure, naming the call first
+ * (gocc__lock_failed): only for the impossible (a pthread call failing on
+ * a valid object) or a lock used after its object was released. */
 #if !defined(GOCC_LOCK_CHECKS)
 #define GOCC_LOCK_CHECKS 0
 #endif
+
+/* "libgocc: <call> failed on <lock>: <strerror(rc)> (...)" on stderr, abort:
+ * a pthread lock call that failed (EINVAL: most likely a destroyed lock,
+ * that is an object used after its release). */
+_Noreturn void gocc__lock_failed(const char *call, int rc, const void *lock);
+/* The same without the details, for the release build's inline lock calls
+ * (no arguments to set up: the hot paths keep their inlining). */
+_Noreturn __attribute__((cold, nothrow, leaf)) void gocc__lock_abort(void);
+_Noreturn __attribute__((cold, nothrow, leaf)) void gocc__unlock_abort(void);
 
 /* pthread_mutex_init, with glibc's adaptive type where there is one (park.c). */
 void gocc__pthread_mutex_init(pthread_mutex_t *mu);
@@ -254,10 +264,10 @@ static inline void gocc__mutex_init(gocc__mutex *m, int rank) {
 }
 static inline void gocc__mutex_destroy(gocc__mutex *m) { pthread_mutex_destroy(m); }
 static inline void gocc__lock(gocc__mutex *m) {
-    if (GOCC_UNLIKELY(pthread_mutex_lock(m) != 0)) abort();
+    if (GOCC_UNLIKELY(pthread_mutex_lock(m) != 0)) gocc__lock_abort();
 }
 static inline void gocc__unlock(gocc__mutex *m) {
-    if (GOCC_UNLIKELY(pthread_mutex_unlock(m) != 0)) abort();
+    if (GOCC_UNLIKELY(pthread_mutex_unlock(m) != 0)) gocc__unlock_abort();
 }
 static inline void gocc__cond_wait(pthread_cond_t *cv, gocc__mutex *m) {
     pthread_cond_wait(cv, m);
@@ -963,5 +973,48 @@ void gocc__os_thread_name(const char *name);
 #define GOCC_PROBE1(name, a) ((void)0)
 #define GOCC_PROBE2(name, a, b) ((void)0)
 #endif
+
+/* ---- misuse reports and live-object counts (misuse.c) ---- */
+
+/* The reference count of a freed object: written just before the free
+ * (misuse.c says what it catches). An entry point that finds it calls
+ * gocc__misuse_released. */
+#define GOCC__RELEASED ((size_t)~(size_t)0x21524110u)
+
+/* "libgocc: <call>: <kind> <obj> was already released" on stderr, abort. */
+_Noreturn __attribute__((cold, nothrow, leaf)) void gocc__misuse_released(const char *call, const char *kind,
+                                                          const void *obj);
+
+/* Live objects by kind: one relaxed add in a constructor, one in the last
+ * release (never on a send/recv path). Read for the dump. */
+enum {
+    GOCC__LIVE_CHAN,
+    GOCC__LIVE_CTX,
+    GOCC__LIVE_TIMER,
+    GOCC__LIVE_POOL,
+    GOCC__LIVE_WORKPOOL,
+    GOCC__LIVE_FD,
+    GOCC__LIVE_N
+};
+extern _Atomic long gocc__live[GOCC__LIVE_N];
+static inline void gocc__live_add(int kind, long d) {
+    atomic_fetch_add_explicit(&gocc__live[kind], d, memory_order_relaxed);
+}
+void gocc__live_counts(long out[GOCC__LIVE_N]);
+
+/* What held the last gocc_runtime_shutdown that returned GOCC_EAGAIN, as
+ * GOCC__HELD_* bits; 0 once one succeeded (runtime.c; the dump says it). */
+enum {
+    GOCC__HELD_TASKS = 1u << 0,   /* gocc_tasks_live() > 0 */
+    GOCC__HELD_THREADS = 1u << 1, /* scheduler workers or own threads busy */
+    GOCC__HELD_TIMERS = 1u << 2,  /* timers reserved or armed */
+    GOCC__HELD_WATCH = 1u << 3,   /* the watch thread would not stop */
+    GOCC__HELD_NETPOLL = 1u << 4, /* fds registered with the poller */
+};
+unsigned gocc__shutdown_held(void);
+
+/* Abort with gocc__misuse_released when @p ctx (may be NULL) was released
+ * (ctx.c). */
+void gocc__ctx_check(gocc_ctx_t *ctx, const char *call);
 
 #endif /* GOCC_INTERNAL_H */

@@ -148,7 +148,8 @@ void gocc__lock(gocc__mutex *m) {
         fail("lock order", "taking %s (rank %d) at %p, which this thread already holds",
              rank_name(m->rank), m->rank, (void *)m);
     gocc__witness_acquire(m, m->rank); /* before blocking: a wrong order fails every time */
-    if (GOCC_UNLIKELY(pthread_mutex_lock(&m->mu) != 0)) abort();
+    int rc = pthread_mutex_lock(&m->mu);
+    if (GOCC_UNLIKELY(rc != 0)) gocc__lock_failed("pthread_mutex_lock", rc, m);
     atomic_store_explicit(&m->owner, ME, RELAXED);
 }
 
@@ -162,7 +163,8 @@ void gocc__unlock(gocc__mutex *m) {
     check_mine(m, "unlocking");
     atomic_store_explicit(&m->owner, NULL, RELAXED);
     gocc__witness_release(m, m->rank);
-    if (GOCC_UNLIKELY(pthread_mutex_unlock(&m->mu) != 0)) abort();
+    int rc = pthread_mutex_unlock(&m->mu);
+    if (GOCC_UNLIKELY(rc != 0)) gocc__lock_failed("pthread_mutex_unlock", rc, m);
 }
 
 void gocc__cond_wait(pthread_cond_t *cv, gocc__mutex *m) {

@@ -221,6 +221,7 @@ gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj,
     gocc__timer_init(&p->trim_timer, trim_fire, p);
     p->trim_timer.quiet = true; /* wakes no waiter: not a way out of a deadlock */
     gocc__timer_add(&p->trim_timer, gocc_now() + TRIM_PERIOD, TRIM_PERIOD);
+    gocc__live_add(GOCC__LIVE_POOL, 1);
     return p;
 nomem_free:
     gocc__free(p->primary);
@@ -365,6 +366,7 @@ void gocc_pool_free(gocc_pool_t *p) {
     gocc__free(p->primary);
     gocc__free(p->victim);
     gocc__free(p->spare);
+    gocc__live_add(GOCC__LIVE_POOL, -1);
     gocc__free(p);
 }
 

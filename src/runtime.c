@@ -363,6 +363,9 @@ fail_locked:
 
 /* ---- shutdown ---- */
 
+/* What held the last refused shutdown (GOCC__HELD_*), for the dump. */
+static _Atomic unsigned shutdown_held;
+
 int gocc_runtime_shutdown(void) {
     gocc__runtime_init();
     int sched_rc = gocc__sched_shutdown();
@@ -391,11 +394,17 @@ int gocc_runtime_shutdown(void) {
     bool busy = rt.nthreads > 0; /* running a task, or runtime work (pool workers) */
     gocc__unlock(&rt.mu);
 
-    int rc = busy || sched_rc != 0 || gocc_tasks_live() > 0 ? GOCC_EAGAIN : 0;
-    if (gocc__timer_shutdown() != 0) rc = GOCC_EAGAIN;
-    if (gocc__watch_shutdown() != 0) rc = GOCC_EAGAIN;
-    if (gocc__netpoll_shutdown() != 0) rc = GOCC_EAGAIN;
-    return rc;
+    unsigned held = (gocc_tasks_live() > 0 ? GOCC__HELD_TASKS : 0) |
+                    (busy || sched_rc != 0 ? GOCC__HELD_THREADS : 0);
+    if (gocc__timer_shutdown() != 0) held |= GOCC__HELD_TIMERS;
+    if (gocc__watch_shutdown() != 0) held |= GOCC__HELD_WATCH;
+    if (gocc__netpoll_shutdown() != 0) held |= GOCC__HELD_NETPOLL;
+    atomic_store_explicit(&shutdown_held, held, memory_order_relaxed);
+    return held != 0 ? GOCC_EAGAIN : 0;
+}
+
+unsigned gocc__shutdown_held(void) {
+    return atomic_load_explicit(&shutdown_held, memory_order_relaxed);
 }
 
 /* ---- fork ---- */
@@ -505,7 +514,9 @@ const char *gocc_strerror(int err) {
     case GOCC_ECLOSED: return "channel closed";
     case GOCC_ECANCELED: return "context canceled";
     case GOCC_EDEADLINE: return "context deadline exceeded";
-    case GOCC_EAGAIN: return "operation would block";
+    /* Also what gocc_go answers when no thread could be made for a task:
+     * "would block" alone read as if the call could have waited. */
+    case GOCC_EAGAIN: return "would block, full, or no thread could be started";
     case GOCC_ENOMEM: return "out of memory";
     case GOCC_EINVAL: return "invalid argument";
     case GOCC_ESHUTDOWN: return "pool is shut down";

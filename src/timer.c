@@ -358,6 +358,7 @@ static struct gocc_timer *timer_make(void) {
     }
     gocc__mutex_init(&t->mu, GOCC_LOCK_TIMER);
     gocc__timer_init(&t->e, chan_fire, t);
+    gocc__live_add(GOCC__LIVE_TIMER, 1);
     return t;
 }
 
@@ -366,6 +367,7 @@ static void timer_destroy(struct gocc_timer *t) {
     gocc__timer_unreserve();
     gocc_chan_release(t->ch);
     gocc__mutex_destroy(&t->mu);
+    gocc__live_add(GOCC__LIVE_TIMER, -1);
     gocc__free(t);
 }
 
@@ -450,6 +452,7 @@ void gocc_ticker_free(gocc_ticker_t *tk) {
  * mean the timer could not be had (no timer thread, no memory), and are
  * returned as they are. */
 int gocc_sleep(int64_t d_ns, gocc_ctx_t *ctx) {
+    gocc__ctx_check(ctx, "gocc_sleep");
     int err = gocc_ctx_err(ctx);
     if (err != 0) return err;
     if (d_ns <= 0) return 0;

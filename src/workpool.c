@@ -98,6 +98,7 @@ static void pool_release(gocc_workpool_t *p) {
     gocc__mutex_destroy(&p->mu);
     gocc__free(p->ring);
     gocc__free(p->handoff);
+    gocc__live_add(GOCC__LIVE_WORKPOOL, -1);
     gocc__free(p);
 }
 
@@ -326,6 +327,7 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
     if ((p->ctx = gocc_ctx_with_cancel(parent)) == NULL) goto nomem_free;
     gocc__mutex_init(&p->mu, GOCC_LOCK_WORKPOOL);
     atomic_init(&p->refs, 1);
+    gocc__live_add(GOCC__LIVE_WORKPOOL, 1);
     p->min = o->min_workers;
     p->max = o->max_workers;
     p->cap = o->queue_cap;
