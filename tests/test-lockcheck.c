@@ -211,7 +211,7 @@ static void test_not_held(void **state) {
     (void)state;
     TEST_NAME();
     expect_abort(child_poll_unlocked,
-                 PREFIX "not held: chan (rank %d) at * in gocc__chan_poll_locked (*src/chan.c:*)",
+                 PREFIX "not held: chan (rank %d) at * in *poll_locked (*src/chan.c:*)",
                  GOCC_LOCK_CHAN);
     expect_abort(child_unlock_unheld,
                  PREFIX "not held: unlocking chan (rank %d) at *, which this thread does not hold",
