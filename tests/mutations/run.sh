@@ -8,8 +8,9 @@
 #   Breaks: example_a example_b      (one or more such lines)
 #   Limit: 3                         (optional: seconds per run under it)
 #
-# For each mutation, applied with `patch -p1` to a scratch copy of the tree
-# (never to this one), the optimised library and the listed examples are
+# For each mutation, applied with `patch --fuzz=0 -p1` to a scratch copy of
+# the tree (never to this one; a stale patch fails to apply instead of
+# landing somewhere else), the optimised library and the listed examples are
 # built (one meson setup, then ninja per mutation: only the patched file and
 # the listed examples are rebuilt) and every listed example is run. The
 # check fails when a listed example still exits 0, when a patch no longer
@@ -141,20 +142,20 @@ for n in "${names[@]}"; do
     t0=$SECONDS
     echo
     echo "=== $n: ${what[$n]}"
-    if ! patch -p1 -d "$src" --dry-run --silent <"$p" >/dev/null 2>&1; then
-        patch -p1 -d "$src" --dry-run <"$p" || true
+    if ! patch --fuzz=0 -p1 -d "$src" --dry-run --silent <"$p" >/dev/null 2>&1; then
+        patch --fuzz=0 -p1 -d "$src" --dry-run <"$p" || true
         echo "=== $n: the patch no longer applies: update tests/mutations/$n.patch"
         summary+=("$(printf '%-30s PATCH DOES NOT APPLY' "$n")")
         failures=$((failures + 1))
         continue
     fi
-    patch -p1 -d "$src" --silent <"$p"
+    patch --fuzz=0 -p1 -d "$src" --silent <"$p"
     if ! build_targets; then
         tail -n 30 "$scratch/build.log"
         echo "=== $n: the mutated tree does not build"
         summary+=("$(printf '%-30s DOES NOT BUILD' "$n")")
         failures=$((failures + 1))
-        patch -R -p1 -d "$src" --silent <"$p"
+        patch --fuzz=0 -R -p1 -d "$src" --silent <"$p"
         continue
     fi
     if $survey; then
@@ -189,7 +190,7 @@ for n in "${names[@]}"; do
             failures=$((failures + 1))
         fi
     fi
-    patch -R -p1 -d "$src" --silent <"$p"
+    patch --fuzz=0 -R -p1 -d "$src" --silent <"$p"
 done
 
 echo
