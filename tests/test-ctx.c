@@ -1782,7 +1782,7 @@ static void test_stress_many_timeouts(void **state) {
 
 int main(void) {
     g_main_thread = pthread_self();
-    test_watchdog_install("test-ctx", WATCHDOG_SECONDS);
+    test_main_init("test-ctx", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_background),
         GOCC_TEST(test_with_cancel),

@@ -631,7 +631,7 @@ static void test_group_go_blocks_at_limit(void **state) {
 
     group_call c = {.g = g, .fn = count_task, .arg = &ran};
     async_call a;
-    async_start_settled(&a, call_group_go, &c);
+    async_start_blocked(&a, call_group_go, &c, "group go");
     assert_false(async_done(&a)); /* blocked at the limit */
     assert_int_equal(atomic_load(&ran), 0);
     gate_open(&gt); /* the slot frees: go returns 0 and the task runs */
@@ -644,7 +644,7 @@ static void test_group_go_blocks_at_limit(void **state) {
     gate_init(&gt2);
     assert_int_equal(gocc_group_go(g, gate_task, &gt2), 0);
     assert_true(wait_count(&gt2.entered, 1, SAFETY_NS));
-    async_start_settled(&a, call_group_go, &c);
+    async_start_blocked(&a, call_group_go, &c, "group go");
     assert_false(async_done(&a));
     gocc_ctx_cancel(parent);
     assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), GOCC_ECANCELED);
@@ -690,7 +690,7 @@ static void test_group_limit_zero(void **state) {
     g = group_new(parent);
     assert_int_equal(gocc_group_set_limit(g, 0), 0);
     c.g = g;
-    async_start_settled(&a, call_group_go, &c);
+    async_start_blocked(&a, call_group_go, &c, "group go");
     assert_false(async_done(&a));
     assert_int_equal(gocc_group_try_go(g, count_task, &ran), GOCC_EAGAIN);
     gocc_ctx_cancel(parent);
@@ -1011,7 +1011,7 @@ static void test_group_free_waits(void **state) {
     assert_true(wait_count(&s.gate.entered, n, SAFETY_NS));
     group_call c = {.g = g, .watch = &s.finished};
     async_call a;
-    async_start_settled(&a, call_group_free, &c);
+    async_start_blocked(&a, call_group_free, &c, NULL);
     assert_false(async_done(&a)); /* the tasks are still blocked */
     gate_open(&s.gate);
     assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), 0);
@@ -1064,7 +1064,7 @@ static void test_group_null(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-group", WATCHDOG_SECONDS);
+    test_main_init("test-group", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_group_zero_group),
         GOCC_TEST(test_group_with_context),

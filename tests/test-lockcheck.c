@@ -423,7 +423,7 @@ static void test_condvar(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-lockcheck", WATCHDOG_SECONDS);
+    test_main_init("test-lockcheck", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_rank_reversal),
         GOCC_TEST(test_rank_rules),

@@ -388,7 +388,7 @@ static void test_merge_cancel_race(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-merge", WATCHDOG_SECONDS);
+    test_main_init("test-merge", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_merge_many_producers),
         GOCC_TEST(test_merge_closes_after_last_input),

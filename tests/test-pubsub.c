@@ -573,7 +573,7 @@ static void test_pubsub_close_while_publishing(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-pubsub", WATCHDOG_SECONDS);
+    test_main_init("test-pubsub", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_pubsub_invalid),
         GOCC_TEST(test_pubsub_basic),

@@ -457,7 +457,7 @@ static void test_ratelimit_hammer_never_over_issues(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-ratelimit", WATCHDOG_SECONDS);
+    test_main_init("test-ratelimit", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_ratelimit_burst_at_once),
         GOCC_TEST(test_ratelimit_allow_n),

@@ -861,7 +861,7 @@ static void test_many_tasks_blocked_on_one_ctx(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-task", WATCHDOG_SECONDS);
+    test_main_init("test-task", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         /* first: the thread cache is empty, so "one thread" is exact */
         GOCC_TEST(test_thread_reuse),
