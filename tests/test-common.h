@@ -40,7 +40,8 @@
  *    task has parked, so no test guesses from a pause): wait_blocked(n,
  *    timeout) until n entries are blocked, wait_blocked_in(n, reason,
  *    timeout) until n are blocked in that REASON (`chan send`, `select`,
- *    ...); both fail the test, printing the dump, on timeout (a task uses
+ *    ...), wait_quiet(timeout) until every live task is parked; they
+ *    fail the test, printing the dump, on timeout (a task uses
  *    blocked_reached, which only says whether). A parked task
  *    is on its wait queue already, so waiting for each in turn also fixes
  *    the order in which waiters queued.
@@ -384,6 +385,49 @@ static inline void wait_blocked_(size_t n, const char *reason, const char *name,
         if (nap < 2 * GOCC_MILLISECOND) nap *= 2;
     }
 }
+
+/* The number of task entries of @p dump, and how many of them are blocked. */
+static inline void test_dump_tasks(const char *dump, long *tasks, long *blocked) {
+    *tasks = *blocked = 0;
+    for (const char *line = dump; *line != '\0';) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+        if (strncmp(line, "task ", 5) == 0) {
+            ++*tasks;
+            for (const char *p = line + len; p > line; p--)
+                if (p[-1] == '[') {
+                    *blocked += test_state_blocked_(p);
+                    break;
+                }
+        }
+        line += len + (eol != NULL);
+    }
+}
+
+/* Wait until every live task is parked (none running or runnable): from
+ * then on nothing happens until the test acts, or a timer fires. Fails
+ * the test with the dump after @p timeout_ns. */
+static inline void wait_quiet_(int64_t timeout_ns, int line) {
+    int64_t end = gocc_now() + timeout_ns;
+    for (;;) {
+        char *dump = test_dump_text();
+        long tasks, blocked;
+        test_dump_tasks(dump, &tasks, &blocked);
+        if (tasks == blocked && (size_t)tasks == gocc_tasks_live()) {
+            free(dump);
+            return;
+        }
+        if (gocc_now() > end) {
+            fprintf(stderr, "line %d: wait_quiet: %ld of %ld tasks parked; the dump:\n%s", line,
+                    blocked, tasks, dump);
+            free(dump);
+            fail_msg("line %d: wait_quiet: tasks still running", line);
+        }
+        free(dump);
+        sleep_ns(200 * GOCC_MICROSECOND);
+    }
+}
+#define wait_quiet(timeout_ns) wait_quiet_((timeout_ns), __LINE__)
 
 /* blocked_reached: the same wait for code that runs on a task (no cmocka):
  * true once at least @p n entries are blocked in @p reason (NULL: any),

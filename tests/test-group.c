@@ -252,8 +252,8 @@ static void test_group_wait_cancels_without_error(void **state) {
     gocc_ctx_t *gctx = gocc_group_ctx(g);
     for (int i = 0; i < n; i++) assert_int_equal(gocc_group_go(g, ok_task, &s), 0);
     assert_true(wait_count(&s.finished, n, SAFETY_NS));
-    /* every task has returned 0 (or is about to): nothing cancels the ctx */
-    sleep_ns(PAUSE_NS);
+    /* every task has ended, its 0 seen by the group: nothing cancelled the ctx */
+    assert_true(tasks_down_to(start));
     assert_int_equal(atomic_load(&s.saw_err), 0);
     assert_int_equal(gocc_ctx_err(gctx), 0);
     assert_false(ctx_done_closed(gctx));
@@ -409,9 +409,7 @@ static void test_group_concurrent_waits(void **state) {
     enum { NWAIT = 6 };
     group_call c = {.g = g};
     async_call a[NWAIT];
-    for (int i = 0; i < NWAIT; i++) async_start(&a[i], call_group_wait, &c);
-    sleep_ns(SETTLE_NS);
-    for (int i = 0; i < NWAIT; i++) assert_false(async_done(&a[i])); /* tasks still blocked */
+    for (int i = 0; i < NWAIT; i++) async_start_blocked(&a[i], call_group_wait, &c, "group wait");
     gate_open(&gt);
     for (int i = 0; i < NWAIT; i++) assert_int_equal(ASYNC_RESULT(&a[i], SAFETY_NS), ERR_A);
     assert_int_equal(atomic_load(&gt.released), 4);

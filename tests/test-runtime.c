@@ -625,7 +625,7 @@ static void test_fork_while_busy(void **state) {
     assert_non_null(t);
     gocc_ctx_t *dl = gocc_ctx_with_timeout(NULL, 30 * GOCC_MILLISECOND);
     assert_non_null(dl);
-    sleep_ns(SETTLE_NS); /* the tasks block, the ticker ticks */
+    wait_blocked_in(3, "chan receive", SAFETY_NS); /* the tasks block */
 
     for (int round = 0; round < 3; round++) {
         pid_t pid = fork();

@@ -9,9 +9,11 @@
  * select on the gate's token channel and on the pool context's done
  * channel, so one token lets exactly one task go, closing the channel lets
  * them all go, and a forced shutdown (the pool context cancelled) lets them
- * go too. Where a test must show that a call has NOT returned it waits
- * SETTLE_NS: too short a pause can only let a bug through, never fail a
- * correct library.
+ * go too. A call that must be blocked is waited for until gocc_dump shows
+ * it parked (async_start_blocked, wait_blocked_in: test-common.h). Where a
+ * test must show that something did NOT happen (a dropped task never
+ * starts) it waits SETTLE_NS: too short a pause can only let a bug
+ * through, never fail a correct library.
  *
  * No cmocka assertion runs on a task or a helper thread: they record what
  * they saw in atomics and the test thread checks it. Every call that may
@@ -735,7 +737,7 @@ static void test_wp_shutdown_concurrent(void **state) {
             async_start(&calls[i].a, wp_do_shutdown, &calls[i]);
         }
         if (!forced) {
-            sleep_ns(SETTLE_NS);
+            wait_blocked_in(CALLERS, "workpool shutdown", SAFETY_NS);
             for (int i = 0; i < CALLERS; i++) assert_false(async_done(&calls[i].a));
             wp_gate_open(&g);
         }
@@ -958,7 +960,7 @@ static void test_wp_submit_from_own_task(void **state) {
             }
             sleep_ns(GOCC_MILLISECOND);
         }
-        sleep_ns(5 * GOCC_MILLISECOND);
+        wait_blocked_in(cfg[k].max, "workpool submit", SAFETY_NS); /* every worker */
         gocc_ctx_t *sc = NULL;
         if (cfg[k].mode == 1) {
             sc = gocc_ctx_with_cancel(NULL);
