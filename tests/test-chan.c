@@ -46,10 +46,10 @@ static int recv_call(void *arg) {
 
 static void op_start(op_t *o, int (*call)(void *)) { async_start(&o->a, call, o); }
 
-/* Start o and return once it is parked in its channel call. */
-static void op_start_blocked(op_t *o, int (*call)(void *)) {
-    async_start_blocked(&o->a, call, o, call == send_call ? "chan send" : "chan receive");
-}
+/* Start o and return once it is parked in its channel call (a macro: a
+ * failure names the caller's line). */
+#define op_start_blocked(o, call) \
+    async_start_blocked(&(o)->a, (call), (o), (call) == send_call ? "chan send" : "chan receive")
 
 static bool op_done(op_t *o) { return async_done(&o->a); }
 static bool op_wait(op_t *o, int64_t timeout_ns) { return async_wait(&o->a, timeout_ns); }

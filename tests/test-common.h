@@ -92,12 +92,15 @@
 #define SETTLE_NS (200 * GOCC_MILLISECOND) /* let a task reach its wait */
 #define SAFETY_NS (60 * GOCC_SECOND)       /* a hang becomes a failure */
 #define WATCHDOG_SECONDS 400u              /* a whole program, then abort */
-#define STUCK_NS (120 * GOCC_SECOND)       /* blocked this long: reported */
+#define STUCK_NS_ (120 * GOCC_SECOND)      /* blocked this long: reported */
 #else
 #define SETTLE_NS (50 * GOCC_MILLISECOND)
 #define SAFETY_NS (10 * GOCC_SECOND)
 #define WATCHDOG_SECONDS 120u
-#define STUCK_NS (60 * GOCC_SECOND)
+#define STUCK_NS_ (60 * GOCC_SECOND)
+#endif
+#ifndef STUCK_NS /* a program may define its own before the include */
+#define STUCK_NS STUCK_NS_
 #endif
 #define PAUSE_NS GOCC_MILLISECOND        /* Go's time.Sleep(time.Millisecond) */
 #define PROMPT_NS (2 * GOCC_SECOND)      /* "returns promptly" upper bound */

@@ -49,10 +49,9 @@ static int sel_call(void *arg) {
 
 static void sel_start(sel_t *s) { async_start(&s->a, sel_call, s); }
 
-/* Start s and return once it is parked (in @p reason, NULL: any wait). */
-static void sel_start_blocked(sel_t *s, const char *reason) {
-    async_start_blocked(&s->a, sel_call, s, reason);
-}
+/* Start s and return once it is parked (in @p reason, NULL: any wait; a
+ * macro: a failure names the caller's line). */
+#define sel_start_blocked(s, reason) async_start_blocked(&(s)->a, sel_call, (s), (reason))
 
 static bool sel_wait(sel_t *s, int64_t timeout_ns) { return async_wait(&s->a, timeout_ns); }
 
