@@ -24,7 +24,8 @@
  *    gocc_watch_stuck elsewhere or turns it off calls test_stuck_watch()
  *    when done; one that needs the runtime to wind down (a watch thread
  *    makes gocc_runtime_shutdown answer GOCC_EAGAIN) is registered with
- *    GOCC_TEST_NO_WATCH(f) instead of GOCC_TEST(f).
+ *    GOCC_TEST_NO_WATCH(f) instead of GOCC_TEST(f). GOCC_TEST_FILTER=glob
+ *    in the environment runs only the tests whose names match.
  *  - Time: sleep_ns (nanosleep, no library timers), pause_ns (gocc_sleep),
  *    and the SETTLE_NS / SAFETY_NS / PAUSE_NS / PROMPT_NS / QUIESCENT
  *    constants (a file may #undef and redefine one before using it).
@@ -141,11 +142,15 @@ static void test_watchdog_(int sig) {
 }
 
 /* Arm the alarm: after @p seconds the program exits (status 99) naming
- * @p prog and the test TEST_NAME() recorded last. */
+ * @p prog and the test TEST_NAME() recorded last. Also: GOCC_TEST_FILTER
+ * in the environment (a cmocka glob, `test_chan_fifo*`) runs only the
+ * tests it names. */
 static inline void test_watchdog_install(const char *prog, unsigned seconds) {
     test_watchdog_prog_ = prog;
     signal(SIGALRM, test_watchdog_);
     alarm(seconds);
+    const char *filter = getenv("GOCC_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') cmocka_set_test_filter(filter);
 }
 
 /* libgocc's own stuck watchdog, to stderr: each task blocked in libgocc
