@@ -41,11 +41,12 @@
  *    task has parked, so no test guesses from a pause): wait_blocked(n,
  *    timeout) until n entries are blocked, wait_blocked_in(n, reason,
  *    timeout) until n are blocked in that REASON (`chan send`, `select`,
- *    ...), wait_quiet(timeout) until every live task is parked; they
- *    fail the test, printing the dump, on timeout (a task uses
- *    blocked_reached, which only says whether). A parked task
- *    is on its wait queue already, so waiting for each in turn also fixes
- *    the order in which waiters queued.
+ *    ...), wait_quiet(timeout) until every live task is parked. They fail
+ *    the test, printing the dump, on timeout; code on a task uses
+ *    blocked_reached, which only answers. A parked task is on its wait
+ *    queue already, so waiting for each in turn also fixes the order in
+ *    which waiters queued; and a waiter that a call woke is no longer
+ *    parked when the call returns, so "still parked" is exact too.
  *  - async_call: a blocking call run on a task and awaited with a bound
  *    (async_start / async_start_blocked / async_wait / ASYNC_RESULT).
  *    async_start_blocked returns once the dump shows that very call parked
