@@ -422,7 +422,12 @@ static void test_sem_fifo_mixed_weights(void **state) {
                 fail_msg("after %lld units: waiter %d (weight %lld) not served", (long long)k, i,
                          (long long)w[i]);
         /* the others still parked (async_blocked fails if one returned) */
-        for (int i = served; i < NW; i++) async_blocked(&q[i].a, "semaphore acquire");
+        for (int i = served; i < NW; i++) {
+            if (async_done(&q[i].a))
+                fail_msg("after %lld units: waiter %d (weight %lld) served out of order "
+                         "(only %d ahead of it fit)", (long long)k, i, (long long)w[i], served);
+            async_blocked(&q[i].a, "semaphore acquire");
+        }
     }
     for (int i = 0; i < NW; i++) assert_int_equal(ASYNC_RESULT(&q[i].a, SAFETY_NS), 0);
     assert_int_equal(gocc_sem_release(s, size), 0);
