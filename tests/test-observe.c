@@ -576,7 +576,10 @@ static void test_dump_counts_and_duration(void **state) {
     assert_int_equal(gocc_go(spin_until, ctx, NULL), 0);
     char *d = wait_dump("libgocc dump: 6 tasks live, 5 blocked\n");
     assert_true(strncmp(d, "libgocc dump: 6 tasks live, 5 blocked\n", 38) == 0);
-    assert_contains(d, "\"\" [running]:");
+    /* running: `[running]`, or `[running, <SECONDS>s]` once the spinner
+     * has held its worker past the block threshold (10 ms: a loaded
+     * machine gets there before the dump) */
+    assert_contains(d, "\"\" [running");
     free(d);
 
     /* Seconds blocked grow with time: at least the time we waited. */
