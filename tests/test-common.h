@@ -14,7 +14,8 @@
  * below exist once per program):
  *  - CHECK_GE / CHECK_LT: comparisons that print both sides on failure.
  *  - Watchdogs, armed by test_main_init(prog, seconds), the first call of
- *    every test main: test_watchdog_install arms alarm(), so a test that
+ *    every test main (test-fault, test-lockcheck and test-runtime arm the
+ *    alarm alone and say why): test_watchdog_install arms alarm(), so a test that
  *    hangs kills the program with "<prog>: WATCHDOG: hung in <test>"
  *    (TEST_NAME() records the running test) instead of waiting for meson's
  *    timeout (WATCHDOG_SECONDS is the usual budget for a whole program);
