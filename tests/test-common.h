@@ -13,10 +13,20 @@
  * What is here (one test program = one translation unit, so the statics
  * below exist once per program):
  *  - CHECK_GE / CHECK_LT: comparisons that print both sides on failure.
- *  - A watchdog: test_watchdog_install(prog, seconds) arms alarm(); a test
- *    that hangs kills the program with "<prog>: WATCHDOG: hung in <test>"
+ *  - Watchdogs, armed by test_main_init(prog, seconds), the first call of
+ *    every test main (test-fault, test-lockcheck and test-runtime arm the
+ *    alarm alone and say why): test_watchdog_install arms alarm(), so a test that
+ *    hangs kills the program with "<prog>: WATCHDOG: hung in <test>"
  *    (TEST_NAME() records the running test) instead of waiting for meson's
- *    timeout. WATCHDOG_SECONDS is the usual budget for a whole program.
+ *    timeout (WATCHDOG_SECONDS is the usual budget for a whole program);
+ *    test_stuck_watch turns on libgocc's own (gocc_watch_stuck, STUCK_NS,
+ *    to stderr), so a task that hangs in libgocc is reported, with the
+ *    dump when all are asleep, well before the alarm. A test that points
+ *    gocc_watch_stuck elsewhere or turns it off calls test_stuck_watch()
+ *    when done; one that needs the runtime to wind down (a watch thread
+ *    makes gocc_runtime_shutdown answer GOCC_EAGAIN) is registered with
+ *    GOCC_TEST_NO_WATCH(f) instead of GOCC_TEST(f). GOCC_TEST_FILTER=glob
+ *    in the environment runs only the tests whose names match.
  *  - Time: sleep_ns (nanosleep, no library timers), pause_ns (gocc_sleep),
  *    and the SETTLE_NS / SAFETY_NS / PAUSE_NS / PROMPT_NS / QUIESCENT
  *    constants (a file may #undef and redefine one before using it).
@@ -26,9 +36,23 @@
  *  - chan_new() / go(): gocc_chan_new / gocc_go that assert success.
  *  - Bounded polling: wait_count (atomic_int, true when reached),
  *    wait_int (atomic_int) and wait_size (_Atomic size_t), which return the
- *    last value seen; test_wait_tasks for gocc_tasks_live().
+ *    last value seen; test_wait_tasks and tasks_down_to for
+ *    gocc_tasks_live().
+ *  - What is blocked, as gocc_dump reports it (the registry knows when a
+ *    task has parked, so no test guesses from a pause): wait_blocked(n,
+ *    timeout) until n entries are blocked, wait_blocked_in(n, reason,
+ *    timeout) until n are blocked in that REASON (`chan send`, `select`,
+ *    ...), wait_quiet(timeout) until every live task is parked. They fail
+ *    the test, printing the dump, on timeout; code on a task uses
+ *    blocked_reached, which only answers. A parked task is on its wait
+ *    queue already, so waiting for each in turn also fixes the order in
+ *    which waiters queued; and a waiter that a call woke is no longer
+ *    parked when the call returns, so "still parked" is exact too.
  *  - async_call: a blocking call run on a task and awaited with a bound
- *    (async_start / async_start_settled / async_wait / ASYNC_RESULT).
+ *    (async_start / async_start_blocked / async_wait / ASYNC_RESULT).
+ *    async_start_blocked returns once the dump shows that very call parked
+ *    (its task is named after the async_call), and fails the test if the
+ *    call returned instead.
  *  - xorshift: a tiny deterministic PRNG.
  */
 #ifndef GOCC_TEST_COMMON_H
@@ -43,6 +67,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <stdlib.h>
+#include <sys/mman.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,10 +95,15 @@
 #define SETTLE_NS (200 * GOCC_MILLISECOND) /* let a task reach its wait */
 #define SAFETY_NS (60 * GOCC_SECOND)       /* a hang becomes a failure */
 #define WATCHDOG_SECONDS 400u              /* a whole program, then abort */
+#define STUCK_NS_ (120 * GOCC_SECOND)      /* blocked this long: reported */
 #else
 #define SETTLE_NS (50 * GOCC_MILLISECOND)
 #define SAFETY_NS (10 * GOCC_SECOND)
 #define WATCHDOG_SECONDS 120u
+#define STUCK_NS_ (60 * GOCC_SECOND)
+#endif
+#ifndef STUCK_NS /* a program may define its own before the include */
+#define STUCK_NS STUCK_NS_
 #endif
 #define PAUSE_NS GOCC_MILLISECOND        /* Go's time.Sleep(time.Millisecond) */
 #define PROMPT_NS (2 * GOCC_SECOND)      /* "returns promptly" upper bound */
@@ -111,12 +143,35 @@ static void test_watchdog_(int sig) {
     _exit(99);
 }
 
-/* Arm the watchdog: after @p seconds the program exits (status 99) naming
- * @p prog and the test TEST_NAME() recorded last. Call once, from main. */
+/* Arm the alarm: after @p seconds the program exits (status 99) naming
+ * @p prog and the test TEST_NAME() recorded last. Also: GOCC_TEST_FILTER
+ * in the environment (a cmocka glob, `test_chan_fifo*`) runs only the
+ * tests it names. */
 static inline void test_watchdog_install(const char *prog, unsigned seconds) {
     test_watchdog_prog_ = prog;
     signal(SIGALRM, test_watchdog_);
     alarm(seconds);
+    const char *filter = getenv("GOCC_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') cmocka_set_test_filter(filter);
+}
+
+/* libgocc's own stuck watchdog, to stderr: each task blocked in libgocc
+ * longer than STUCK_NS is reported, and the dump follows when all are.
+ * @p on false turns it off. */
+static inline void test_stuck_watch_set_(bool on) {
+    if (gocc_watch_stuck(on ? STUCK_NS : 0, STDERR_FILENO) != 0) {
+        static const char msg[] = "test: gocc_watch_stuck failed\n";
+        ssize_t r = write(2, msg, sizeof msg - 1);
+        (void)r;
+        abort();
+    }
+}
+static inline void test_stuck_watch(void) { test_stuck_watch_set_(true); }
+
+/* What every test main calls first: both watchdogs. */
+static inline void test_main_init(const char *prog, unsigned seconds) {
+    test_watchdog_install(prog, seconds);
+    test_stuck_watch();
 }
 
 #define TEST_NAME() atomic_store_explicit(&g_test, __func__, memory_order_relaxed)
@@ -191,6 +246,18 @@ static inline size_t test_wait_tasks(size_t want, int64_t timeout_ns) {
     return live;
 }
 
+/* tasks_down_to: test_wait_tasks for checks that run off the test thread
+ * (no cmocka, no library timers): true once gocc_tasks_live() <= want,
+ * false after QUIESCENT. */
+static inline bool tasks_down_to(size_t want) {
+    int64_t end = gocc_now() + QUIESCENT;
+    while (gocc_tasks_live() > want) {
+        if (gocc_now() > end) return false;
+        sleep_ns(50 * GOCC_MICROSECOND);
+    }
+    return true;
+}
+
 /* gocc_leakcheck: on failure the dump of what is still live goes to stderr. */
 #define ASSERT_NO_TASKS(start) \
     assert_int_equal(gocc_leakcheck((start), 5 * GOCC_SECOND, STDERR_FILENO), 0)
@@ -213,6 +280,189 @@ static inline int gocc_test_teardown_(void **state) {
 
 #define GOCC_TEST(f) cmocka_unit_test_setup_teardown(f, gocc_test_setup_, gocc_test_teardown_)
 
+/* GOCC_TEST for a test that shuts the runtime down or swaps its allocator:
+ * the stuck watchdog's thread is stopped for its duration. */
+static inline int gocc_test_setup_no_watch_(void **state) {
+    test_stuck_watch_set_(false);
+    return gocc_test_setup_(state);
+}
+
+static inline int gocc_test_teardown_no_watch_(void **state) {
+    int rc = gocc_test_teardown_(state);
+    test_stuck_watch();
+    return rc;
+}
+
+#define GOCC_TEST_NO_WATCH(f) \
+    cmocka_unit_test_setup_teardown(f, gocc_test_setup_no_watch_, gocc_test_teardown_no_watch_)
+
+/* ---- what is blocked: gocc_dump, read back ---- */
+
+/* The dump as a NUL-terminated string (free it), written into a memfd;
+ * NULL when it could not be had. No cmocka: usable on a task. */
+static inline char *test_dump_text_(void) {
+    int fd = memfd_create("gocc-test-dump", MFD_CLOEXEC);
+    if (fd < 0) return NULL;
+    char *text = NULL;
+    off_t len = gocc_dump(fd) >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+    if (len >= 0) text = malloc((size_t)len + 1);
+    size_t got = 0;
+    while (text != NULL && got < (size_t)len) {
+        ssize_t r = pread(fd, text + got, (size_t)len - got, (off_t)got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (text != NULL) text[got] = '\0';
+    return text;
+}
+
+/* test_dump_text_, failing the test when the dump cannot be had. */
+static inline char *test_dump_text(void) {
+    char *text = test_dump_text_();
+    if (text == NULL) fail_msg("could not read gocc_dump back: %s", strerror(errno));
+    return text;
+}
+
+/* Whether an entry's STATE is a wait in libgocc: not `running...` nor
+ * `runnable`. */
+static inline bool test_state_blocked_(const char *state) {
+    return strncmp(state, "running", 7) != 0 && strncmp(state, "runnable", 8) != 0;
+}
+
+/* How many entries of @p dump are blocked, in REASON @p reason (NULL: any)
+ * and, when @p name is not NULL, named exactly that. With neither, B of
+ * the first line. */
+static inline long test_dump_count_blocked(const char *dump, const char *reason, const char *name) {
+    if (reason == NULL && name == NULL) {
+        long t = 0, b = 0;
+        if (sscanf(dump, "libgocc dump: %ld tasks live, %ld blocked", &t, &b) != 2) return -1;
+        return b;
+    }
+    long count = 0;
+    for (const char *line = dump; *line != '\0';) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+        /* task <ID> "<NAME>" [<STATE>]:  or  thread <ID> "<NAME>" [<STATE>]: */
+        if (strncmp(line, "task ", 5) == 0 || strncmp(line, "thread ", 7) == 0) {
+            const char *q1 = memchr(line, '"', len);
+            const char *st = NULL;
+            for (const char *p = line + len; p > line; p--) /* the last '[' */
+                if (p[-1] == '[') {
+                    st = p;
+                    break;
+                }
+            if (q1 != NULL && st != NULL && st - 3 > q1 && test_state_blocked_(st)) {
+                const char *q2 = st - 3; /* "... \"<NAME>\" [" */
+                bool name_ok = name == NULL || ((size_t)(q2 - q1 - 1) == strlen(name) &&
+                                                strncmp(q1 + 1, name, strlen(name)) == 0);
+                bool reason_ok = reason == NULL || (strncmp(st, reason, strlen(reason)) == 0 &&
+                                                    st[strlen(reason)] == ',');
+                if (name_ok && reason_ok) count++;
+            }
+        }
+        line += len + (eol != NULL);
+    }
+    return count;
+}
+
+/* Wait (bounded, no library timers) until at least @p n entries of the
+ * dump are blocked in @p reason (NULL: any) named @p name (NULL: any).
+ * When @p stop is not NULL and becomes true first, or the time runs out,
+ * the test fails with the last dump. */
+static inline void wait_blocked_(size_t n, const char *reason, const char *name,
+                                 bool (*stop)(void *), void *stop_arg, int64_t timeout_ns,
+                                 const char *what, int line) {
+    int64_t end = gocc_now() + timeout_ns;
+    int64_t nap = 50 * GOCC_MICROSECOND;
+    for (;;) {
+        char *dump = test_dump_text();
+        long got = test_dump_count_blocked(dump, reason, name);
+        if (got >= 0 && (size_t)got >= n) {
+            free(dump);
+            return;
+        }
+        bool stopped = stop != NULL && stop(stop_arg);
+        if (stopped || gocc_now() > end) {
+            fprintf(stderr, "line %d: %s: %ld blocked%s%s, want %zu; the dump:\n%s", line, what,
+                    got, reason != NULL ? " in " : "", reason != NULL ? reason : "", n, dump);
+            free(dump);
+            fail_msg("line %d: %s: %s", line, what,
+                     stopped ? "the call returned instead of blocking" : "not blocked in time");
+        }
+        free(dump);
+        sleep_ns(nap);
+        if (nap < 2 * GOCC_MILLISECOND) nap *= 2;
+    }
+}
+
+/* The number of task entries of @p dump, and how many of them are blocked. */
+static inline void test_dump_tasks(const char *dump, long *tasks, long *blocked) {
+    *tasks = *blocked = 0;
+    for (const char *line = dump; *line != '\0';) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+        if (strncmp(line, "task ", 5) == 0) {
+            ++*tasks;
+            for (const char *p = line + len; p > line; p--)
+                if (p[-1] == '[') {
+                    *blocked += test_state_blocked_(p);
+                    break;
+                }
+        }
+        line += len + (eol != NULL);
+    }
+}
+
+/* Wait until every live task is parked (none running or runnable): from
+ * then on nothing happens until the test acts, or a timer fires. Fails
+ * the test with the dump after @p timeout_ns. */
+static inline void wait_quiet_(int64_t timeout_ns, int line) {
+    int64_t end = gocc_now() + timeout_ns;
+    for (;;) {
+        char *dump = test_dump_text();
+        long tasks, blocked;
+        test_dump_tasks(dump, &tasks, &blocked);
+        if (tasks == blocked && (size_t)tasks == gocc_tasks_live()) {
+            free(dump);
+            return;
+        }
+        if (gocc_now() > end) {
+            fprintf(stderr, "line %d: wait_quiet: %ld of %ld tasks parked; the dump:\n%s", line,
+                    blocked, tasks, dump);
+            free(dump);
+            fail_msg("line %d: wait_quiet: tasks still running", line);
+        }
+        free(dump);
+        sleep_ns(200 * GOCC_MICROSECOND);
+    }
+}
+#define wait_quiet(timeout_ns) wait_quiet_((timeout_ns), __LINE__)
+
+/* blocked_reached: the same wait for code that runs on a task (no cmocka):
+ * true once at least @p n entries are blocked in @p reason (NULL: any),
+ * false after @p timeout_ns. */
+static inline bool blocked_reached(size_t n, const char *reason, int64_t timeout_ns) {
+    int64_t end = gocc_now() + timeout_ns;
+    for (;;) {
+        char *dump = test_dump_text_();
+        long got = dump != NULL ? test_dump_count_blocked(dump, reason, NULL) : -1;
+        free(dump);
+        if (got >= 0 && (size_t)got >= n) return true;
+        if (gocc_now() > end) return false;
+        sleep_ns(200 * GOCC_MICROSECOND);
+    }
+}
+
+/* Until at least n entries (tasks, and threads in libgocc calls) are
+ * blocked; fails the test with the dump after timeout_ns. */
+#define wait_blocked(n, timeout_ns) \
+    wait_blocked_((n), NULL, NULL, NULL, NULL, (timeout_ns), "wait_blocked", __LINE__)
+/* The same, counting only those blocked in REASON (gocc_dump's wording:
+ * "chan send", "select", "semaphore acquire", ...). */
+#define wait_blocked_in(n, reason, timeout_ns) \
+    wait_blocked_((n), (reason), NULL, NULL, NULL, (timeout_ns), "wait_blocked_in", __LINE__)
+
 /* ---- a blocking call run on a task, observed from the test thread ---- */
 
 /* async_start(a, fn, arg) runs rc = fn(arg) on a task; async_wait bounds
@@ -225,11 +475,13 @@ typedef struct async_call {
     int rc;
     int64_t t_ret;    /* gocc_now() when fn returned */
     atomic_int state; /* 0 not started, 1 calling, 2 returned */
+    char name[32];    /* its task's name: "async <address of a>" */
 } async_call;
 
 static int async_task_(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     async_call *a = arg;
+    (void)gocc_task_set_name(a->name); /* unnamed: async_start_blocked times out */
     atomic_store(&a->state, 1);
     a->rc = a->fn(a->arg);
     a->t_ret = gocc_now();
@@ -243,6 +495,7 @@ static inline void async_start(async_call *a, int (*fn)(void *), void *arg) {
     a->rc = 1000;
     a->t_ret = 0;
     atomic_init(&a->state, 0);
+    snprintf(a->name, sizeof a->name, "async %p", (void *)a);
     assert_int_equal(gocc_go(async_task_, NULL, a), 0);
 }
 
@@ -260,13 +513,22 @@ static inline bool async_wait(async_call *a, int64_t timeout_ns) {
     return true;
 }
 
-/* async_start, then give the call time to block (SETTLE_NS after it began). */
-static inline void async_start_settled(async_call *a, int (*fn)(void *), void *arg) {
-    async_start(a, fn, arg);
-    int64_t end = gocc_now() + SAFETY_NS;
-    while (atomic_load(&a->state) == 0 && gocc_now() < end) sleep_ns(100 * GOCC_MICROSECOND);
-    sleep_ns(SETTLE_NS);
-}
+static inline bool async_done_(void *a) { return async_done(a); }
+
+/* Wait until the dump shows @p a's call parked in libgocc (in @p reason
+ * unless NULL); fail the test if it returns first, or after SAFETY_NS. */
+#define async_blocked(a, reason) \
+    wait_blocked_(1, (reason), (a)->name, async_done_, (a), SAFETY_NS, #a, __LINE__)
+
+/* async_start, then async_blocked: the call is on its wait queue. */
+#define async_start_blocked(a, fn, arg, reason) \
+    do {                                         \
+        async_start((a), (fn), (arg));           \
+        async_blocked((a), (reason));            \
+    } while (0)
+
+/* The older name (it used to pause instead): parked in any wait. */
+#define async_start_settled(a, fn, arg) async_start_blocked((a), (fn), (arg), NULL)
 
 /* The call's result; fails the test if it did not return within timeout_ns. */
 static inline int async_result_(async_call *a, int64_t timeout_ns, const char *what, int line) {

@@ -1053,7 +1053,7 @@ static void test_done_channel(void **state) {
 
     done_waiter_state s = {0};
     for (int i = 0; i < 4; i++) assert_int_equal(gocc_go(done_waiter, c, &s), 0);
-    sleep_ns(10 * GOCC_MILLISECOND);
+    wait_blocked_in(4, "chan receive", SAFETY_NS); /* all four wait on done */
     assert_int_equal(atomic_load(&s.woke), 0);
     gocc_ctx_cancel(c);
     assert_int_equal(wait_int(&s.woke, 4, QUIESCENT), 4);
@@ -1139,7 +1139,8 @@ static void test_cancel_from_waiting_task(void **state) {
     assert_int_equal(gocc_ctx_after_func(ctx, recancel_fn, ctx, NULL), 0);
     for (int i = 0; i < 8; i++) assert_int_equal(gocc_go(blocked_task, ctx, &s), 0);
     assert_int_equal(gocc_go(self_cancel_task, ctx, &s), 0);
-    sleep_ns(10 * GOCC_MILLISECOND);
+    wait_blocked_in(8, "chan receive", SAFETY_NS);
+    wait_blocked_in(1, "select", SAFETY_NS);
     assert_int_equal(gocc_ctx_err(ctx), 0);
     assert_int_equal(gocc_chan_send(s.trigger, NULL, NULL), 0);
     ASSERT_NO_TASKS(start);
@@ -1782,7 +1783,7 @@ static void test_stress_many_timeouts(void **state) {
 
 int main(void) {
     g_main_thread = pthread_self();
-    test_watchdog_install("test-ctx", WATCHDOG_SECONDS);
+    test_main_init("test-ctx", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_background),
         GOCC_TEST(test_with_cancel),

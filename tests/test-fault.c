@@ -99,15 +99,6 @@ static long injected(void) { return seen_injected + (window_open ? gocc__fault_i
 /* A constructor's NULL: errno says why. */
 #define CHECK_NULL_ERRNO(e) WCHECK(injected() > 0 && ((e) == ENOMEM || (e) == EAGAIN))
 
-/* Wait (bounded, no library timers) until gocc_tasks_live() <= want. */
-static bool tasks_down_to(size_t want) {
-    int64_t end = gocc_now() + QUIESCENT;
-    while (gocc_tasks_live() > want) {
-        if (gocc_now() > end) return false;
-        sleep_ns(50 * GOCC_MICROSECOND);
-    }
-    return true;
-}
 
 /* Bounded wait for *v >= want (no library timers). */
 static bool flag_reaches(atomic_int *v, int want) { return wait_count(v, want, QUIESCENT); }
@@ -1241,6 +1232,9 @@ static void test_fault_disarmed_is_inert(void **state) {
 int main(void) {
     /* The first libgocc call: count every block the library holds. */
     if (gocc_runtime_set_allocator(&ta_allocator) != 0) return 1;
+    /* The alarm only: no stuck watchdog here. Every run starts after a
+     * gocc_runtime_shutdown, which a watch thread would refuse, and counts
+     * every thread creation, the watch thread's (op_watch_stuck) included. */
     test_watchdog_install("test-fault", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_fault_disarmed_is_inert),

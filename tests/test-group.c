@@ -252,8 +252,8 @@ static void test_group_wait_cancels_without_error(void **state) {
     gocc_ctx_t *gctx = gocc_group_ctx(g);
     for (int i = 0; i < n; i++) assert_int_equal(gocc_group_go(g, ok_task, &s), 0);
     assert_true(wait_count(&s.finished, n, SAFETY_NS));
-    /* every task has returned 0 (or is about to): nothing cancels the ctx */
-    sleep_ns(PAUSE_NS);
+    /* every task has ended, its 0 seen by the group: nothing cancelled the ctx */
+    assert_true(tasks_down_to(start));
     assert_int_equal(atomic_load(&s.saw_err), 0);
     assert_int_equal(gocc_ctx_err(gctx), 0);
     assert_false(ctx_done_closed(gctx));
@@ -409,9 +409,7 @@ static void test_group_concurrent_waits(void **state) {
     enum { NWAIT = 6 };
     group_call c = {.g = g};
     async_call a[NWAIT];
-    for (int i = 0; i < NWAIT; i++) async_start(&a[i], call_group_wait, &c);
-    sleep_ns(SETTLE_NS);
-    for (int i = 0; i < NWAIT; i++) assert_false(async_done(&a[i])); /* tasks still blocked */
+    for (int i = 0; i < NWAIT; i++) async_start_blocked(&a[i], call_group_wait, &c, "group wait");
     gate_open(&gt);
     for (int i = 0; i < NWAIT; i++) assert_int_equal(ASYNC_RESULT(&a[i], SAFETY_NS), ERR_A);
     assert_int_equal(atomic_load(&gt.released), 4);
@@ -631,7 +629,7 @@ static void test_group_go_blocks_at_limit(void **state) {
 
     group_call c = {.g = g, .fn = count_task, .arg = &ran};
     async_call a;
-    async_start_settled(&a, call_group_go, &c);
+    async_start_blocked(&a, call_group_go, &c, "group go");
     assert_false(async_done(&a)); /* blocked at the limit */
     assert_int_equal(atomic_load(&ran), 0);
     gate_open(&gt); /* the slot frees: go returns 0 and the task runs */
@@ -644,7 +642,7 @@ static void test_group_go_blocks_at_limit(void **state) {
     gate_init(&gt2);
     assert_int_equal(gocc_group_go(g, gate_task, &gt2), 0);
     assert_true(wait_count(&gt2.entered, 1, SAFETY_NS));
-    async_start_settled(&a, call_group_go, &c);
+    async_start_blocked(&a, call_group_go, &c, "group go");
     assert_false(async_done(&a));
     gocc_ctx_cancel(parent);
     assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), GOCC_ECANCELED);
@@ -690,7 +688,7 @@ static void test_group_limit_zero(void **state) {
     g = group_new(parent);
     assert_int_equal(gocc_group_set_limit(g, 0), 0);
     c.g = g;
-    async_start_settled(&a, call_group_go, &c);
+    async_start_blocked(&a, call_group_go, &c, "group go");
     assert_false(async_done(&a));
     assert_int_equal(gocc_group_try_go(g, count_task, &ran), GOCC_EAGAIN);
     gocc_ctx_cancel(parent);
@@ -1011,7 +1009,7 @@ static void test_group_free_waits(void **state) {
     assert_true(wait_count(&s.gate.entered, n, SAFETY_NS));
     group_call c = {.g = g, .watch = &s.finished};
     async_call a;
-    async_start_settled(&a, call_group_free, &c);
+    async_start_blocked(&a, call_group_free, &c, NULL);
     assert_false(async_done(&a)); /* the tasks are still blocked */
     gate_open(&s.gate);
     assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), 0);
@@ -1064,7 +1062,7 @@ static void test_group_null(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-group", WATCHDOG_SECONDS);
+    test_main_init("test-group", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_group_zero_group),
         GOCC_TEST(test_group_with_context),

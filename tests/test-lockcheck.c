@@ -423,6 +423,9 @@ static void test_condvar(void **state) {
 }
 
 int main(void) {
+    /* The alarm only: each check runs in a forked child that starts
+     * runtime threads, which ThreadSanitizer refuses after a fork of a
+     * process with threads (the stuck watchdog's would be one). */
     test_watchdog_install("test-lockcheck", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_rank_reversal),

@@ -117,8 +117,9 @@ static void test_merge_closes_after_last_input(void **state) {
     assert_int_equal(gocc_chan_merge(in, 2, out, NULL), 0);
     assert_int_equal(gocc_chan_recv(out, &v, safety), 0);
     assert_int_equal(v, 1);
-    /* a is done; b is open and empty: out must stay open. */
-    sleep_ns(SETTLE_NS);
+    /* a is done; b is open and empty: once the merge's tasks are all
+     * parked (nothing more can happen), out must still be open. */
+    wait_quiet(SAFETY_NS);
     assert_open_empty(out);
     assert_int_equal(gocc_chan_send(b, &two, NULL), 0);
     assert_int_equal(gocc_chan_recv(out, &v, safety), 0);
@@ -211,7 +212,7 @@ static void test_merge_cancel_while_blocked(void **state) {
         sleep_ns(100 * GOCC_MICROSECOND);
     assert_int_equal(gocc_chan_len(full), 4);
     CHECK_GE(atomic_load(&p.sent), 1);
-    sleep_ns(SETTLE_NS);
+    wait_blocked_in(2, "chan send", SAFETY_NS); /* the two forwarders, on out */
     int probe = 0; /* out is open: with nobody receiving, a send would block */
     assert_int_equal(gocc_chan_try_send(out, &probe), GOCC_EAGAIN);
 
@@ -388,7 +389,7 @@ static void test_merge_cancel_race(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-merge", WATCHDOG_SECONDS);
+    test_main_init("test-merge", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_merge_many_producers),
         GOCC_TEST(test_merge_closes_after_last_input),

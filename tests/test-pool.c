@@ -724,7 +724,7 @@ static void test_pool_free_while_owner_walks_dead_caches(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-pool", WATCHDOG_SECONDS);
+    test_main_init("test-pool", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_pool_put_get_same),
         GOCC_TEST(test_pool_get_empty),

@@ -824,7 +824,7 @@ static void test_signal_sigwait_cancels(void **state) {
 
     go(sigwait_task, &f);
     async_call a;
-    async_start_settled(&a, recv_root, &f);
+    async_start_blocked(&a, recv_root, &f, NULL);
     assert_false(async_done(&a));
     assert_int_equal(kill(getpid(), SIGUSR2), 0);
     assert_int_equal(ASYNC_RESULT(&a, SAFETY_NS), GOCC_ECANCELED);
@@ -872,7 +872,7 @@ static void test_signal_storm_interrupts_syscalls(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-process", WATCHDOG_SECONDS);
+    test_main_init("test-process", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_signal_storm_interrupts_syscalls),
         GOCC_TEST(test_signal_chan_recv),

@@ -281,7 +281,7 @@ static void test_pubsub_basic(void **state) {
     gocc_ctx_t *safety = safety_ctx();
     receiver_start(&r, small, safety);
     receiver_go(&r);
-    sleep_ns(SETTLE_NS); /* it may block in recv (or not yet: same result) */
+    wait_blocked_in(1, "chan receive", SAFETY_NS); /* blocked on the empty subscription */
     assert_int_equal(atomic_load(&r.done), 0);
     assert_int_equal(gocc_pubsub_unsubscribe(ps, small), 0);
     receiver_check_end(&r, "small");
@@ -573,7 +573,7 @@ static void test_pubsub_close_while_publishing(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-pubsub", WATCHDOG_SECONDS);
+    test_main_init("test-pubsub", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_pubsub_invalid),
         GOCC_TEST(test_pubsub_basic),

@@ -48,15 +48,6 @@ const char *__tsan_default_options(void) { return "die_after_fork=0"; }
         }                                                                     \
     } while (0)
 
-/* Wait (bounded, no library timers) until gocc_tasks_live() <= want. */
-static bool tasks_down_to(size_t want) {
-    int64_t end = gocc_now() + QUIESCENT;
-    while (gocc_tasks_live() > want) {
-        if (gocc_now() > end) return false;
-        sleep_ns(100 * GOCC_MICROSECOND);
-    }
-    return true;
-}
 
 /* ---- a mixed workload ---- */
 
@@ -634,7 +625,7 @@ static void test_fork_while_busy(void **state) {
     assert_non_null(t);
     gocc_ctx_t *dl = gocc_ctx_with_timeout(NULL, 30 * GOCC_MILLISECOND);
     assert_non_null(dl);
-    sleep_ns(SETTLE_NS); /* the tasks block, the ticker ticks */
+    wait_blocked_in(3, "chan receive", SAFETY_NS); /* the tasks block */
 
     for (int round = 0; round < 3; round++) {
         pid_t pid = fork();
@@ -794,14 +785,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gocc_runtime_set_allocator failed before any allocation\n");
         return 1;
     }
+    /* The alarm only, no stuck watchdog: with its thread in the process,
+     * the children of test_fork_under_load hung now and then under ASan
+     * (8 of 15 runs; 0 of 12 without it). NO_WATCH below stays for when
+     * it is back on: those tests need the runtime to wind down. */
     test_watchdog_install("test-runtime", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
-        GOCC_TEST(test_allocator_sees_every_allocation),
-        GOCC_TEST(test_allocator_thread_state_freed_at_exit),
-        GOCC_TEST(test_shutdown_then_restart),
-        GOCC_TEST(test_shutdown_eagain_while_needed),
-        GOCC_TEST(test_shutdown_races_idle_timeouts),
-        GOCC_TEST(test_shutdown_while_in_use),
+        GOCC_TEST_NO_WATCH(test_allocator_sees_every_allocation),
+        GOCC_TEST_NO_WATCH(test_allocator_thread_state_freed_at_exit),
+        GOCC_TEST_NO_WATCH(test_shutdown_then_restart),
+        GOCC_TEST_NO_WATCH(test_shutdown_eagain_while_needed),
+        GOCC_TEST_NO_WATCH(test_shutdown_races_idle_timeouts),
+        GOCC_TEST_NO_WATCH(test_shutdown_while_in_use),
         GOCC_TEST(test_fork_while_busy),
         GOCC_TEST(test_fork_under_load),
         GOCC_TEST(test_fork_in_task),

@@ -604,7 +604,7 @@ static void test_procs_before_first_use(void **state) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "procs1") == 0) return procs1_main();
-    test_watchdog_install("test-sched", WATCHDOG_SECONDS);
+    test_main_init("test-sched", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_settings),
         GOCC_TEST(test_procs_before_first_use),

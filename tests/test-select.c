@@ -4,9 +4,10 @@
  * doubleselect.go) the way crossbeam-channel ported them. Each test names
  * the Go test it comes from.
  *
- * Blocking is observed indirectly: a task that has not returned after a
- * pause is taken to be blocked (such a check can miss a bug, never invent
- * one). Fairness bands are many standard deviations wide.
+ * A task is known to be blocked when gocc_dump shows it parked in its call
+ * (async_start_blocked, wait_blocked_in: test-common.h), which also fixes
+ * the order waiters queued in; no test guesses from a pause. Fairness
+ * bands are many standard deviations wide.
  */
 #include "test-common.h"
 
@@ -15,24 +16,21 @@
 /* ------------------------------------------------------------------------ */
 /* helpers */
 
-/* A blocking select (or plain send/recv) run by a task, seen from outside. */
+/* A blocking select run on a task through async_call (test-common.h):
+ * a.rc is its result, a.t_ret when it returned. */
 #define MAXC 8
 typedef struct sel {
+    async_call a;
     gocc_case_t cases[MAXC];
     size_t n;
     gocc_ctx_t *ctx;
-    int vals[MAXC]; /* storage the cases point into */
-    int rc;
-    int64_t t_ret;
-    int64_t delay;    /* sleep this long before the call */
-    atomic_int state; /* 0 not started, 1 calling, 2 returned */
+    int vals[MAXC];    /* storage the cases point into */
+    bool after_parked; /* call only once another select is parked */
 } sel_t;
 
 static void sel_init(sel_t *s, gocc_ctx_t *ctx) {
     memset(s, 0, sizeof *s);
     s->ctx = ctx;
-    s->rc = 1000;
-    atomic_init(&s->state, 0);
 }
 
 /* Add a case whose elem points at the sel's own storage, preset to v. */
@@ -43,39 +41,19 @@ static void sel_add(sel_t *s, gocc_chan_t *ch, int dir, int v) {
     s->n++;
 }
 
-static int sel_fn(gocc_ctx_t *ctx, void *arg) {
-    (void)ctx;
+static int sel_call(void *arg) {
     sel_t *s = arg;
-    if (s->delay > 0) gocc_sleep(s->delay, NULL);
-    atomic_store(&s->state, 1);
-    s->rc = gocc_select(s->cases, s->n, s->ctx);
-    s->t_ret = gocc_now();
-    atomic_store_explicit(&s->state, 2, memory_order_release);
-    return 0;
+    if (s->after_parked && !blocked_reached(1, "select", SAFETY_NS)) return -999;
+    return gocc_select(s->cases, s->n, s->ctx);
 }
 
-static void sel_start(sel_t *s) { assert_int_equal(gocc_go(sel_fn, NULL, s), 0); }
+static void sel_start(sel_t *s) { async_start(&s->a, sel_call, s); }
 
-static bool sel_done(sel_t *s) {
-    return atomic_load_explicit(&s->state, memory_order_acquire) == 2;
-}
+/* Start s and return once it is parked (in @p reason, NULL: any wait; a
+ * macro: a failure names the caller's line). */
+#define sel_start_blocked(s, reason) async_start_blocked(&(s)->a, sel_call, (s), (reason))
 
-static bool sel_wait(sel_t *s, int64_t timeout_ns) {
-    int64_t end = gocc_now() + timeout_ns;
-    while (!sel_done(s)) {
-        if (gocc_now() > end) return false;
-        gocc_sleep(200 * GOCC_MICROSECOND, NULL);
-    }
-    return true;
-}
-
-static void sel_start_settled(sel_t *s) {
-    sel_start(s);
-    int64_t end = gocc_now() + SAFETY_NS;
-    while (atomic_load(&s->state) == 0 && gocc_now() < end)
-        gocc_sleep(100 * GOCC_MICROSECOND, NULL);
-    pause_ns(SETTLE_NS);
-}
+static bool sel_wait(sel_t *s, int64_t timeout_ns) { return async_wait(&s->a, timeout_ns); }
 
 /* ------------------------------------------------------------------------ */
 
@@ -375,11 +353,10 @@ static void test_select_pseudo_random_send(void **state) {
 }
 
 /* from runtime/chan_test.go TestPseudoRandomSend, with the select parked
- * before its partner arrives (the receiver first pauses): two send cases
- * (or two receive cases) on one unbuffered channel, both ready the moment
- * the partner comes; either must be chosen, not always the first listed.
- * (If the select did not park in time, it finds the partner ready and
- * picks at random anyway: this test cannot fail spuriously.) */
+ * before its partner arrives (the partner waits until the dump shows it
+ * parked): two send cases (or two receive cases) on one unbuffered
+ * channel, both ready the moment the partner comes; either must be
+ * chosen, not always the first listed. */
 typedef struct prp {
     gocc_chan_t *c;
     gocc_ctx_t *ctx;
@@ -392,9 +369,10 @@ typedef struct prp {
 static int prp_partner_fn(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     prp_t *p = arg;
-    gocc_sleep(2 * GOCC_MILLISECOND, NULL);
     int v = 7;
-    if (p->dir == GOCC_RECV) p->rc = gocc_chan_recv(p->c, &p->got, p->ctx);
+    /* Only once the test thread's select is parked. */
+    if (!blocked_reached(1, "select", SAFETY_NS)) p->rc = -999;
+    else if (p->dir == GOCC_RECV) p->rc = gocc_chan_recv(p->c, &p->got, p->ctx);
     else p->rc = gocc_chan_send(p->c, &v, p->ctx);
     atomic_store_explicit(&p->done, 1, memory_order_release);
     return 0;
@@ -527,7 +505,7 @@ static void test_select_send_recv_same_chan_partner(void **state) {
         assert_int_equal(gocc_chan_recv(c, &v, sc), 0);
         assert_int_equal(v, 100 + round);
         assert_true(sel_wait(&s, SAFETY_NS));
-        assert_int_equal(s.rc, 1);
+        assert_int_equal(s.a.rc, 1);
         assert_true(s.cases[1].ok);
         assert_int_equal(s.vals[0], -1);
         /* The partner sends: the select's receive case proceeds. */
@@ -538,7 +516,7 @@ static void test_select_send_recv_same_chan_partner(void **state) {
         int w = 200 + round;
         assert_int_equal(gocc_chan_send(c, &w, sc), 0);
         assert_true(sel_wait(&s, SAFETY_NS));
-        assert_int_equal(s.rc, 1);
+        assert_int_equal(s.a.rc, 1);
         assert_true(s.cases[1].ok);
         assert_int_equal(s.vals[1], 200 + round);
     }
@@ -606,14 +584,12 @@ static void test_select_nothing_can_proceed(void **state) {
             sel_add(&s, NULL, GOCC_RECV, 0);
             sel_add(&s, NULL, GOCC_SEND, 0);
         }
-        sel_start(&s);
-        pause_ns(SETTLE_NS);
-        assert_false(sel_done(&s));
+        sel_start_blocked(&s, NULL); /* select (no cases), or with nil ones */
         int64_t t0 = gocc_now();
         gocc_ctx_cancel(ctx);
         assert_true(sel_wait(&s, PROMPT_NS));
-        assert_true(s.t_ret - t0 < PROMPT_NS);
-        assert_int_equal(s.rc, GOCC_ECANCELED);
+        assert_true(s.a.t_ret - t0 < PROMPT_NS);
+        assert_int_equal(s.a.rc, GOCC_ECANCELED);
         gocc_ctx_release(ctx);
     }
     /* ... or until its deadline. */
@@ -685,11 +661,10 @@ static void test_select_closed(void **state) {
     sel_add(&s, a, GOCC_RECV, 0x1111);
     sel_add(&s, b, GOCC_RECV, 0x2222);
     s.cases[1].ok = true;
-    sel_start(&s);
-    pause_ns(PAUSE_NS * 5);
+    sel_start_blocked(&s, "select");
     assert_int_equal(gocc_chan_close(b), 0);
     assert_true(sel_wait(&s, PROMPT_NS));
-    assert_int_equal(s.rc, 1);
+    assert_int_equal(s.a.rc, 1);
     assert_false(s.cases[1].ok);
     assert_int_equal(s.vals[1], 0);
     assert_int_equal(s.vals[0], 0x1111);
@@ -702,11 +677,10 @@ static void test_select_closed(void **state) {
     sel_add(&s, a, GOCC_RECV, 0);
     sel_add(&s, b, GOCC_SEND, 2);
     s.cases[1].ok = true;
-    sel_start(&s);
-    pause_ns(PAUSE_NS * 5);
+    sel_start_blocked(&s, "select");
     assert_int_equal(gocc_chan_close(b), 0);
     assert_true(sel_wait(&s, PROMPT_NS));
-    assert_int_equal(s.rc, 1);
+    assert_int_equal(s.a.rc, 1);
     assert_false(s.cases[1].ok);
     int got = -1;
     assert_int_equal(gocc_chan_recv(b, &got, sc), 0);
@@ -739,14 +713,12 @@ static void test_select_cancel_wakes(void **state) {
         sel_add(&s, b, GOCC_RECV, -1);
         sel_add(&s, full, GOCC_SEND, 50);
         sel_add(&s, a, GOCC_SEND, 51);
-        sel_start(&s);
-        pause_ns(SETTLE_NS);
-        assert_false(sel_done(&s));
+        sel_start_blocked(&s, "select");
         int64_t t0 = gocc_now();
         gocc_ctx_cancel(ctx);
         assert_true(sel_wait(&s, PROMPT_NS));
-        assert_true(s.t_ret - t0 < PROMPT_NS);
-        assert_int_equal(s.rc, GOCC_ECANCELED);
+        assert_true(s.a.t_ret - t0 < PROMPT_NS);
+        assert_int_equal(s.a.rc, GOCC_ECANCELED);
         assert_int_equal(s.vals[0], -1);
         assert_int_equal(s.vals[1], -1);
         /* Nothing happened and the select left no waiter behind. */
@@ -765,12 +737,10 @@ static void test_select_cancel_wakes(void **state) {
     sel_t s;
     sel_init(&s, child);
     sel_add(&s, a, GOCC_RECV, -1);
-    sel_start(&s);
-    pause_ns(SETTLE_NS);
-    assert_false(sel_done(&s));
+    sel_start_blocked(&s, "select");
     gocc_ctx_cancel(parent);
     assert_true(sel_wait(&s, PROMPT_NS));
-    assert_int_equal(s.rc, GOCC_ECANCELED);
+    assert_int_equal(s.a.rc, GOCC_ECANCELED);
     ctx_done_release(child);
     ctx_done_release(parent);
     /* A deadline wakes it with GOCC_EDEADLINE. */
@@ -824,16 +794,17 @@ static void test_select_ctx_done_wins(void **state) {
     sel_t r;
     sel_init(&r, sc);
     sel_add(&r, u, GOCC_RECV, -1);
-    sel_start_settled(&r);
+    sel_start_blocked(&r, "select");
     int bad = 666;
     gocc_case_t cs[1] = {{.ch = u, .dir = GOCC_SEND, .elem = &bad}};
     assert_int_equal(gocc_select(cs, 1, cancelled), GOCC_ECANCELED);
-    pause_ns(PAUSE_NS * 5);
-    assert_false(sel_done(&r));
+    /* Still parked: a hand-off would have woken it before the select
+     * returned (a woken task is runnable, not parked, in the dump). */
+    async_blocked(&r.a, "select");
     int good = 7;
     assert_int_equal(gocc_chan_send(u, &good, sc), 0);
     assert_true(sel_wait(&r, SAFETY_NS));
-    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.a.rc, 0);
     assert_int_equal(r.vals[0], 7);
     gocc_chan_release(u);
     gocc_chan_release(has);
@@ -914,13 +885,11 @@ typedef struct dup_arg {
     gocc_chan_t *c, *d, *e;
     gocc_ctx_t *ctx;
     int idx, val;
-    atomic_int state;
+    async_call a;
 } dup_arg_t;
 
-static int dup_a_fn(gocc_ctx_t *ctx, void *arg) {
-    (void)ctx;
+static int dup_a_call(void *arg) {
     dup_arg_t *a = arg;
-    atomic_store(&a->state, 1);
     int v1 = -1, v2 = -1, v3 = -1;
     gocc_case_t cs[3] = {{.ch = a->c, .dir = GOCC_RECV, .elem = &v1},
                          {.ch = a->c, .dir = GOCC_RECV, .elem = &v2},
@@ -928,32 +897,13 @@ static int dup_a_fn(gocc_ctx_t *ctx, void *arg) {
     a->idx = gocc_select(cs, 3, a->ctx);
     a->val = v3;
     int nine = 9;
-    gocc_chan_send(a->e, &nine, a->ctx);
-    atomic_store_explicit(&a->state, 2, memory_order_release);
-    return 0;
+    return gocc_chan_send(a->e, &nine, a->ctx);
 }
 
-static int dup_b_fn(gocc_ctx_t *ctx, void *arg) {
-    (void)ctx;
+static int dup_b_call(void *arg) {
     dup_arg_t *a = arg;
-    atomic_store(&a->state, 1);
     a->idx = gocc_chan_recv(a->c, &a->val, a->ctx);
-    atomic_store_explicit(&a->state, 2, memory_order_release);
     return 0;
-}
-
-static void wait_started(atomic_int *st) {
-    int64_t end = gocc_now() + SAFETY_NS;
-    while (atomic_load(st) == 0 && gocc_now() < end) pause_ns(100 * GOCC_MICROSECOND);
-}
-
-static bool wait_state2(atomic_int *st, int64_t timeout) {
-    int64_t end = gocc_now() + timeout;
-    while (atomic_load_explicit(st, memory_order_acquire) != 2) {
-        if (gocc_now() > end) return false;
-        pause_ns(200 * GOCC_MICROSECOND);
-    }
-    return true;
 }
 
 static void test_select_duplicate_channel(void **state) {
@@ -962,22 +912,16 @@ static void test_select_duplicate_channel(void **state) {
     gocc_ctx_t *sc = safety_ctx();
     gocc_chan_t *c = chan_new(sizeof(int), 0), *d = chan_new(sizeof(int), 0),
                 *e = chan_new(sizeof(int), 0);
-    dup_arg_t A = {c, d, e, sc, -1, -1, 0}, B = {c, d, e, sc, -1, -1, 0};
-    atomic_init(&A.state, 0);
-    atomic_init(&B.state, 0);
-    assert_int_equal(gocc_go(dup_a_fn, NULL, &A), 0);
-    wait_started(&A.state);
-    pause_ns(SETTLE_NS); /* make sure A gets queued first on c */
-    assert_int_equal(gocc_go(dup_b_fn, NULL, &B), 0);
-    wait_started(&B.state);
-    pause_ns(SETTLE_NS); /* make sure B gets queued on c before continuing */
+    dup_arg_t A = {c, d, e, sc, -1, -1, {0}}, B = {c, d, e, sc, -1, -1, {0}};
+    async_start_blocked(&A.a, dup_a_call, &A, "select"); /* A is queued first on c */
+    async_start_blocked(&B.a, dup_b_call, &B, "chan receive"); /* then B */
     int seven = 7, eight = 8, nine = -1;
     assert_int_equal(gocc_chan_send(d, &seven, sc), 0); /* wake A; it dequeues itself from c */
     assert_int_equal(gocc_chan_recv(e, &nine, sc), 0);  /* A tells us it's done */
     assert_int_equal(nine, 9);
     assert_int_equal(gocc_chan_send(c, &eight, sc), 0); /* wake B */
-    assert_true(wait_state2(&A.state, SAFETY_NS));
-    assert_true(wait_state2(&B.state, SAFETY_NS));
+    assert_int_equal(ASYNC_RESULT(&A.a, SAFETY_NS), 0);
+    assert_int_equal(ASYNC_RESULT(&B.a, SAFETY_NS), 0);
     assert_int_equal(A.idx, 2);
     assert_int_equal(A.val, 7);
     assert_int_equal(B.idx, 0);
@@ -1367,9 +1311,9 @@ static void test_select_many_cases(void **state) {
             cs[i] = (gocc_case_t){.ch = ch[i], .dir = GOCC_RECV, .elem = &vals[i]};
         }
         assert_int_equal(gocc_select_try(cs, NC), GOCC_EAGAIN);
-        sel_t s; /* a task sends on the target, likely after the select parked */
+        sel_t s; /* a task sends on the target once this thread's select parked */
         sel_init(&s, sc);
-        s.delay = 2 * GOCC_MILLISECOND;
+        s.after_parked = true;
         sel_add(&s, ch[target], GOCC_SEND, 1000 + target);
         sel_start(&s);
         assert_int_equal(gocc_select(cs, NC, sc), target);
@@ -1378,7 +1322,7 @@ static void test_select_many_cases(void **state) {
         for (int i = 0; i < NC; i++)
             if (i != target) assert_int_equal(vals[i], -1);
         assert_true(sel_wait(&s, SAFETY_NS));
-        assert_int_equal(s.rc, 0);
+        assert_int_equal(s.a.rc, 0);
     }
     for (int i = 0; i < NC; i++) {
         assert_int_equal(gocc_chan_len(ch[i]), 0);
@@ -1517,6 +1461,9 @@ static void test_select_bad_args(void **state) {
 }
 
 int main(void) {
+    /* No test here records TEST_NAME(): the alarm only has to come before
+     * meson's 600 s; the stuck watchdog names what hangs. */
+    test_main_init("test-select", 590u);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_select_try_nothing_ready),
         GOCC_TEST(test_select_ready),

@@ -10,9 +10,11 @@
  * test it comes from. The others test strict FIFO order, weight 0,
  * cancellation inside a queue and fairness under load.
  *
- * Waiters are queued in a known order by starting them one at a time with a
- * pause (SETTLE_NS) after each has begun its call: a pause that is too short
- * can only make an order check fail, never pass by accident.
+ * Waiters are queued in a known order by starting them one at a time and
+ * waiting until gocc_dump shows each parked in its acquire (test-common.h's
+ * async_start_blocked): a parked waiter is on the queue. "Not served" is
+ * the same check: a waiter a release served is woken before the release
+ * returns, so it is no longer parked.
  *
  * No cmocka assertion runs on a task: tasks record what they saw in atomics.
  * Every acquire that may block has a safety context, or runs on a helper
@@ -59,14 +61,14 @@ static int call_acquire(void *p) {
 }
 
 static void acq_start(acq_t *q, gocc_sem_t *s, int64_t n, gocc_ctx_t *ctx, atomic_int *tickets,
-                      bool settled) {
+                      bool blocked) {
     q->s = s;
     q->n = n;
     q->ctx = ctx;
     q->tickets = tickets;
     q->ticket = -1;
-    if (settled)
-        async_start_settled(&q->a, call_acquire, q);
+    if (blocked)
+        async_start_blocked(&q->a, call_acquire, q, "semaphore acquire");
     else
         async_start(&q->a, call_acquire, q);
 }
@@ -411,7 +413,6 @@ static void test_sem_fifo_mixed_weights(void **state) {
         }
     }
     for (int i = 0; i < NW; i++) assert_false(async_done(&q[i].a));
-    const int64_t step = SETTLE_NS / 10;
     for (int64_t k = 1; k <= size; k++) {
         assert_int_equal(gocc_sem_release(s, 1), 0);
         int served = 0; /* FIFO: the longest prefix that fits in k */
@@ -420,11 +421,13 @@ static void test_sem_fifo_mixed_weights(void **state) {
             if (!async_wait(&q[i].a, SAFETY_NS))
                 fail_msg("after %lld units: waiter %d (weight %lld) not served", (long long)k, i,
                          (long long)w[i]);
-        sleep_ns(step);
-        for (int i = served; i < NW; i++)
+        /* the others still parked (async_blocked fails if one returned) */
+        for (int i = served; i < NW; i++) {
             if (async_done(&q[i].a))
                 fail_msg("after %lld units: waiter %d (weight %lld) served out of order "
                          "(only %d ahead of it fit)", (long long)k, i, (long long)w[i], served);
+            async_blocked(&q[i].a, "semaphore acquire");
+        }
     }
     for (int i = 0; i < NW; i++) assert_int_equal(ASYNC_RESULT(&q[i].a, SAFETY_NS), 0);
     assert_int_equal(gocc_sem_release(s, size), 0);
@@ -523,14 +526,12 @@ static void test_sem_cancel_in_queue(void **state) {
     acq_start(&c, s, 2, safety, &tickets, true);
     gocc_ctx_cancel(cb);
     assert_int_equal(ASYNC_RESULT(&b.a, PROMPT_NS), GOCC_ECANCELED);
-    sleep_ns(SETTLE_NS);
-    assert_false(async_done(&a.a)); /* still 4 free: A waits, C behind it */
-    assert_false(async_done(&c.a));
+    async_blocked(&a.a, "semaphore acquire"); /* still 4 free: A waits, C behind it */
+    async_blocked(&c.a, "semaphore acquire");
     assert_false(gocc_sem_try_acquire(s, 1));
     assert_int_equal(gocc_sem_release(s, 1), 0); /* 5 free: A */
     assert_int_equal(ASYNC_RESULT(&a.a, SAFETY_NS), 0);
-    sleep_ns(SETTLE_NS);
-    assert_false(async_done(&c.a)); /* 0 free */
+    async_blocked(&c.a, "semaphore acquire"); /* 0 free */
     assert_int_equal(gocc_sem_release(s, 2), 0);
     assert_int_equal(ASYNC_RESULT(&c.a, SAFETY_NS), 0);
     assert_int_equal(a.ticket, 0);
@@ -716,7 +717,7 @@ static void test_sem_fairness_stress(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-sem", WATCHDOG_SECONDS);
+    test_main_init("test-sem", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_sem_weighted),
         GOCC_TEST(test_sem_weighted_panic),

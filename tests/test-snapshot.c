@@ -438,7 +438,7 @@ static void test_snapshot_saturated_count(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-snapshot", WATCHDOG_SECONDS);
+    test_main_init("test-snapshot", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_snapshot_basic),
         GOCC_TEST(test_snapshot_null),

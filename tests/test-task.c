@@ -252,7 +252,7 @@ static void test_tasks_live_exact(void **state) {
         assert_int_equal(gocc_tasks_live(), start + i + 1);
     }
     assert_int_equal(wait_size(&s->entered, N, 10 * GOCC_SECOND), N);
-    sleep_ns(5 * GOCC_MILLISECOND);
+    wait_blocked_in(N, "chan receive", 10 * GOCC_SECOND);
     assert_int_equal(gocc_tasks_live(), start + N); /* blocked tasks are live */
 
     assert_int_equal(gocc_chan_close(s->gate), 0);
@@ -494,8 +494,8 @@ static void test_task_holds_ctx_ref(void **state) {
     gocc_ctx_release(leaf);
     gocc_ctx_release(vctx);
     assert_int_equal(gocc_chan_send(s.gate, NULL, NULL), 0); /* rendezvous */
-    sleep_ns(10 * GOCC_MILLISECOND);
-    assert_int_equal(atomic_load(&s.finished), 0); /* still blocked */
+    wait_blocked_in(1, "chan receive", SAFETY_NS); /* on never, with leaf */
+    assert_int_equal(atomic_load(&s.finished), 0);
     gocc_ctx_cancel_cause(parent, -4321);
     ASSERT_NO_TASKS(start);
     assert_int_equal(atomic_load(&s.finished), 1);
@@ -834,7 +834,7 @@ static void test_many_tasks_blocked_on_one_ctx(void **state) {
     int64_t t_started = gocc_now();
     size_t entered = wait_size(&s->entered, started, 30 * GOCC_SECOND);
     size_t live_blocked = gocc_tasks_live();
-    sleep_ns(50 * GOCC_MILLISECOND); /* let them park */
+    wait_blocked(started, 30 * GOCC_SECOND); /* all parked */
 
     int64_t t0 = gocc_now();
     gocc_ctx_cancel(ctx);
@@ -861,7 +861,7 @@ static void test_many_tasks_blocked_on_one_ctx(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-task", WATCHDOG_SECONDS);
+    test_main_init("test-task", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         /* first: the thread cache is empty, so "one thread" is exact */
         GOCC_TEST(test_thread_reuse),

@@ -1046,7 +1046,7 @@ static void test_many_sleepers(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-timer", WATCHDOG_SECONDS);
+    test_main_init("test-timer", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_timer_fires),
         GOCC_TEST(test_after_tick),

@@ -329,14 +329,13 @@ static void test_waitgroup_wait_ctx(void **state) {
     gocc_ctx_t *safety = safety_ctx();
     wg_call c1 = {.wg = &wg, .ctx = c}, c2 = {.wg = &wg, .ctx = safety};
     async_call a1, a2;
-    async_start_settled(&a1, call_wg_wait, &c1);
-    async_start_settled(&a2, call_wg_wait, &c2);
+    async_start_blocked(&a1, call_wg_wait, &c1, "waitgroup wait");
+    async_start_blocked(&a2, call_wg_wait, &c2, "waitgroup wait");
     assert_false(async_done(&a1));
     assert_false(async_done(&a2));
     gocc_ctx_cancel(c);
     assert_int_equal(ASYNC_RESULT(&a1, PROMPT_NS), GOCC_ECANCELED);
-    sleep_ns(SETTLE_NS);
-    assert_false(async_done(&a2));
+    async_blocked(&a2, "waitgroup wait"); /* the other stays parked */
     /* already done, counter > 0 */
     assert_int_equal(gocc_waitgroup_wait(&wg, c), GOCC_ECANCELED);
     gocc_ctx_t *expired = gocc_ctx_with_deadline(NULL, gocc_now() - GOCC_SECOND);
@@ -355,7 +354,7 @@ static void test_waitgroup_wait_ctx(void **state) {
     async_start(&a1, call_wg_wait, &c3);
     assert_int_equal(ASYNC_RESULT(&a1, SAFETY_NS), 0);
     assert_int_equal(gocc_waitgroup_add(&wg, 1), 0);
-    async_start_settled(&a1, call_wg_wait, &c3);
+    async_start_blocked(&a1, call_wg_wait, &c3, "waitgroup wait");
     assert_false(async_done(&a1));
     go(done_task, &wg);
     assert_int_equal(ASYNC_RESULT(&a1, SAFETY_NS), 0);
@@ -398,11 +397,11 @@ static void test_waitgroup_many_waiters(void **state) {
         atomic_store(&s.ok, 0);
         assert_int_equal(gocc_waitgroup_add(&s.wg, 2), 0);
         for (int i = 0; i < m; i++) go(mw_task, &s);
-        assert_true(wait_count(&s.started, m, SAFETY_NS));
-        sleep_ns(SETTLE_NS);
+        wait_blocked_in((size_t)m, "waitgroup wait", SAFETY_NS);
         gocc_waitgroup_done(&s.wg);
-        sleep_ns(SETTLE_NS);
+        /* none woken: a wake is decided before done returns */
         assert_int_equal(atomic_load(&s.returned), 0);
+        wait_blocked_in((size_t)m, "waitgroup wait", SAFETY_NS);
         gocc_waitgroup_done(&s.wg);
         assert_true(wait_count(&s.returned, m, SAFETY_NS));
         assert_int_equal(atomic_load(&s.ok), m);
@@ -573,7 +572,7 @@ static void once_concurrent(int want) {
     for (int i = 0; i < m; i++) go(once_caller, &s);
     assert_true(wait_count(&s.entered, 1, SAFETY_NS));
     async_call a;
-    async_start_settled(&a, call_once_do, &s); /* one more, from another task */
+    async_start_blocked(&a, call_once_do, &s, "once"); /* one more, from another task */
     /* fn is blocked on the gate: no caller may have returned */
     assert_int_equal(atomic_load(&s.calls), 0);
     assert_false(async_done(&a));
@@ -677,7 +676,7 @@ static void test_once_null(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-waitgroup", WATCHDOG_SECONDS);
+    test_main_init("test-waitgroup", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_waitgroup),
         GOCC_TEST(test_waitgroup_misuse),

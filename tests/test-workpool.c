@@ -9,9 +9,11 @@
  * select on the gate's token channel and on the pool context's done
  * channel, so one token lets exactly one task go, closing the channel lets
  * them all go, and a forced shutdown (the pool context cancelled) lets them
- * go too. Where a test must show that a call has NOT returned it waits
- * SETTLE_NS: too short a pause can only let a bug through, never fail a
- * correct library.
+ * go too. A call that must be blocked is waited for until gocc_dump shows
+ * it parked (async_start_blocked, wait_blocked_in: test-common.h). Where a
+ * test must show that something did NOT happen (a dropped task never
+ * starts) it waits SETTLE_NS: too short a pause can only let a bug
+ * through, never fail a correct library.
  *
  * No cmocka assertion runs on a task or a helper thread: they record what
  * they saw in atomics and the test thread checks it. Every call that may
@@ -322,7 +324,7 @@ static void test_wp_backpressure(void **state) {
     gocc_ctx_t *cc = gocc_ctx_with_cancel(NULL);
     assert_non_null(cc);
     wp_call c1 = {.p = p, .fn = wp_flag, .arg = &never[1], .ctx = cc};
-    async_start_settled(&c1.a, wp_do_submit, &c1);
+    async_start_blocked(&c1.a, wp_do_submit, &c1, "workpool submit");
     assert_false(async_done(&c1.a)); /* backpressure: still blocked */
     gocc_ctx_cancel(cc);
     assert_int_equal(ASYNC_RESULT(&c1.a, PROMPT_NS), GOCC_ECANCELED);
@@ -351,7 +353,7 @@ static void test_wp_backpressure(void **state) {
     atomic_int later;
     atomic_init(&later, 0);
     wp_call c2 = {.p = p, .fn = wp_flag, .arg = &later, .ctx = g.safety};
-    async_start_settled(&c2.a, wp_do_submit, &c2);
+    async_start_blocked(&c2.a, wp_do_submit, &c2, "workpool submit");
     assert_false(async_done(&c2.a));
     assert_int_equal(wp_stats(p).submitted, 5);
     wp_gate_release(&g, 1); /* one running task ends; a queued one starts */
@@ -452,7 +454,7 @@ static void test_wp_queue_cap_zero(void **state) {
     atomic_int handed;
     atomic_init(&handed, 0);
     wp_call c = {.p = p, .fn = wp_flag, .arg = &handed, .ctx = g.safety};
-    async_start_settled(&c.a, wp_do_submit, &c);
+    async_start_blocked(&c.a, wp_do_submit, &c, "workpool submit");
     assert_false(async_done(&c.a));
     assert_int_equal(wp_stats(p).queued, 0);
     wp_gate_release(&g, 1);
@@ -531,11 +533,11 @@ static void test_wp_shutdown_graceful(void **state) {
     atomic_int refused;
     atomic_init(&refused, 0);
     wp_call blocked = {.p = p, .fn = wp_flag, .arg = &refused, .ctx = g.safety};
-    async_start_settled(&blocked.a, wp_do_submit, &blocked);
+    async_start_blocked(&blocked.a, wp_do_submit, &blocked, "workpool submit");
     assert_false(async_done(&blocked.a));
 
     wp_call down = {.p = p, .ctx = NULL};
-    async_start_settled(&down.a, wp_do_shutdown, &down);
+    async_start_blocked(&down.a, wp_do_shutdown, &down, "workpool shutdown");
     assert_int_equal(ASYNC_RESULT(&blocked.a, PROMPT_NS), GOCC_ESHUTDOWN);
     assert_false(async_done(&down.a)); /* the gated tasks still run */
     assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &refused), GOCC_ESHUTDOWN);
@@ -735,7 +737,7 @@ static void test_wp_shutdown_concurrent(void **state) {
             async_start(&calls[i].a, wp_do_shutdown, &calls[i]);
         }
         if (!forced) {
-            sleep_ns(SETTLE_NS);
+            wait_blocked_in(CALLERS, "workpool shutdown", SAFETY_NS);
             for (int i = 0; i < CALLERS; i++) assert_false(async_done(&calls[i].a));
             wp_gate_open(&g);
         }
@@ -958,6 +960,9 @@ static void test_wp_submit_from_own_task(void **state) {
             }
             sleep_ns(GOCC_MILLISECOND);
         }
+        /* Let the recursion run on a little. Not a wait for a state: with
+         * queue_cap 0 the jobs may go on handing off to each other instead
+         * of all blocking, and the checks below hold either way. */
         sleep_ns(5 * GOCC_MILLISECOND);
         gocc_ctx_t *sc = NULL;
         if (cfg[k].mode == 1) {
@@ -1430,7 +1435,7 @@ static void test_wp_stress(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-workpool", WATCHDOG_SECONDS);
+    test_main_init("test-workpool", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_wp_runs_tasks_with_pool_ctx),
         GOCC_TEST(test_wp_free_drains),
