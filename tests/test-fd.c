@@ -248,7 +248,7 @@ static void test_fd_close_unblocks_reader(void **state) {
     async_call ac;
     async_start(&ac, read_call, &c);
     wait_queued(a, GOCC_FD_READ, 1);
-    sleep_ns(SETTLE_NS / 5); /* usually parked by now; either way it must end */
+    async_blocked(&ac, "io wait"); /* parked: the close must wake it */
     assert_int_equal(gocc_fd_close(a), 0);
     assert_int_equal(ASYNC_RESULT(&ac, SAFETY_NS), 0);
     assert_int_equal(c.rc, GOCC_ECLOSED);
@@ -845,7 +845,7 @@ static void test_fd_plain_threads(void **state) {
         test_thread th;
         test_thread_start(&th, plain_thread, &t);
         wait_queued(a, what == 1 ? GOCC_FD_WRITE : GOCC_FD_READ, 1);
-        sleep_ns(SETTLE_NS / 5);
+        wait_blocked_in(1, "io wait", SAFETY_NS); /* parked: the cancel must wake it */
         gocc_ctx_cancel(c);
         test_thread_join(&th);
         assert_int_equal(t.rc, GOCC_ECANCELED);
@@ -1028,7 +1028,7 @@ static void test_fd_shutdown_restart(void **state) {
 }
 
 int main(void) {
-    test_watchdog_install("test-fd", WATCHDOG_SECONDS);
+    test_main_init("test-fd", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
         GOCC_TEST(test_fd_pipe_data_eof),
         GOCC_TEST(test_fd_bad_arguments),
@@ -1048,7 +1048,7 @@ int main(void) {
         GOCC_TEST(test_fd_waiting_tasks_free_workers),
         GOCC_TEST(test_fd_plain_threads),
         GOCC_TEST(test_fd_fork),
-        GOCC_TEST(test_fd_shutdown_restart),
+        GOCC_TEST_NO_WATCH(test_fd_shutdown_restart),
         GOCC_TEST(test_fd_no_poller_thread),
         GOCC_TEST(test_fd_polled_while_workers_busy),
     };
