@@ -102,8 +102,8 @@ struct scenario {
     int producers, consumers; /* threads = producers + consumers */
     int threads;              /* as reported */
     size_t capacity;
-    bool tasks;               /* task/ variant: actors are gocc_go tasks */
-    bool in_task;             /* ... and run() itself runs in one task */
+    bool tasks;   /* task/ variant: actors are gocc_go tasks */
+    bool in_task; /* ... and run() itself runs in one task */
 };
 
 static void *make_chan(const scenario_t *s) {
@@ -196,8 +196,8 @@ static void run_uncontended(const scenario_t *s, uint64_t n) {
 typedef struct pc_arg {
     const scenario_t *s;
     void *ch;
-    uint64_t lo, hi;  /* producer: values; consumer: hi - lo values to take */
-    uint64_t sum;     /* consumer: sum received */
+    uint64_t lo, hi; /* producer: values; consumer: hi - lo values to take */
+    uint64_t sum;    /* consumer: sum received */
 } pc_arg_t;
 
 static void *producer(void *p) {
@@ -457,8 +457,8 @@ static scenario_t scenarios[MAX_SCENARIOS];
 static int nscenarios;
 
 static scenario_t *add(const chanops_t *ops, const char *name, const char *unit,
-                       void (*run)(const scenario_t *, uint64_t), int producers,
-                       int consumers, size_t capacity) {
+                       void (*run)(const scenario_t *, uint64_t), int producers, int consumers,
+                       size_t capacity) {
     if (nscenarios == MAX_SCENARIOS) die("too many scenarios", name, 0);
     scenario_t *s = &scenarios[nscenarios++];
     snprintf(s->name, sizeof s->name, "%s%s", ops->prefix, name);
@@ -474,9 +474,8 @@ static scenario_t *add(const chanops_t *ops, const char *name, const char *unit,
 
 /* The task variant of a libgocc scenario: task/NAME. Scenarios whose loop
  * runs on the calling thread (no actors) run it in one task instead. */
-static void add_task(const char *name, const char *unit,
-                     void (*run)(const scenario_t *, uint64_t), int producers,
-                     int consumers, size_t capacity) {
+static void add_task(const char *name, const char *unit, void (*run)(const scenario_t *, uint64_t),
+                     int producers, int consumers, size_t capacity) {
     char tname[64];
     snprintf(tname, sizeof tname, "task/%.58s", name);
     scenario_t *s = add(&GOCC_OPS, tname, unit, run, producers, consumers, capacity);

@@ -131,10 +131,10 @@ static void run_fanout_task(const void *self, uint64_t n) {
 /* ---- baseline/ctx/cancel/N: FUTEX_WAKE of N sleeping threads ---- */
 
 typedef struct futex_run {
-    _Atomic uint32_t gen;     /* threads sleep while it equals their round */
-    _Atomic uint32_t left;    /* threads still to run in this round */
-    _Atomic int blocked;      /* threads about to sleep in this round */
-    _Atomic uint32_t done;    /* 1 when left reached 0; main sleeps on it */
+    _Atomic uint32_t gen;  /* threads sleep while it equals their round */
+    _Atomic uint32_t left; /* threads still to run in this round */
+    _Atomic int blocked;   /* threads about to sleep in this round */
+    _Atomic uint32_t done; /* 1 when left reached 0; main sleeps on it */
     uint64_t rounds;
 } futex_run;
 
@@ -217,9 +217,9 @@ typedef struct timer_run {
 
 typedef struct timer_arg {
     timer_run *r;
-    gocc_ctx_t *ctx;    /* written before start is closed */
+    gocc_ctx_t *ctx; /* written before start is closed */
     int64_t deadline;
-    int64_t late;       /* out */
+    int64_t late; /* out */
 } timer_arg;
 
 static int wait_for_deadline(gocc_ctx_t *unused, void *arg) {

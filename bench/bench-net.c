@@ -194,13 +194,16 @@ static int echo_client_task(gocc_ctx_t *ctx, void *arg) {
 static void run_echo_body(const void *self, uint64_t n) {
     const echo_case *c = self;
     bench_timer_stop();
-    echo_run r = {.c = c, .conns = scaled(ECHO_CONNS), .per = n,
-                  .connected = GOCC_WAITGROUP_INIT, .clients = GOCC_WAITGROUP_INIT,
+    echo_run r = {.c = c,
+                  .conns = scaled(ECHO_CONNS),
+                  .per = n,
+                  .connected = GOCC_WAITGROUP_INIT,
+                  .clients = GOCC_WAITGROUP_INIT,
                   .servers = GOCC_WAITGROUP_INIT};
     if (2 * r.conns + 64 > nofile_limit) {
         r.conns = (int)((nofile_limit - 64) / 2);
-        fprintf(stderr, "bench-net: %s with %d connections (RLIMIT_NOFILE %ld)\n", c->name,
-                r.conns, nofile_limit);
+        fprintf(stderr, "bench-net: %s with %d connections (RLIMIT_NOFILE %ld)\n", c->name, r.conns,
+                nofile_limit);
     }
     r.lat = malloc((size_t)r.conns * LAT_SLOTS * sizeof *r.lat);
     echo_client *cl = calloc((size_t)r.conns, sizeof *cl);
@@ -302,7 +305,8 @@ static void run_idle_body(const void *self, uint64_t n) {
     if (base < 0 || page <= 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
     for (uint64_t round = 0; round < n; round++) {
         bench_timer_stop();
-        idle_run r = {.f = calloc((size_t)conns, sizeof(gocc_fd_t *)), .wg = GOCC_WAITGROUP_INIT,
+        idle_run r = {.f = calloc((size_t)conns, sizeof(gocc_fd_t *)),
+                      .wg = GOCC_WAITGROUP_INIT,
                       .name = name};
         idle_reader *rd = calloc((size_t)conns, sizeof *rd);
         gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
@@ -322,8 +326,7 @@ static void run_idle_body(const void *self, uint64_t n) {
             int rc = gocc_go(idle_read, ctx, &rd[i]);
             if (rc != 0) bench_die("gocc_go", name, rc);
         }
-        while (atomic_load_explicit(&r.blocked, memory_order_acquire) < conns)
-            bench_nap_ns(100000);
+        while (atomic_load_explicit(&r.blocked, memory_order_acquire) < conns) bench_nap_ns(100000);
         bench_nap_ns(bench_smoke() ? 1000000 : 20000000); /* the last ones park */
         long resident = resident_pages();
         if (resident < 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);

@@ -436,9 +436,10 @@ static void run_mem(const void *self, uint64_t n) {
 
 /* ---- the scenario list ---- */
 
-#define LOAD_CASES(L, S)                                                                \
-    {"workpool/load" S "/block", L, MODE_BLOCK}, {"workpool/load" S "/shed", L, MODE_SHED}, \
-        {"workpool/load" S "/deadline", L, MODE_DEADLINE}
+#define LOAD_CASES(L, S)                                                                      \
+    {"workpool/load" S "/block", L, MODE_BLOCK}, {"workpool/load" S "/shed", L, MODE_SHED}, { \
+        "workpool/load" S "/deadline", L, MODE_DEADLINE                                       \
+    }
 
 static const load_case loads[] = {
     LOAD_CASES(0.5, "0.5x"),
@@ -469,13 +470,15 @@ static bench_desc_t pipes[] = {
 int main(int argc, char **argv) {
     bench_desc_t descs[2 + N_LOADS + 3 + N_MEMS];
     int n = 0;
-    descs[n++] = (bench_desc_t){"workpool/throughput/4w/q1024", "ns/job", 4, 1024,
-                                run_wp_throughput, "workpool/throughput/4w/q1024"};
-    descs[n++] = (bench_desc_t){"task/workpool/throughput/4w/q1024", "ns/job", 4, 1024,
-                                run_wp_throughput_task, "task/workpool/throughput/4w/q1024"};
+    descs[n++] =
+        (bench_desc_t){"workpool/throughput/4w/q1024", "ns/job", 4, 1024, run_wp_throughput,
+                       "workpool/throughput/4w/q1024"};
+    descs[n++] = (bench_desc_t){
+        "task/workpool/throughput/4w/q1024", "ns/job", 4, 1024, run_wp_throughput_task,
+        "task/workpool/throughput/4w/q1024"};
     for (int i = 0; i < N_LOADS; i++)
-        descs[n++] = (bench_desc_t){loads[i].name, "ns/offered-job", LOAD_WORKERS, LOAD_QUEUE,
-                                    run_load, &loads[i]};
+        descs[n++] = (bench_desc_t){loads[i].name, "ns/offered-job", LOAD_WORKERS,
+                                    LOAD_QUEUE,    run_load,         &loads[i]};
     for (int i = 0; i < 3; i++) {
         pipes[i].self = &pipes[i];
         descs[n++] = pipes[i];

@@ -283,13 +283,13 @@ typedef struct counter_case {
 
 typedef struct counter_shared {
     pthread_mutex_t mu;
-    long locked;               /* under mu */
+    long locked; /* under mu */
     _Alignas(64) _Atomic long atomic;
-    gocc_chan_t *ch;           /* counter/channel: increments to the owner */
+    gocc_chan_t *ch; /* counter/channel: increments to the owner */
 } counter_shared;
 
 typedef struct counter_arg {
-    _Alignas(64) long shard;   /* counter/sharded: this thread's own line */
+    _Alignas(64) long shard; /* counter/sharded: this thread's own line */
     counter_shared *sh;
     uint64_t n;
     const char *name;
@@ -354,7 +354,8 @@ static void run_counter(const void *self, uint64_t n) {
     if (a == NULL) bench_die("aligned_alloc", c->name, GOCC_ENOMEM);
     pthread_t t[COUNTER_THREADS];
     for (int i = 0; i < COUNTER_THREADS; i++) {
-        a[i] = (counter_arg){.sh = &sh, .name = c->name,
+        a[i] = (counter_arg){.sh = &sh,
+                             .name = c->name,
                              .n = n / COUNTER_THREADS + ((uint64_t)i < n % COUNTER_THREADS)};
         if (pthread_create(&t[i], NULL, c->worker, &a[i]) != 0)
             bench_die("pthread_create", c->name, GOCC_EAGAIN);

@@ -208,8 +208,7 @@ static void measure(const bench_desc_t *d, double duration, int trials) {
     }
     collecting = false;
     if (d->unit != NULL)
-        printf("%s,%s,%.1f,%.1f,%d,%zu\n", d->name, d->unit, best, worst, d->threads,
-               d->capacity);
+        printf("%s,%s,%.1f,%.1f,%d,%zu\n", d->name, d->unit, best, worst, d->threads, d->capacity);
     for (int i = 0; i < nmetrics; i++)
         printf("%s/%s,%s,%.1f,%.1f,%d,%zu\n", d->name, metrics[i].suffix, metrics[i].unit,
                metrics[i].best, metrics[i].worst, d->threads, d->capacity);

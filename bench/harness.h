@@ -37,11 +37,11 @@
 
 typedef struct bench_desc {
     const char *name;
-    const char *unit;     /* "ns/op", "ns/roundtrip", ...; NULL: metric rows only */
-    int threads;          /* as reported */
-    size_t capacity;      /* as reported (0 where it means nothing) */
+    const char *unit; /* "ns/op", "ns/roundtrip", ...; NULL: metric rows only */
+    int threads;      /* as reported */
+    size_t capacity;  /* as reported (0 where it means nothing) */
     void (*run)(const void *self, uint64_t n);
-    const void *self;     /* the scenario's own description */
+    const void *self; /* the scenario's own description */
 } bench_desc_t;
 
 typedef enum bench_better {

@@ -60,8 +60,7 @@ typedef struct result {
 /* "Assume this is CPU-bound": upper-case the payload. */
 static void process(const char *payload, char *out, size_t out_size) {
     size_t i = 0;
-    for (; payload[i] && i + 1 < out_size; i++)
-        out[i] = (char)toupper((unsigned char)payload[i]);
+    for (; payload[i] && i + 1 < out_size; i++) out[i] = (char)toupper((unsigned char)payload[i]);
     out[i] = '\0';
 }
 
@@ -133,8 +132,7 @@ static int producer(gocc_ctx_t *ctx, void *arg) {
  * collected; *submitted gets the number of jobs that went in, *all_ok
  * whether each came back once and right, sample the output of job 999.
  */
-static int run_pool(int workers, bool as_printed, int *submitted, bool *all_ok,
-                    char sample[24]) {
+static int run_pool(int workers, bool as_printed, int *submitted, bool *all_ok, char sample[24]) {
     gocc_chan_t *jobs = gocc_chan_new(sizeof(job_t), BUFFER);
     gocc_chan_t *results = gocc_chan_new(sizeof(result_t), BUFFER);
     gocc_waitgroup_t wg = GOCC_WAITGROUP_INIT;

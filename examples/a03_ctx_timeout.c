@@ -102,8 +102,8 @@ static int fetch_data(gocc_ctx_t *ctx, const char *url, char *out, size_t out_si
 }
 
 /* main() of the snippet, for one URL and timeout. Returns fetch's error. */
-static int fetch_with_timeout(const char *url, int64_t timeout_ns, char *data,
-                              size_t data_size, int64_t *took_ns) {
+static int fetch_with_timeout(const char *url, int64_t timeout_ns, char *data, size_t data_size,
+                              int64_t *took_ns) {
     int64_t start = gocc_now();
     gocc_ctx_t *ctx = gocc_ctx_with_timeout(NULL, timeout_ns);
     if (!ctx) return GOCC_ENOMEM;
@@ -118,18 +118,17 @@ int main(void) {
     char data[64] = "";
     int64_t took;
 
-    int err = fetch_with_timeout("local://fast.example", 2 * GOCC_SECOND, data,
-                                 sizeof data, &took);
+    int err = fetch_with_timeout("local://fast.example", 2 * GOCC_SECOND, data, sizeof data, &took);
     if (err == 0)
-        printf("A03 ctx timeout: 2 s timeout, 10 ms fetch -> fetched: %s (%.0f ms)\n",
-               data, took / 1e6);
+        printf("A03 ctx timeout: 2 s timeout, 10 ms fetch -> fetched: %s (%.0f ms)\n", data,
+               took / 1e6);
     else
         printf("A03 ctx timeout: fast fetch canceled or failed: %s\n", gocc_strerror(err));
     check(err == 0, "the fast fetch succeeded");
     check(strcmp(data, sites[0].body) == 0, "the fast fetch returned the right body");
 
-    err = fetch_with_timeout("local://slow.example", 50 * GOCC_MILLISECOND, data,
-                             sizeof data, &took);
+    err =
+        fetch_with_timeout("local://slow.example", 50 * GOCC_MILLISECOND, data, sizeof data, &took);
     printf("A03 ctx timeout: 50 ms timeout, 10 s fetch -> fetch canceled or failed: "
            "%s after %.0f ms\n",
            gocc_strerror(err), took / 1e6);
@@ -139,8 +138,7 @@ int main(void) {
     /* The transport task saw the same deadline: no 10 s straggler. */
     bool exited = example_tasks_exit_within(2 * GOCC_SECOND);
     printf("A03 ctx timeout: the slow fetch's transport task %s\n",
-           exited ? "stopped with the context (gocc_tasks_live() == 0)"
-                  : "is still running");
+           exited ? "stopped with the context (gocc_tasks_live() == 0)" : "is still running");
     check(exited, "the transport task stopped with the context");
 
     if (example_failures) printf("A03 ctx timeout: FAILED\n");

@@ -140,8 +140,7 @@ int main(void) {
     printf("A04 race counter: %d tasks x %d unsynchronised counter++ -> %d "
            "(want %d; %d updates lost%s; racy, not checked)\n",
            TASKS, ITERATIONS, racy, want, want - racy,
-           racy == want ? " in any round: the tasks did not overlap this time"
-                        : "");
+           racy == want ? " in any round: the tasks did not overlap this time" : "");
     check(started, "started the racy tasks");
 
     counter = 0;
@@ -156,8 +155,7 @@ int main(void) {
 
     printf("A04 race counter: fixed with a mutex -> %d, with an atomic -> %d "
            "(exact: %s)\n",
-           with_mutex, with_atomic,
-           with_mutex == want && with_atomic == want ? "yes" : "NO");
+           with_mutex, with_atomic, with_mutex == want && with_atomic == want ? "yes" : "NO");
     check(with_mutex == want, "the mutex count is exact");
     check(with_atomic == want, "the atomic count is exact");
     check(example_tasks_exit_within(5 * GOCC_SECOND), "every task returned");

@@ -39,7 +39,7 @@
 typedef struct sender_arg {
     gocc_chan_t *ch; /* the task's own reference */
     gocc_waitgroup_t *wg;
-    int err;         /* the send's result, read after wg wait */
+    int err; /* the send's result, read after wg wait */
 } sender_arg_t;
 
 /* go func() { ch <- 1 }() -- with the context, so it cannot hang */
@@ -54,8 +54,7 @@ static int send_one(gocc_ctx_t *ctx, void *arg) {
 }
 
 /* Start the goroutine of the snippet on ctx. */
-static bool start_sender(sender_arg_t *a, gocc_chan_t *ch, gocc_waitgroup_t *wg,
-                         gocc_ctx_t *ctx) {
+static bool start_sender(sender_arg_t *a, gocc_chan_t *ch, gocc_waitgroup_t *wg, gocc_ctx_t *ctx) {
     *a = (sender_arg_t){gocc_chan_retain(ch), wg, 0};
     gocc_waitgroup_add(wg, 1);
     if (gocc_go(send_one, ctx, a) != 0) {

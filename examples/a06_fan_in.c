@@ -63,7 +63,7 @@ typedef struct forwarder {
 /* What the snippet's closures share: freed by the closer. */
 typedef struct fan_in_block {
     gocc_waitgroup_t wg;
-    gocc_chan_t *out; /* the closer's reference */
+    gocc_chan_t *out;  /* the closer's reference */
     forwarder_t fwd[]; /* one per input, then one element buffer each */
 } fan_in_block_t;
 
@@ -114,8 +114,8 @@ static gocc_chan_t *fan_in_by_hand(size_t elem_size, gocc_chan_t *const *cs, siz
         }
     }
     if (started && gocc_go(closer, NULL, b) == 0) return out;
-    gocc_chan_close(out);                /* the forwarders running stop at their next send */
-    gocc_waitgroup_wait(&b->wg, NULL);   /* and are gone */
+    gocc_chan_close(out);              /* the forwarders running stop at their next send */
+    gocc_waitgroup_wait(&b->wg, NULL); /* and are gone */
     gocc_chan_release(b->out);
     free(b);
     gocc_chan_release(out);

@@ -86,8 +86,7 @@ static int select_result_or_after(gocc_chan_t *result_ch, int64_t timeout_ns, in
 
 /* A worker taking takes_ns against a timeout_ns select. Returns the case
  * that won (0 result, 1 timeout) or a negative error. */
-static int result_or_timeout(int64_t takes_ns, int64_t timeout_ns, int *res,
-                             int64_t *took_ns) {
+static int result_or_timeout(int64_t takes_ns, int64_t timeout_ns, int *res, int64_t *took_ns) {
     gocc_ctx_t *ctx = gocc_ctx_with_cancel(NULL);
     gocc_chan_t *result_ch = gocc_chan_new(sizeof(int), 1);
     int which = GOCC_ENOMEM;
@@ -114,8 +113,7 @@ static int producer(gocc_ctx_t *ctx, void *arg) {
     producer_arg_t *a = arg;
     for (int i = 0; i < a->count; i++) {
         int v = a->first + i;
-        if (gocc_sleep(a->every_ns, ctx) != 0 || gocc_chan_send(a->out, &v, ctx) != 0)
-            break;
+        if (gocc_sleep(a->every_ns, ctx) != 0 || gocc_chan_send(a->out, &v, ctx) != 0) break;
     }
     gocc_chan_close(a->out); /* the sender closes */
     gocc_chan_release(a->out);
@@ -185,7 +183,7 @@ static void multiplex(void) {
     } else {
         check(false, "set up the multiplexer");
     }
-    gocc_ctx_cancel(ctx); /* stops producers if the deadline cut the loop */
+    gocc_ctx_cancel(ctx);           /* stops producers if the deadline cut the loop */
     gocc_waitgroup_wait(&wg, NULL); /* pa and wg live on this stack */
     gocc_timer_free(deadline);
     gocc_ctx_release(ctx);
@@ -209,7 +207,8 @@ int main(void) {
     which = result_or_timeout(10 * GOCC_SECOND, 50 * GOCC_MILLISECOND, &res, &took);
     if (which == 1)
         printf("A07 select timeout: 10 s worker vs time.After(50 ms) -> timeout "
-               "(after %.0f ms)\n", took / 1e6);
+               "(after %.0f ms)\n",
+               took / 1e6);
     else
         printf("A07 select timeout: 10 s worker vs time.After(50 ms) -> %s\n",
                which == 0 ? "result" : "error");

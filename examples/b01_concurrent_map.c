@@ -277,8 +277,8 @@ static void b01_usage(void) {
         return;
     }
     const void *val, *actual, *old;
-    static const char value[] = "value", new_value[] = "new-value",
-                      newest[] = "newest-value", even_newer[] = "even-newer";
+    static const char value[] = "value", new_value[] = "new-value", newest[] = "newest-value",
+                      even_newer[] = "even-newer";
 
     cmap_store(cache, "key", value);
     bool ok = cmap_load(cache, "key", &val);
@@ -287,8 +287,8 @@ static void b01_usage(void) {
 
     bool loaded = cmap_load_or_store(cache, "key", new_value, &actual);
     check(loaded && actual == value, "LoadOrStore on a present key loads and stores nothing");
-    printf("B01 usage: LoadOrStore(key, new-value) = %s, loaded %s: already existed\n",
-           str(actual), loaded ? "true" : "false");
+    printf("B01 usage: LoadOrStore(key, new-value) = %s, loaded %s: already existed\n", str(actual),
+           loaded ? "true" : "false");
 
     loaded = cmap_load_and_delete(cache, "key", &val);
     bool still = cmap_load(cache, "key", NULL);
@@ -329,10 +329,10 @@ static void b01_usage(void) {
 /* ---- b01_concurrent: 4 tasks on one map -------------------------------- */
 
 #define TASKS 4
-#define OWN 200    /* keys each task stores */
-#define SHARED 32  /* keys all tasks LoadOrStore, then LoadAndDelete */
-#define BUMPS 250  /* CAS increments per task */
-#define SWAPS 100  /* Swaps per task */
+#define OWN 200   /* keys each task stores */
+#define SHARED 32 /* keys all tasks LoadOrStore, then LoadAndDelete */
+#define BUMPS 250 /* CAS increments per task */
+#define SWAPS 100 /* Swaps per task */
 
 typedef struct run run_t;
 

@@ -40,27 +40,27 @@
 
 /* type Pool[T any] struct { pool sync.Pool } with NewPool, Get, Put (and a
  * Free, which C needs). new_fn: T *(void); free_fn: void (T *). */
-#define DEFINE_TYPED_POOL(name, T, new_fn, free_fn)                                              \
-    typedef struct name {                                                                        \
-        gocc_pool_t *pool;                                                                       \
-    } name##_t;                                                                                  \
-    static void *name##_new_obj(void *ud) {                                                      \
-        (void)ud;                                                                                \
-        return new_fn();                                                                         \
-    }                                                                                            \
-    static void name##_free_obj(void *obj, void *ud) {                                           \
-        (void)ud;                                                                                \
-        free_fn((T *)obj);                                                                       \
-    }                                                                                            \
-    static inline bool name##_new(name##_t *p) {                                                 \
-        p->pool = gocc_pool_new(name##_new_obj, name##_free_obj, NULL);                          \
-        return p->pool != NULL;                                                                  \
-    }                                                                                            \
-    static inline T *name##_get(name##_t *p) { return (T *)gocc_pool_get(p->pool); }             \
-    static inline void name##_put(name##_t *p, T *v) { gocc_pool_put(p->pool, v); }              \
-    static inline void name##_free(name##_t *p) {                                                \
-        gocc_pool_free(p->pool);                                                                 \
-        p->pool = NULL;                                                                          \
+#define DEFINE_TYPED_POOL(name, T, new_fn, free_fn)                                  \
+    typedef struct name {                                                            \
+        gocc_pool_t *pool;                                                           \
+    } name##_t;                                                                      \
+    static void *name##_new_obj(void *ud) {                                          \
+        (void)ud;                                                                    \
+        return new_fn();                                                             \
+    }                                                                                \
+    static void name##_free_obj(void *obj, void *ud) {                               \
+        (void)ud;                                                                    \
+        free_fn((T *)obj);                                                           \
+    }                                                                                \
+    static inline bool name##_new(name##_t *p) {                                     \
+        p->pool = gocc_pool_new(name##_new_obj, name##_free_obj, NULL);              \
+        return p->pool != NULL;                                                      \
+    }                                                                                \
+    static inline T *name##_get(name##_t *p) { return (T *)gocc_pool_get(p->pool); } \
+    static inline void name##_put(name##_t *p, T *v) { gocc_pool_put(p->pool, v); }  \
+    static inline void name##_free(name##_t *p) {                                    \
+        gocc_pool_free(p->pool);                                                     \
+        p->pool = NULL;                                                              \
     }
 
 /* ---- the objects ------------------------------------------------------ */
@@ -129,8 +129,7 @@ static size_t transform(const char *in, size_t n, char *out) {
 
 /* func processWithPool(data []byte) result; -1 on error, else the length
  * written to out. *dirty is set when the buffer from the pool was not reset. */
-static int process_with_pool(buf_pool_t *pool, const char *data, size_t n, char *out,
-                             bool *dirty) {
+static int process_with_pool(buf_pool_t *pool, const char *data, size_t n, char *out, bool *dirty) {
     struct buffer *buf = buf_pool_get(pool); /* no .(*bytes.Buffer): typed */
     if (!buf) return -1;
     *dirty = buf->len != 0 || buf->data[0] != 0;

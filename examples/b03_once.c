@@ -120,7 +120,8 @@ static void b03_singleton(void) {
     check(started == CALLERS && atomic_load(&load_data_calls) == 1 && same == CALLERS,
           "loadData ran once; all 8 callers got the same complete instance");
     printf("B03 singleton: %d racing GetInstance calls, loadData ran %d time(s), %d got the "
-           "same instance\n", started, atomic_load(&load_data_calls), same);
+           "same instance\n",
+           started, atomic_load(&load_data_calls), same);
     free(instance);
 }
 
@@ -197,15 +198,17 @@ static void b03_once_error(void) {
     check(atomic_load(&connect_calls) == 1 && atomic_load(&config_calls) == 0,
           "connectDB tried once, loadConfig never");
     printf("B03 OnceError: DB down: %d racing Initialize calls all returned \"%s\"; connectDB "
-           "ran %d time(s), loadConfig %d\n", started, strerror(-racers[0].err),
-           atomic_load(&connect_calls), atomic_load(&config_calls));
+           "ran %d time(s), loadConfig %d\n",
+           started, strerror(-racers[0].err), atomic_load(&connect_calls),
+           atomic_load(&config_calls));
 
     atomic_store(&db_up, true); /* the database comes back... */
     int rc, late = initialize(&rc);
     check(late == -ECONNREFUSED && rc == late && atomic_load(&connect_calls) == 1,
           "the error is sticky: a later call gets it without retrying connectDB");
     printf("B03 OnceError: DB back up, Initialize again: \"%s\" (connectDB still ran %d "
-           "time): a failed Once is not retried\n", strerror(-late), atomic_load(&connect_calls));
+           "time): a failed Once is not retried\n",
+           strerror(-late), atomic_load(&connect_calls));
 
     init_once = &working; /* ...and a new OnceError tries again */
     started = race(racers, call_initialize);
@@ -213,7 +216,8 @@ static void b03_once_error(void) {
     check(atomic_load(&connect_calls) == 2 && atomic_load(&config_calls) == 1,
           "the new OnceError ran connectDB and loadConfig once");
     printf("B03 OnceError: a new OnceError: %d racing calls all returned nil; connectDB ran "
-           "once more, loadConfig once\n", started);
+           "once more, loadConfig once\n",
+           started);
 }
 
 int main(void) {

@@ -113,13 +113,13 @@ typedef struct node {
 } node_t;
 
 static struct {
-    int64_t old_counter;      /* the old way: a plain int64 */
-    _Atomic int64_t counter;  /* var counter atomic.Int64 */
+    int64_t old_counter;     /* the old way: a plain int64 */
+    _Atomic int64_t counter; /* var counter atomic.Int64 */
     atomic_bool b;
     _Atomic int32_t i32;
     _Atomic uint32_t u32;
     _Atomic uint64_t u64;
-    _Atomic(node_t *) ptr;    /* atomic.Pointer[Node]: walks along nodes[] */
+    _Atomic(node_t *) ptr; /* atomic.Pointer[Node]: walks along nodes[] */
     node_t nodes[TASKS * ADDS + 1];
 } typed;
 
@@ -153,7 +153,7 @@ static void b04_typed_atomics(void) {
     int started = run_tasks(typed_adder, unused, 1);
     const int64_t want = (int64_t)TASKS * ADDS;
     int64_t old_value = __atomic_load_n(&typed.old_counter, __ATOMIC_SEQ_CST); /* LoadInt64 */
-    int64_t value = atomic_load(&typed.counter);                                /* counter.Load() */
+    int64_t value = atomic_load(&typed.counter);                               /* counter.Load() */
     bool all = started == TASKS && old_value == want && value == want &&
                atomic_load(&typed.i32) == want && atomic_load(&typed.u32) == (uint32_t)want &&
                atomic_load(&typed.u64) == (uint64_t)want &&
@@ -232,7 +232,8 @@ static void b04_push(void) {
           "the stack holds all 8000 pushed values exactly once");
     check(order_ok, "each task's values are stacked in its push order");
     printf("B04 push: 4 tasks pushed %d values at once; the stack holds %d, %d duplicates, "
-           "each task's in order: %s\n", TASKS * PUSHES, n, dups, order_ok ? "yes" : "no");
+           "each task's in order: %s\n",
+           TASKS * PUSHES, n, dups, order_ok ? "yes" : "no");
     atomic_store(&head, NULL);
     free(nodes);
     free(seen);
@@ -376,8 +377,9 @@ static void b04_aba_staged(void) {
           "tagged: the stale CAS fails, the stack is A C");
     printf("B04 ABA staged: stack A B C; T1 reads head A (next B); T2 pops A, T3 pops B, T2 "
            "pushes A; T1's CAS: untagged %s -> stack %s (B is held by T3, A lost); tagged %s "
-           "-> stack %s\n", won_untagged ? "succeeds" : "fails", untagged,
-           won_tagged ? "succeeds" : "fails", tagged);
+           "-> stack %s\n",
+           won_untagged ? "succeeds" : "fails", untagged, won_tagged ? "succeeds" : "fails",
+           tagged);
 }
 
 int main(void) {

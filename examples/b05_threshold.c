@@ -65,10 +65,10 @@ static int64_t increment(threshold_counter_t *tc) {
 
 typedef struct fired {
     atomic_int calls;
-    gocc_chan_t *release;    /* closed by main to let the callback return */
-    gocc_ctx_t *give_up;     /* 5 s: bounds the wait if nobody releases it */
-    atomic_bool returned;    /* set as the callback returns */
-    atomic_int release_rc;   /* what its wait for release returned */
+    gocc_chan_t *release;  /* closed by main to let the callback return */
+    gocc_ctx_t *give_up;   /* 5 s: bounds the wait if nobody releases it */
+    atomic_bool returned;  /* set as the callback returns */
+    atomic_int release_rc; /* what its wait for release returned */
 } fired_t;
 
 /* Blocks until main closes release (or 5 s pass: had Increment waited for
@@ -155,8 +155,9 @@ static void b05_fires_once(void) {
           "the callback returned once released");
     printf("B05 fires once: %d tasks x %d increments, threshold %d: count %lld, callback ran "
            "%d time(s), fired by %d increment; the increments finished while it was still "
-           "running: %s\n", TASKS, INCS, THRESHOLD, (long long)count, atomic_load(&f.calls),
-           count_true(in, TASKS), still_running ? "yes" : "no");
+           "running: %s\n",
+           TASKS, INCS, THRESHOLD, (long long)count, atomic_load(&f.calls), count_true(in, TASKS),
+           still_running ? "yes" : "no");
     gocc_ctx_cancel(f.give_up);
     gocc_ctx_release(f.give_up);
     gocc_chan_release(f.release);
@@ -180,7 +181,8 @@ static void b05_never_fires(void) {
     check(all && ended && count == 400 && atomic_load(&calls) == 0,
           "a counter that stops below its threshold never fires");
     printf("B05 never fires: 4 tasks x 100 increments, threshold 1000: count %lld, callback ran "
-           "%d time(s)\n", (long long)count, atomic_load(&calls));
+           "%d time(s)\n",
+           (long long)count, atomic_load(&calls));
 }
 
 int main(void) {

@@ -51,7 +51,7 @@ typedef struct config_data {
     int64_t timeout_ns; /* Timeout time.Duration */
     int max_conns;      /* MaxConns int */
     feature_t features[3];
-    unsigned checksum;  /* over the fields above: a torn read would not match */
+    unsigned checksum; /* over the fields above: a torn read would not match */
 } config_data_t;
 
 static unsigned checksum_of(const config_data_t *c) {

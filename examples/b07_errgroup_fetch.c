@@ -247,8 +247,10 @@ static int fetch(gocc_ctx_t *ctx, const char *url, result_t *out) {
     size_t got = extra; /* the body's first bytes came with the head */
     while (err == 0 && got < body) {
         ssize_t n = gocc_fd_read(c, buf, sizeof buf, ctx);
-        if (n <= 0) err = n == 0 ? GOCC_ECLOSED : (int)n;
-        else got += (size_t)n;
+        if (n <= 0)
+            err = n == 0 ? GOCC_ECLOSED : (int)n;
+        else
+            got += (size_t)n;
     }
     gocc_fd_close(c); /* on an error too: the server sees the hang-up */
     gocc_fd_release(c);
@@ -284,9 +286,9 @@ static int fetch_one(gocc_ctx_t *ctx, void *arg) {
 }
 
 typedef struct fetch_all_out {
-    result_t *results;        /* NULL on error; caller frees */
-    wrapped_error_t err;      /* the first error, when results is NULL */
-    atomic_int cancelled;     /* /slow fetches that saw ctx cancelled */
+    result_t *results;    /* NULL on error; caller frees */
+    wrapped_error_t err;  /* the first error, when results is NULL */
+    atomic_int cancelled; /* /slow fetches that saw ctx cancelled */
 } fetch_all_out_t;
 
 /* func fetchAll(ctx, urls) ([]Result, error). True when no error. */
@@ -352,16 +354,16 @@ static void b07_all_ok(void) {
     check(ok, "Wait returned nil");
     check(right == N_OK, "every results[i] belongs to urls[i]");
     printf("B07 fetchAll: %d URLs fetched at once in %.1f ms: err = nil, %d of %d results in "
-           "their own slot (results[1] = %s, %zu bytes)\n", N_OK,
-           (double)took / GOCC_MILLISECOND, right, N_OK, ok ? out.results[1].url : "-",
+           "their own slot (results[1] = %s, %zu bytes)\n",
+           N_OK, (double)took / GOCC_MILLISECOND, right, N_OK, ok ? out.results[1].url : "-",
            ok ? out.results[1].bytes : 0);
     free(out.results);
 }
 
 static void b07_one_fails(void) {
     const char *urls[] = {
-        "http://svc.local/a",    "http://svc.local/slow", "http://svc.local/users",
-        "http://svc.local/missing", "http://svc.local/b", "http://svc.local/slow",
+        "http://svc.local/a",       "http://svc.local/slow", "http://svc.local/users",
+        "http://svc.local/missing", "http://svc.local/b",    "http://svc.local/slow",
     };
     const int n = (int)(sizeof urls / sizeof urls[0]);
     fetch_all_out_t out = {0};
@@ -379,8 +381,8 @@ static void b07_one_fails(void) {
     while (atomic_load(&srv.hung_up) < 2 && gocc_now() < end) gocc_sleep(GOCC_MILLISECOND, NULL);
     check(atomic_load(&srv.hung_up) == 2, "the server saw both slow clients hang up");
     printf("B07 fetchAll: /missing among %d URLs: err = \"%s\", errors.Is(err, ErrNotFound) = "
-           "%s, results = %s; %d slow fetches cancelled, returned after %.1f ms\n", n,
-           out.err.msg, errors_is(&out.err, ERR_NOT_FOUND) ? "true" : "false",
+           "%s, results = %s; %d slow fetches cancelled, returned after %.1f ms\n",
+           n, out.err.msg, errors_is(&out.err, ERR_NOT_FOUND) ? "true" : "false",
            out.results ? "non-nil" : "nil", atomic_load(&out.cancelled),
            (double)took / GOCC_MILLISECOND);
 }
@@ -400,8 +402,8 @@ static void b07_caller_cancelled(void) {
     check(one_of && errors_is(&out.err, GOCC_ECANCELED),
           "the error is one URL's 'context canceled', wrapped with the URL");
     printf("B07 fetchAll: caller's context already cancelled: every task still started and "
-           "saw it: err = \"%s\", results = %s\n", out.err.msg,
-           out.results ? "non-nil" : "nil");
+           "saw it: err = \"%s\", results = %s\n",
+           out.err.msg, out.results ? "non-nil" : "nil");
     free(out.results);
     gocc_ctx_release(caller);
 }

@@ -50,12 +50,12 @@
 #define ERR_ITEM_BASE 1000 /* process(item) fails with 1000 + item */
 
 typedef struct run {
-    int bad_item;       /* 0: nothing fails */
-    int64_t work_ns;    /* what an item takes; 0: a millisecond */
+    int bad_item;                   /* 0: nothing fails */
+    int64_t work_ns;                /* what an item takes; 0: a millisecond */
     atomic_int processed_after_bad; /* items numbered above bad_item, processed */
-    gocc_chan_t *gate;  /* the first LIMIT items wait here; NULL: no gate */
-    gocc_ctx_t *give_up; /* bounds the wait at the gate (5 s): a failure, not a hang */
-    atomic_int arrived; /* items that reached the gate */
+    gocc_chan_t *gate;              /* the first LIMIT items wait here; NULL: no gate */
+    gocc_ctx_t *give_up;            /* bounds the wait at the gate (5 s): a failure, not a hang */
+    atomic_int arrived;             /* items that reached the gate */
     atomic_int in_flight, max_in_flight;
     atomic_int processed, failed, stopped;
 } run_t;

@@ -126,7 +126,8 @@ static void b09_sum(void) {
     check(err == 0, "Wait returned nil");
     check(p.sum == want, "the sum of squares equals the closed form 328350");
     printf("B09 pipeline: generate 0..%d -> square -> sum: Sum: %ld (closed form %ld), "
-           "Wait() = %s\n", N - 1, p.sum, want, err ? gocc_strerror(err) : "nil");
+           "Wait() = %s\n",
+           N - 1, p.sum, want, err ? gocc_strerror(err) : "nil");
 }
 
 static void b09_stage_fails(void) {
@@ -142,8 +143,8 @@ static void b09_stage_fails(void) {
     check(p.generated < N, "the generator stopped early");
     check(example_tasks_exit_within(5 * GOCC_SECOND), "no stage left blocked");
     printf("B09 pipeline: sum stage fails past 10000 (at %ld): Wait() = \"sum over budget\"; "
-           "generate stopped after %d numbers with \"%s\", square with %s%s%s\n", p.sum,
-           p.generated, gocc_strerror(p.gen_err), p.square_err ? "\"" : "",
+           "generate stopped after %d numbers with \"%s\", square with %s%s%s\n",
+           p.sum, p.generated, gocc_strerror(p.gen_err), p.square_err ? "\"" : "",
            p.square_err ? gocc_strerror(p.square_err) : "nil (numbers closed)",
            p.square_err ? "\"" : "");
 }

@@ -127,8 +127,8 @@ static bool server_start(void) {
     socklen_t len = sizeof db.addr;
     db.addr.sin_family = AF_INET;
     db.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s < 0 || bind(s, (struct sockaddr *)&db.addr, sizeof db.addr) != 0 ||
-        listen(s, 64) != 0 || getsockname(s, (struct sockaddr *)&db.addr, &len) != 0) {
+    if (s < 0 || bind(s, (struct sockaddr *)&db.addr, sizeof db.addr) != 0 || listen(s, 64) != 0 ||
+        getsockname(s, (struct sockaddr *)&db.addr, &len) != 0) {
         if (s >= 0) close(s);
         return false;
     }
@@ -179,8 +179,10 @@ static connection_t *new_connection(pool_stats_t *st) { /* newConnection(): dial
     if (c != NULL && s >= 0) c->sock = gocc_fd_open(s);
     if (c == NULL || c->sock == NULL ||
         gocc_fd_connect(c->sock, (const struct sockaddr *)&db.addr, sizeof db.addr, NULL) != 0) {
-        if (c != NULL && c->sock != NULL) gocc_fd_release(c->sock); /* closes s */
-        else if (s >= 0) close(s);
+        if (c != NULL && c->sock != NULL)
+            gocc_fd_release(c->sock); /* closes s */
+        else if (s >= 0)
+            close(s);
         free(c);
         return NULL;
     }
@@ -317,8 +319,8 @@ static void b10_acquire_ctx(void) {
     check(all_free, "the timed-out Acquire took no weight");
     if (all_free) gocc_sem_release(p->sem, 2);
     printf("B10 acquire(ctx): size 2, both held: Acquire(50 ms) -> \"%s\" after %.0f ms; after a "
-           "Release, Acquire -> conn #%d again\n", gocc_strerror(e3),
-           (double)waited / GOCC_MILLISECOND, e4 == 0 ? c4->id : 0);
+           "Release, Acquire -> conn #%d again\n",
+           gocc_strerror(e3), (double)waited / GOCC_MILLISECOND, e4 == 0 ? c4->id : 0);
     pool_close(p);
 }
 
@@ -395,7 +397,8 @@ static void b10_load(void) {
     pool_close(p); /* st is freed with the pool: read above */
     printf("B10 load: pool size %d, %d tasks x %d Acquire/Release: %d connections made, %d "
            "reuses, at most %d in use at once, %d closed by Release, %d closed by the pool's "
-           "Close\n", SIZE, USERS, ROUNDS, created, reused, max, closed_while_running, n_idle);
+           "Close\n",
+           SIZE, USERS, ROUNDS, created, reused, max, closed_while_running, n_idle);
 }
 
 int main(void) {
@@ -411,8 +414,9 @@ int main(void) {
               atomic_load(&db.ended) == atomic_load(&db.accepted),
           "the server accepted each connection the pools made and saw each one closed");
     printf("B10 server: 127.0.0.1:%d accepted %d connections (the pools made %d), %d closed, "
-           "%ld queries answered\n", ntohs(db.addr.sin_port), atomic_load(&db.accepted),
-           atomic_load(&dialed), atomic_load(&db.ended), (long)atomic_load(&db.queries));
+           "%ld queries answered\n",
+           ntohs(db.addr.sin_port), atomic_load(&db.accepted), atomic_load(&dialed),
+           atomic_load(&db.ended), (long)atomic_load(&db.queries));
     check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("B10 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());

@@ -57,18 +57,18 @@
 #define JOBS 60
 
 typedef struct budget {
-    gocc_sem_t *mem;            /* memSem: weight = megabytes */
+    gocc_sem_t *mem;                /* memSem: weight = megabytes */
     atomic_long in_use, max_in_use; /* MB held by running jobs */
     atomic_int ran, refused;
-    atomic_int refused_err;     /* the error a refused Acquire returned */
-    atomic_int grants;          /* Acquires that succeeded, in order */
+    atomic_int refused_err; /* the error a refused Acquire returned */
+    atomic_int grants;      /* Acquires that succeeded, in order */
 } budget_t;
 
 typedef struct job {
     budget_t *b;
     long memory_mb; /* job.MemoryMB() */
     int64_t run_ns;
-    int order;      /* this job's Acquire was the order-th to succeed */
+    int order; /* this job's Acquire was the order-th to succeed */
 } job_t;
 
 static void note_max(atomic_long *max, long now) {
@@ -141,8 +141,8 @@ static void b11_budget(void) {
     check(atomic_load(&b.in_use) == 0 && budget_all_free(&b),
           "the whole budget is free at the end");
     printf("B11 budget: %d jobs asking %ld MB in all (64 to 1024 each) under a %d MB budget: "
-           "%d ran, at most %ld MB in use at once, Wait() = %s\n", JOBS, total, BUDGET_MB,
-           atomic_load(&b.ran), max, err ? gocc_strerror(err) : "nil");
+           "%d ran, at most %ld MB in use at once, Wait() = %s\n",
+           JOBS, total, BUDGET_MB, atomic_load(&b.ran), max, err ? gocc_strerror(err) : "nil");
     gocc_sem_free(b.mem);
 }
 
@@ -172,7 +172,7 @@ static void b11_not_starved(void) {
         }
     }
     started += gocc_group_go(g, run_job, &small) == 0; /* comes after the big one */
-    gocc_sem_release(b.mem, 512); /* the running job ends */
+    gocc_sem_release(b.mem, 512);                      /* the running job ends */
     int err = gocc_group_wait(g);
     gocc_group_free(g);
     check(started == 2 && err == 0 && atomic_load(&b.ran) == 2, "both jobs ran, Wait nil");
@@ -208,8 +208,8 @@ static void b11_too_big(void) {
           "every job started either ran or was refused");
     check(budget_all_free(&b), "the refused Acquire took no weight");
     printf("B11 too big: a 2048 MB job under a %d MB budget, 50 ms deadline: Wait() = \"%s\" "
-           "after %.0f ms; %d small jobs ran\n", BUDGET_MB, gocc_strerror(err),
-           (double)took / GOCC_MILLISECOND, atomic_load(&b.ran));
+           "after %.0f ms; %d small jobs ran\n",
+           BUDGET_MB, gocc_strerror(err), (double)took / GOCC_MILLISECOND, atomic_load(&b.ran));
     gocc_sem_free(b.mem);
 }
 

@@ -66,7 +66,7 @@ static int fan_out_task(gocc_ctx_t *ctx, void *arg) {
     fan_out_worker_t *w = arg;
     while (gocc_chan_recv(w->in, w->val, ctx) == 0)
         if (gocc_chan_send(w->out, w->val, ctx) != 0) break; /* ctx ended */
-    gocc_chan_close(w->out); /* defer close(out) */
+    gocc_chan_close(w->out);                                 /* defer close(out) */
     gocc_chan_release(w->in);
     gocc_chan_release(w->out);
     free(w);

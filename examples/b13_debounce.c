@@ -119,8 +119,11 @@ static gocc_chan_t *debounce(gocc_ctx_t *ctx, gocc_chan_t *in, size_t elem_size,
         free(d);
         return NULL;
     }
-    *d = (debouncer_t){.in = gocc_chan_retain(in), .out = gocc_chan_retain(out),
-                       .elem_size = elem_size, .delay = delay, .st = st};
+    *d = (debouncer_t){.in = gocc_chan_retain(in),
+                       .out = gocc_chan_retain(out),
+                       .elem_size = elem_size,
+                       .delay = delay,
+                       .st = st};
     if (gocc_go(debounce_loop, ctx, d) != 0) {
         gocc_chan_release(d->in);
         gocc_chan_release(d->out);
@@ -135,8 +138,8 @@ static gocc_chan_t *debounce(gocc_ctx_t *ctx, gocc_chan_t *in, size_t elem_size,
 
 typedef struct producer {
     gocc_chan_t *in;
-    gocc_chan_t *go_on;               /* closed by the consumer after the first value */
-    _Atomic int64_t last_a, last_b;   /* gocc_now() just before each burst's last send */
+    gocc_chan_t *go_on;             /* closed by the consumer after the first value */
+    _Atomic int64_t last_a, last_b; /* gocc_now() just before each burst's last send */
 } producer_t;
 
 static int send_burst(producer_t *p, int first, int n, _Atomic int64_t *last, gocc_ctx_t *ctx) {

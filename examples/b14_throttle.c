@@ -53,7 +53,7 @@ typedef struct throttler {
 
 static int throttle_task(gocc_ctx_t *ctx, void *arg) {
     throttler_t *t = arg;
-    while (gocc_chan_recv(t->in, t->val, ctx) == 0) {  /* case val, ok := <-in */
+    while (gocc_chan_recv(t->in, t->val, ctx) == 0) {       /* case val, ok := <-in */
         if (gocc_ratelimit_wait(t->rl, 1, ctx) != 0) break; /* our turn, or ctx ended */
         if (gocc_chan_send(t->out, t->val, ctx) != 0) break;
     }
@@ -67,8 +67,7 @@ static int throttle_task(gocc_ctx_t *ctx, void *arg) {
 
 /* Throttle: a new unbuffered channel of elem_size-byte values carrying
  * in's values at most one per limit_ns (the caller's reference), or NULL. */
-static gocc_chan_t *throttle(gocc_ctx_t *ctx, gocc_chan_t *in, size_t elem_size,
-                             int64_t limit_ns) {
+static gocc_chan_t *throttle(gocc_ctx_t *ctx, gocc_chan_t *in, size_t elem_size, int64_t limit_ns) {
     throttler_t *t = malloc(sizeof *t + elem_size);
     gocc_chan_t *out = gocc_chan_new(elem_size, 0);
     gocc_ratelimit_t *rl = gocc_ratelimit_new((double)GOCC_SECOND / (double)limit_ns, 1);

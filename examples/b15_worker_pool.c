@@ -85,7 +85,7 @@ typedef struct pool_ops {
     void *(*make)(size_t workers, size_t queue_size);
     int (*submit)(void *pool, gocc_fn fn, void *arg); /* never blocks */
     int (*shutdown)(void *pool, gocc_ctx_t *ctx);
-    void (*destroy)(void *pool); /* after it, no task of the pool runs */
+    void (*destroy)(void *pool);                           /* after it, no task of the pool runs */
     void (*stats)(void *pool, gocc_workpool_stats_t *out); /* NULL: none */
 } pool_ops_t;
 
@@ -108,7 +108,7 @@ static int pool_worker(gocc_ctx_t *ctx, void *arg) {
     task_t t;
     /* select { case task, ok := <-p.taskQueue: ... case <-p.ctx.Done(): } */
     while (gocc_chan_recv(p->task_queue, &t, ctx) == 0) /* ECLOSED: !ok; else Done */
-        (void)t.fn(ctx, t.arg); /* a task's error: the Go code logs it */
+        (void)t.fn(ctx, t.arg);                         /* a task's error: the Go code logs it */
     gocc_waitgroup_done(&p->wg);
     return 0;
 }
@@ -152,12 +152,12 @@ static int worker_pool_submit(void *pool, gocc_fn fn, void *arg) {
     task_t t = {fn, arg};
     gocc_case_t cases[] = {
         {.ch = p->task_queue, .dir = GOCC_SEND, .elem = &t}, /* case p.taskQueue <- task */
-        {.ch = gocc_ctx_done(p->ctx), .dir = GOCC_RECV},    /* case <-p.ctx.Done() */
+        {.ch = gocc_ctx_done(p->ctx), .dir = GOCC_RECV},     /* case <-p.ctx.Done() */
     };
     int r = gocc_select_try(cases, 2);
     if (r == 0 && cases[0].ok) return 0;
     if (r == GOCC_EAGAIN) return GOCC_EAGAIN; /* default: the queue is full */
-    return GOCC_ESHUTDOWN; /* Done, or the queue closed by Shutdown */
+    return GOCC_ESHUTDOWN;                    /* Done, or the queue closed by Shutdown */
 }
 
 static int close_queue(void *arg) {
@@ -167,14 +167,14 @@ static int close_queue(void *arg) {
 
 static int worker_pool_shutdown(void *pool, gocc_ctx_t *ctx) {
     worker_pool_t *p = pool;
-    gocc_once_do(&p->once, close_queue, p); /* p.once.Do(func() { close(p.taskQueue) }) */
+    gocc_once_do(&p->once, close_queue, p);     /* p.once.Do(func() { close(p.taskQueue) }) */
     int err = gocc_waitgroup_wait(&p->wg, ctx); /* done, or ctx.Done() first */
     if (err != 0) gocc_ctx_cancel(p->ctx);      /* p.cancel(): force */
     return err;
 }
 
-static const pool_ops_t by_hand = {"by hand", worker_pool_new, worker_pool_submit,
-                                   worker_pool_shutdown, worker_pool_free, NULL};
+static const pool_ops_t by_hand = {
+    "by hand", worker_pool_new, worker_pool_submit, worker_pool_shutdown, worker_pool_free, NULL};
 
 /* ---- in practice: gocc_workpool ----------------------------------------- */
 
@@ -192,7 +192,7 @@ static void workpool_stats(void *pool, gocc_workpool_stats_t *out) {
     gocc_workpool_stats(pool, out);
 }
 
-static const pool_ops_t workpool = {"gocc_workpool", workpool_new, workpool_submit,
+static const pool_ops_t workpool = {"gocc_workpool",   workpool_new,  workpool_submit,
                                     workpool_shutdown, workpool_free, workpool_stats};
 
 /* ---- the runs ------------------------------------------------------------ */
@@ -250,8 +250,8 @@ static void b15_submit_errors(const pool_ops_t *ops) {
     check(atomic_load(&g.ran) == 6, "every accepted task ran once");
     printf("B15 submit (%s): 2 workers busy, 4 queued; the 7th Submit: %s; Shutdown: %s, "
            "%d tasks ran; Submit after Shutdown: %s\n",
-           ops->name, submit_error(full), rc == 0 ? "nil" : gocc_strerror(rc),
-           atomic_load(&g.ran), submit_error(after));
+           ops->name, submit_error(full), rc == 0 ? "nil" : gocc_strerror(rc), atomic_load(&g.ran),
+           submit_error(after));
     if (ops->stats) {
         gocc_workpool_stats_t s;
         ops->stats(p, &s);

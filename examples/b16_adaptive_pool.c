@@ -99,11 +99,11 @@ typedef struct task {
 
 typedef struct adaptive_pool {
     int min_workers, max_workers;
-    atomic_int current;   /* the chapter's p.current */
-    atomic_int alive;     /* worker tasks running */
-    gocc_chan_t *tasks;   /* chan Task, capacity QUEUE */
-    gocc_ctx_t *ctx;      /* the adjuster's; cancelled by shutdown */
-    gocc_waitgroup_t wg;  /* the workers and the adjuster */
+    atomic_int current;  /* the chapter's p.current */
+    atomic_int alive;    /* worker tasks running */
+    gocc_chan_t *tasks;  /* chan Task, capacity QUEUE */
+    gocc_ctx_t *ctx;     /* the adjuster's; cancelled by shutdown */
+    gocc_waitgroup_t wg; /* the workers and the adjuster */
 } adaptive_pool_t;
 
 static int pool_worker(gocc_ctx_t *ctx, void *arg) {

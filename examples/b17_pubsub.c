@@ -72,7 +72,8 @@ static int topic_of(const char *type) {
 
 static bool pubsub_init(pubsub_t *ps) {
     bool ok = true;
-    for (int i = 0; i < TOPICS; i++) ok &= (ps->topic[i] = gocc_pubsub_new(sizeof(event_t))) != NULL;
+    for (int i = 0; i < TOPICS; i++)
+        ok &= (ps->topic[i] = gocc_pubsub_new(sizeof(event_t))) != NULL;
     return ok;
 }
 
@@ -102,13 +103,13 @@ static void pubsub_free(pubsub_t *ps) {
 typedef struct subscriber {
     const char *name, *type;
     size_t buffer;
-    gocc_chan_t *events;   /* <-chan Event[T] */
-    gocc_chan_t *stuck;    /* if set: after the first event, wait until closed */
+    gocc_chan_t *events; /* <-chan Event[T] */
+    gocc_chan_t *stuck;  /* if set: after the first event, wait until closed */
     long got;
     long wrong_type;
     long out_of_order;
     event_t first;
-    uint64_t dropped;      /* read before Close */
+    uint64_t dropped; /* read before Close */
 } subscriber_t;
 
 /* go func() { for event := range events { ... } }() */
@@ -133,7 +134,7 @@ static int subscriber_task(gocc_ctx_t *ctx, void *arg) {
 typedef struct publisher {
     pubsub_t *ps;
     int id;
-    long reached;  /* sum of Publish's results */
+    long reached; /* sum of Publish's results */
     int errors;
     atomic_int *done;
 } publisher_t;
@@ -146,8 +147,10 @@ static int login_publisher(gocc_ctx_t *ctx, void *arg) {
         snprintf(e.data.user_id, sizeof e.data.user_id, "%d", 100 * (p->id + 1) + 23 + i);
         snprintf(e.data.action, sizeof e.data.action, "login");
         int rc = pubsub_publish(p->ps, &e);
-        if (rc < 0) p->errors++;
-        else p->reached += rc;
+        if (rc < 0)
+            p->errors++;
+        else
+            p->reached += rc;
     }
     atomic_fetch_add(p->done, 1);
     return 0;
@@ -189,8 +192,10 @@ static void b17_pubsub(void) {
         snprintf(e.data.user_id, sizeof e.data.user_id, "%d", 900 + i);
         snprintf(e.data.action, sizeof e.data.action, "logout");
         int rc = pubsub_publish(&ps, &e);
-        if (rc < 0) errors++;
-        else reached += rc;
+        if (rc < 0)
+            errors++;
+        else
+            reached += rc;
     }
     /* Wait for the publishers (the receivers keep running: the mailer is
      * stuck until after Close). Publishing takes microseconds; 2 s is for a
@@ -201,15 +206,15 @@ static void b17_pubsub(void) {
     bool not_slowed = atomic_load(&pubs_done) == pubs_started;
     check(not_slowed, "the publishers finished while the mailer was stuck");
     if (!not_slowed) gocc_chan_close(mail_server); /* a Publish waits for it: let it go */
-    for (int i = 0; i < LOGIN_PUBLISHERS; i++) { /* unstarted ones add 0 */
+    for (int i = 0; i < LOGIN_PUBLISHERS; i++) {   /* unstarted ones add 0 */
         reached += pubs[i].reached;
         errors += pubs[i].errors;
     }
     for (int i = 0; i < 3; i++) /* while they are still subscribers */
         subs[i].dropped = gocc_pubsub_dropped(ps.topic[topic_of(subs[i].type)], subs[i].events);
 
-    pubsub_close(&ps);              /* ps.Close() */
-    gocc_chan_close(mail_server);   /* the mailer may go on: it drains, then its range ends */
+    pubsub_close(&ps);            /* ps.Close() */
+    gocc_chan_close(mail_server); /* the mailer may go on: it drains, then its range ends */
     check(example_tasks_exit_within(5 * GOCC_SECOND), "every receiver's range ended after Close");
 
     event_t late = {.type = "user.login"};
@@ -224,8 +229,8 @@ static void b17_pubsub(void) {
     long got_total = 0;
     for (int i = 0; i < 3; i++) {
         subscriber_t *s = &subs[i];
-        long published =
-            strcmp(s->type, "user.login") == 0 ? LOGIN_PUBLISHERS * LOGINS_EACH : LOGOUTS;
+        long published = strcmp(s->type, "user.login") == 0 ? LOGIN_PUBLISHERS * LOGINS_EACH
+                                                            : LOGOUTS;
         got_total += s->got;
         check(s->got + (long)s->dropped == published, "delivered + dropped == published");
         check(s->wrong_type == 0, "a subscriber only got events of its type");

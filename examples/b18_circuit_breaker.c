@@ -71,10 +71,10 @@ static const char *const state_name[] = {"closed", "open", "half-open"};
 typedef struct breaker {
     int max_failures;
     int64_t reset_timeout;
-    pthread_mutex_t mu; /* protects state, failures, last_fail */
-    state_t state;      /* HALF_OPEN: the one trial call is in flight */
-    int failures;       /* consecutive failures while closed */
-    int64_t last_fail;  /* gocc_now() of the failure that opened it */
+    pthread_mutex_t mu;    /* protects state, failures, last_fail */
+    state_t state;         /* HALF_OPEN: the one trial call is in flight */
+    int failures;          /* consecutive failures while closed */
+    int64_t last_fail;     /* gocc_now() of the failure that opened it */
     atomic_llong calls;    /* cb.counts: calls that reached fn */
     atomic_llong rejected; /* calls refused with ERR_OPEN */
 } breaker_t;
@@ -98,8 +98,7 @@ static int breaker_admit(breaker_t *cb, bool *trial) {
     *trial = false;
     pthread_mutex_lock(&cb->mu);
     switch (cb->state) {
-    case CLOSED:
-        break;
+    case CLOSED: break;
     case OPEN:
         if (gocc_now() - cb->last_fail >= cb->reset_timeout) {
             cb->state = HALF_OPEN; /* this call is the trial */
@@ -108,9 +107,7 @@ static int breaker_admit(breaker_t *cb, bool *trial) {
             rc = ERR_OPEN;
         }
         break;
-    case HALF_OPEN: /* a trial is in flight: one at a time */
-        rc = ERR_OPEN;
-        break;
+    case HALF_OPEN: /* a trial is in flight: one at a time */ rc = ERR_OPEN; break;
     }
     pthread_mutex_unlock(&cb->mu);
     return rc;
@@ -168,15 +165,14 @@ static const struct step {
     int want_rc;
     state_t want_state; /* after the call */
 } steps[] = {
-    {false, 0, CLOSED},           {false, ERR_SERVICE, CLOSED}, {false, ERR_SERVICE, CLOSED},
-    {false, 0, CLOSED}, /* a success resets the count */
+    {false, 0, CLOSED},           {false, ERR_SERVICE, CLOSED},
+    {false, ERR_SERVICE, CLOSED}, {false, 0, CLOSED}, /* a success resets the count */
     {false, ERR_SERVICE, CLOSED}, {false, ERR_SERVICE, CLOSED},
     {false, ERR_SERVICE, OPEN}, /* the 3rd consecutive failure */
-    {false, ERR_OPEN, OPEN},      {false, ERR_OPEN, OPEN},      {false, ERR_OPEN, OPEN},
-    {false, ERR_OPEN, OPEN},
-    {true, ERR_SERVICE, OPEN}, /* the trial fails: open again */
-    {false, ERR_OPEN, OPEN},
-    {true, 0, CLOSED}, /* the trial succeeds */
+    {false, ERR_OPEN, OPEN},      {false, ERR_OPEN, OPEN},
+    {false, ERR_OPEN, OPEN},      {false, ERR_OPEN, OPEN},
+    {true, ERR_SERVICE, OPEN},                       /* the trial fails: open again */
+    {false, ERR_OPEN, OPEN},      {true, 0, CLOSED}, /* the trial succeeds */
     {false, 0, CLOSED},           {false, 0, CLOSED},
 };
 #define STEPS (int)(sizeof steps / sizeof steps[0])

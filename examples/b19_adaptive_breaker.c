@@ -110,8 +110,9 @@ typedef struct adaptive_breaker {
 
 static void breaker_init(adaptive_breaker_t *cb, double threshold, int min_requests,
                          int64_t reset_timeout) {
-    *cb = (adaptive_breaker_t){
-        .threshold = threshold, .min_requests = min_requests, .reset_timeout = reset_timeout};
+    *cb = (adaptive_breaker_t){.threshold = threshold,
+                               .min_requests = min_requests,
+                               .reset_timeout = reset_timeout};
     pthread_mutex_init(&cb->mu, NULL);
 }
 
@@ -218,7 +219,11 @@ static void b19_error_rate(void) {
     adaptive_breaker_t cb;
     breaker_init(&cb, 0.5, 10, 150 * GOCC_MILLISECOND);
     /* 11 calls to open it, the trial, 9 failures, 1 failure + 9 successes */
-    service_t svc = {.pattern = "xxxxx....." "x" "." "xxxxxxxxx" "x........."};
+    service_t svc = {.pattern = "xxxxx....."
+                                "x"
+                                "."
+                                "xxxxxxxxx"
+                                "x........."};
     window_stats_t w;
 
     check(calls_expect(&cb, &svc, 5, CLOSED, false), "5 failures of 5: closed (< minRequests)");

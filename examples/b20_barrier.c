@@ -63,10 +63,10 @@
 
 typedef struct barrier {
     int n;
-    pthread_mutex_t mu;     /* protects count, round, release */
-    int count;              /* arrived in this round */
-    uint64_t round;         /* completed rounds */
-    gocc_chan_t *release;   /* this round's: closed when it completes */
+    pthread_mutex_t mu;   /* protects count, round, release */
+    int count;            /* arrived in this round */
+    uint64_t round;       /* completed rounds */
+    gocc_chan_t *release; /* this round's: closed when it completes */
 } barrier_t;
 
 static int barrier_init(barrier_t *b, int n) {
@@ -124,9 +124,9 @@ static int barrier_wait(barrier_t *b, gocc_ctx_t *ctx) {
 
 typedef struct shared {
     barrier_t barrier;
-    int cells[PARTIES];    /* plain ints: the barrier must order them */
-    atomic_int arrivals;   /* barrier_wait calls begun, all parties */
-    atomic_int serials;    /* BARRIER_SERIAL returns */
+    int cells[PARTIES];  /* plain ints: the barrier must order them */
+    atomic_int arrivals; /* barrier_wait calls begun, all parties */
+    atomic_int serials;  /* BARRIER_SERIAL returns */
     atomic_int bad_reads, bad_bounds, errors;
     gocc_waitgroup_t wg;
 } shared_t;
@@ -205,8 +205,8 @@ static void b20_rounds(void) {
           "the barrier completed every round and is empty");
     printf("B20 rounds: %d tasks x %d rounds (%d crossings) in %.0f ms: %d bad reads, %d early "
            "passes, %d serial callers (one per crossing)\n",
-           PARTIES, ROUNDS, crossings, ms, atomic_load(&sh.bad_reads),
-           atomic_load(&sh.bad_bounds), atomic_load(&sh.serials));
+           PARTIES, ROUNDS, crossings, ms, atomic_load(&sh.bad_reads), atomic_load(&sh.bad_bounds),
+           atomic_load(&sh.serials));
     barrier_destroy(&sh.barrier);
 }
 

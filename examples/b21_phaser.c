@@ -55,7 +55,7 @@
 /* ---- the phaser ------------------------------------------------------------- */
 
 typedef struct phaser {
-    pthread_mutex_t mu;   /* protects everything below */
+    pthread_mutex_t mu; /* protects everything below */
     int phase;
     int registered;       /* parties */
     int arrived;          /* parties arrived in this phase */
@@ -158,22 +158,22 @@ static int phaser_arrive_and_deregister(phaser_t *p) {
 
 /* ---- phases with parties leaving and joining ------------------------------- */
 
-#define WORKERS 4    /* registered at the start */
+#define WORKERS 4 /* registered at the start */
 #define MAX_PARTIES 5
 #define PHASES 100
 #define LEAVER 3
-#define LEAVE_AT 50  /* worker 3's last phase */
+#define LEAVE_AT 50 /* worker 3's last phase */
 #define JOINER 4
-#define JOIN_AT 60   /* worker 4's first phase */
+#define JOIN_AT 60 /* worker 4's first phase */
 
 typedef struct shared {
     phaser_t ph;
     int cells[2][MAX_PARTIES]; /* plain ints: the phaser must order them */
     atomic_int arrivals[PHASES];
-    atomic_int join_phase;     /* worker 4's first phase; INT_MAX until it registers */
+    atomic_int join_phase; /* worker 4's first phase; INT_MAX until it registers */
     atomic_int bad_reads, bad_phase, bad_arrivals, errors;
     gocc_waitgroup_t wg;
-    gocc_ctx_t *ctx;           /* ends a broken run */
+    gocc_ctx_t *ctx; /* ends a broken run */
 } shared_t;
 
 typedef struct worker {
@@ -185,9 +185,7 @@ typedef struct worker {
 static worker_t workers[MAX_PARTIES];
 
 /* Phase p's parties. */
-static int parties(int p) {
-    return 3 + (p <= LEAVE_AT) + (p >= JOIN_AT);
-}
+static int parties(int p) { return 3 + (p <= LEAVE_AT) + (p >= JOIN_AT); }
 
 static bool active(shared_t *sh, int j, int p) {
     if (j == LEAVER) return p <= LEAVE_AT;

@@ -78,7 +78,7 @@ static int start_tasks(gocc_waitgroup_t *wg, int n, gocc_fn fn, void *args, size
 
 typedef struct counters {
     pthread_mutex_t mu;
-    long locked;          /* guarded by mu */
+    long locked; /* guarded by mu */
     atomic_long atomic;
     gocc_waitgroup_t wg;
 } counters_t;

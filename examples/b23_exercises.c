@@ -100,7 +100,7 @@ typedef struct pq_item {
  */
 typedef struct fair_pq {
     int cap;
-    pthread_mutex_t mu; /* protects fifo, head, len, credits */
+    pthread_mutex_t mu;      /* protects fifo, head, len, credits */
     pq_item_t *fifo[LEVELS]; /* rings of cap items */
     int head[LEVELS], len[LEVELS];
     int credits[LEVELS]; /* what each level may still take this round */
@@ -171,9 +171,7 @@ static int pq_pop(fair_pq_t *q, pq_item_t *out, gocc_ctx_t *ctx) {
 }
 
 /* After the last Push: Pops drain what is queued, then get GOCC_ECLOSED. */
-static void pq_close(fair_pq_t *q) {
-    gocc_chan_close(q->items);
-}
+static void pq_close(fair_pq_t *q) { gocc_chan_close(q->items); }
 
 #define PQ_PRODUCED 200
 #define PQ_CONSUMERS 2
@@ -360,11 +358,11 @@ typedef struct mr_job {
     map_fn map;
     reduce_fn reduce;
     int reducers;
-    atomic_size_t next;            /* the next input to map */
+    atomic_size_t next;              /* the next input to map */
     gocc_chan_t *part[MAX_REDUCERS]; /* kv_t channels, one per reducer */
-    table_t out[MAX_REDUCERS];     /* reducer r's; read after the group's wait */
+    table_t out[MAX_REDUCERS];       /* reducer r's; read after the group's wait */
     gocc_waitgroup_t mappers;
-    gocc_ctx_t *ctx;               /* the group's */
+    gocc_ctx_t *ctx; /* the group's */
 } mr_job_t;
 
 typedef struct emitter {
@@ -488,14 +486,10 @@ static int count_or_fail(const void *input, emit_fn emit, void *emitter) {
     return input == bad_input ? ERR_BAD_INPUT : count_words(input, emit, emitter);
 }
 
-static long sum(long acc, long value) {
-    return acc + value;
-}
+static long sum(long acc, long value) { return acc + value; }
 
 /* For the sequential reference. */
-static void table_emit(void *arg, const char *key, long value) {
-    table_fold(arg, key, value, sum);
-}
+static void table_emit(void *arg, const char *key, long value) { table_fold(arg, key, value, sum); }
 
 static const char *const lines[] = {
     "Go's concurrency primitives have evolved far beyond basic goroutines and channels.",
@@ -598,15 +592,11 @@ static int actor_task(gocc_ctx_t *ctx, void *arg) {
         a->handled++;
         long reply = 0;
         switch (m.kind) {
-        case MSG_DEPOSIT:
-            a->balance += m.amount;
-            break;
+        case MSG_DEPOSIT: a->balance += m.amount; break;
         case MSG_WITHDRAW:
             if ((reply = a->balance >= m.amount)) a->balance -= m.amount;
             break;
-        case MSG_BALANCE:
-            reply = a->balance;
-            break;
+        case MSG_BALANCE: reply = a->balance; break;
         }
         if (m.reply) gocc_chan_send(m.reply, &reply, ctx); /* never blocks: capacity 1 */
     }
@@ -681,7 +671,8 @@ static void b23_actors(void) {
     gocc_chan_t *reply = gocc_chan_new(sizeof(long), 1);
     int made = 0;
     for (int i = 0; i < ACCOUNTS; i++) {
-        accounts[i] = (actor_t){.mailbox = gocc_chan_new(sizeof(msg_t), 16), .balance = INITIAL,
+        accounts[i] = (actor_t){.mailbox = gocc_chan_new(sizeof(msg_t), 16),
+                                .balance = INITIAL,
                                 .wg = &actors_wg};
         made += accounts[i].mailbox != NULL;
     }
@@ -858,9 +849,7 @@ static bool lru_consistent(lru_t *c) {
 #define LRU_KEYS 64
 #define LRU_CAP 32
 
-static long value_of(int key) {
-    return 7L * key + 1;
-}
+static long value_of(int key) { return 7L * key + 1; }
 
 typedef struct lru_user {
     lru_t *c;

@@ -168,9 +168,8 @@ static int chan_bucket_wait(void *lim, gocc_ctx_t *ctx) {
     return gocc_chan_recv(b->tokens, NULL, ctx); /* a token, or ctx.Err() */
 }
 
-static const limiter_t chan_bucket = {"channel + ticker bucket", chan_bucket_new,
-                                      chan_bucket_allow, chan_bucket_wait,
-                                      chan_bucket_destroy};
+static const limiter_t chan_bucket = {"channel + ticker bucket", chan_bucket_new, chan_bucket_allow,
+                                      chan_bucket_wait, chan_bucket_destroy};
 
 /* ---- in practice: gocc_ratelimit ---------------------------------------- */
 
@@ -207,8 +206,8 @@ static void b23_allow(const limiter_t *l) {
     check(denied > 0, "allow: requests above the rate were shed");
     printf("B23 allow (%s): 100/s, burst 5, %lld ms: offered %d, allowed %d (between %.1f and "
            "%.1f), denied %d; achieved %.0f/s\n",
-           l->name, (long long)(elapsed / GOCC_MILLISECOND), offered, allowed, least, most,
-           denied, (double)allowed / seconds(elapsed));
+           l->name, (long long)(elapsed / GOCC_MILLISECOND), offered, allowed, least, most, denied,
+           (double)allowed / seconds(elapsed));
     l->destroy(lim);
 }
 
@@ -220,7 +219,7 @@ typedef struct pace {
     gocc_waitgroup_t wg;
     atomic_int served;
     atomic_int stopped_by_deadline;
-    atomic_llong last_first_wait; /* when the last worker first called Wait */
+    atomic_llong last_first_wait;   /* when the last worker first called Wait */
     int64_t granted_at[MAX_SERVED]; /* when each token was had, by serve number */
 } pace_t;
 
@@ -280,8 +279,8 @@ static void b23_wait(const limiter_t *l) {
            "served in %lld ms (%.0f/s, between %.1f and %.1f), each no sooner than its turn: "
            "%s; %d stopped with '%s'\n",
            l->name, started, (long long)(WAIT_WINDOW / GOCC_MILLISECOND), served,
-           (long long)(elapsed / GOCC_MILLISECOND), (double)served / seconds(elapsed), least,
-           most, early < 0 ? "yes" : "NO", atomic_load(&p.stopped_by_deadline),
+           (long long)(elapsed / GOCC_MILLISECOND), (double)served / seconds(elapsed), least, most,
+           early < 0 ? "yes" : "NO", atomic_load(&p.stopped_by_deadline),
            gocc_strerror(GOCC_EDEADLINE));
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);

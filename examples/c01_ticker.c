@@ -41,9 +41,7 @@
 
 static atomic_int work_done;
 
-static void do_work(void) {
-    atomic_fetch_add(&work_done, 1);
-}
+static void do_work(void) { atomic_fetch_add(&work_done, 1); }
 
 /* ---- CORRECT: stop via context ------------------------------------------ */
 
@@ -109,8 +107,7 @@ static void correct(void) {
         return;
     }
     int64_t give_up = gocc_now() + 2 * GOCC_SECOND;
-    while (atomic_load(&work_done) < 3 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
+    while (atomic_load(&work_done) < 3 && gocc_now() < give_up) gocc_sleep(GOCC_MILLISECOND, NULL);
     int ticks = atomic_load(&work_done);
 
     int64_t start = gocc_now();

@@ -93,8 +93,8 @@ static int map_owner(gocc_ctx_t *ctx, void *arg) {
 }
 
 /* A client's call: send the request, wait for the answer. */
-static int owned_call(gocc_chan_t *in, gocc_chan_t *reply, enum op op, const char *key,
-                      int delta, gocc_ctx_t *ctx, int *out) {
+static int owned_call(gocc_chan_t *in, gocc_chan_t *reply, enum op op, const char *key, int delta,
+                      gocc_ctx_t *ctx, int *out) {
     req_t r = {.op = op, .delta = delta, .reply = reply};
     snprintf(r.key, sizeof r.key, "%s", key);
     int err = gocc_chan_send(in, &r, ctx);
@@ -129,10 +129,10 @@ static int safe_map_add(safe_map_t *s, const char *k, int delta) {
 
 typedef struct client_arg {
     int id;
-    gocc_chan_t *in;   /* OWNED: the owner's request channel (own reference) */
-    safe_map_t *safe;  /* SAFEMAP */
+    gocc_chan_t *in;  /* OWNED: the owner's request channel (own reference) */
+    safe_map_t *safe; /* SAFEMAP */
     gocc_waitgroup_t *wg;
-    int answered;      /* replies received; read after wg wait */
+    int answered; /* replies received; read after wg wait */
 } client_arg_t;
 
 static int client(gocc_ctx_t *ctx, void *arg) {

@@ -60,8 +60,8 @@ typedef struct limiter {
 
 typedef struct run {
     limiter_t lim;
-    int bad_id;      /* 0: nothing fails */
-    int64_t work_ns; /* what process() takes */
+    int bad_id;                               /* 0: nothing fails */
+    int64_t work_ns;                          /* what process() takes */
     atomic_int admitted, admitted_at_failure; /* the second: -1 until bad_id fails */
     atomic_int in_flight, max_in_flight;
     atomic_int processed, failed, cut_short, not_admitted;

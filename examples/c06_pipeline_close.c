@@ -85,8 +85,8 @@ static int stage_square(gocc_ctx_t *ctx, void *arg) {
     return 0;
 }
 
-static bool start(stage_t *s, gocc_fn fn, gocc_chan_t *in, gocc_chan_t *out,
-                  gocc_waitgroup_t *wg, gocc_ctx_t *ctx) {
+static bool start(stage_t *s, gocc_fn fn, gocc_chan_t *in, gocc_chan_t *out, gocc_waitgroup_t *wg,
+                  gocc_ctx_t *ctx) {
     *s = (stage_t){gocc_chan_retain(in), gocc_chan_retain(out), wg, 0, 0, 0};
     gocc_waitgroup_add(wg, 1);
     if (gocc_go(fn, ctx, s) == 0) return true;
@@ -148,7 +148,7 @@ static void stop_early(bool receiver_closes) {
     if (receiver_closes) {
         gocc_chan_close(nums); /* WRONG: not ours to close */
     } else {
-        gocc_ctx_cancel(ctx); /* RIGHT: tell the sender to stop ... */
+        gocc_ctx_cancel(ctx);                               /* RIGHT: tell the sender to stop ... */
         while (gocc_chan_recv(nums, &v, NULL) == 0) late++; /* ... it closes */
     }
     gocc_waitgroup_wait(&wg, NULL);

@@ -115,8 +115,7 @@ static void periodic(bool use_ticker) {
     int iterations = 0, err = GOCC_ENOMEM;
     int64_t start = gocc_now();
     if (ctx)
-        err = use_ticker ? poll_with_ticker(ctx, &iterations)
-                         : poll_with_after(ctx, &iterations);
+        err = use_ticker ? poll_with_ticker(ctx, &iterations) : poll_with_after(ctx, &iterations);
     int64_t took = gocc_now() - start;
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
@@ -145,7 +144,7 @@ static int message_loop(gocc_chan_t *msgs, bool reuse_timer, int *idles) {
     if (reuse_timer && !t) return -1;
     for (;;) {
         if (reuse_timer)
-            gocc_timer_reset(t, IDLE); /* RIGHT: one timer, rearmed */
+            gocc_timer_reset(t, IDLE);   /* RIGHT: one timer, rearmed */
         else if (!(t = new_timer(IDLE))) /* WRONG: time.After(IDLE) */
             return -1;
         gocc_case_t cases[] = {
@@ -158,7 +157,7 @@ static int message_loop(gocc_chan_t *msgs, bool reuse_timer, int *idles) {
             drop_timer(t);
             t = NULL;
         }
-        if (i == 1) (*idles)++;  /* idle() */
+        if (i == 1) (*idles)++; /* idle() */
         if (i < 0 || closed) break;
         if (i == 0) handled++; /* handle(m) */
     }
@@ -182,15 +181,14 @@ static void hot_path(bool reuse_timer) {
 
     printf("C07 hot loop, %s: %d messages -> %d timer%s made, %d thrown away "
            "still armed (%.2f us per message)\n",
-           reuse_timer ? "one timer reset per message" : "time.After per message",
-           handled, timers_made, timers_made == 1 ? "" : "s", timers_dropped_armed,
+           reuse_timer ? "one timer reset per message" : "time.After per message", handled,
+           timers_made, timers_made == 1 ? "" : "s", timers_dropped_armed,
            handled > 0 ? took / 1e3 / handled : 0.0);
     check(handled == MESSAGES, "every message handled");
     if (reuse_timer)
         check(timers_made == 1, "the reset version made one timer");
     else
-        check(timers_made == MESSAGES + 1 + idles,
-              "time.After made one timer per loop iteration");
+        check(timers_made == MESSAGES + 1 + idles, "time.After made one timer per loop iteration");
 }
 
 int main(void) {

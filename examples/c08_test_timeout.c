@@ -89,13 +89,9 @@ static int sum_to_100(gocc_ctx_t *ctx, bool producer_closes) {
     return err;
 }
 
-static int do_thing(gocc_ctx_t *ctx) {
-    return sum_to_100(ctx, true);
-}
+static int do_thing(gocc_ctx_t *ctx) { return sum_to_100(ctx, true); }
 
-static int do_thing_forgot_close(gocc_ctx_t *ctx) {
-    return sum_to_100(ctx, false);
-}
+static int do_thing_forgot_close(gocc_ctx_t *ctx) { return sum_to_100(ctx, false); }
 
 /* ---- the test harness --------------------------------------------------- */
 
@@ -109,9 +105,9 @@ static int run_test(const char *name, int (*thing)(gocc_ctx_t *), int64_t timeou
     gocc_ctx_release(ctx);
     *took_ns = gocc_now() - start;
     *leaked = !example_tasks_exit_within(2 * GOCC_SECOND);
-    printf("C08 test timeout: %s, %.0f ms test ctx: %s after %.1f ms (%s; sum so far %ld)\n",
-           name, timeout_ns / 1e6, err ? "FAIL" : "PASS", *took_ns / 1e6,
-           err ? gocc_strerror(err) : "ok", last_sum);
+    printf("C08 test timeout: %s, %.0f ms test ctx: %s after %.1f ms (%s; sum so far %ld)\n", name,
+           timeout_ns / 1e6, err ? "FAIL" : "PASS", *took_ns / 1e6, err ? gocc_strerror(err) : "ok",
+           last_sum);
     return err;
 }
 

@@ -96,14 +96,14 @@ static void d01_launch(void) {
 /* ---- D01: unbuffered channel as a synchronisation point ----------------- */
 
 typedef struct work {
-    long result;        /* plain memory, written before the send */
-    gocc_chan_t *done;  /* make(chan struct{}) */
+    long result;       /* plain memory, written before the send */
+    gocc_chan_t *done; /* make(chan struct{}) */
 } work_t;
 
 static int do_work(gocc_ctx_t *ctx, void *arg) {
     work_t *w = arg;
     for (long i = 1; i <= 100; i++) w->result += i; /* doWork() */
-    gocc_chan_send(w->done, NULL, ctx);            /* done <- struct{}{} */
+    gocc_chan_send(w->done, NULL, ctx);             /* done <- struct{}{} */
     return 0;
 }
 
@@ -133,7 +133,8 @@ static void d01_buffered(void) {
     }
     check(sent == 100 && gocc_chan_len(jobs) == 100, "100 sends fit without a receiver");
     printf("D01 buffered: %d sends completed with no receiver, the 101st would block "
-           "(len %zu, cap %zu)\n", sent, gocc_chan_len(jobs), gocc_chan_cap(jobs));
+           "(len %zu, cap %zu)\n",
+           sent, gocc_chan_len(jobs), gocc_chan_cap(jobs));
     gocc_chan_release(jobs); /* frees the buffered jobs too */
 }
 
@@ -202,7 +203,8 @@ static void d01_range(void) {
         }
     check(count == 10 && sum == 55, "range received 1..10 and ended at close");
     printf("D01 range: received %d messages (sum %d); the loop ended when ch was closed "
-           "and drained\n", count, sum);
+           "and drained\n",
+           count, sum);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the sender returned");
     gocc_chan_release(m.ch);
 }
@@ -229,8 +231,8 @@ static void d01_close(void) {
         w[i] = (waiter_t){ch, 0};
         started += gocc_go(wait_for_close, NULL, &w[i]) == 0;
     }
-    gocc_sleep(2 * GOCC_MILLISECOND, NULL); /* let them block */
-    gocc_chan_close(ch);                    /* a broadcast */
+    gocc_sleep(2 * GOCC_MILLISECOND, NULL);                   /* let them block */
+    gocc_chan_close(ch);                                      /* a broadcast */
     bool exited = example_tasks_exit_within(2 * GOCC_SECOND); /* it takes microseconds */
     int woke = 0;
     for (int i = 0; i < started; i++) woke += w[i].err == GOCC_ECLOSED;
@@ -243,8 +245,8 @@ static void d01_close(void) {
     int send = gocc_chan_send(ch, &v, NULL); /* Go: panic */
     check(send == GOCC_ECLOSED, "send on a closed channel is refused");
     printf("D01 close: woke %d blocked receivers; then v, ok := <-ch gave %d, %s; a send "
-           "returned \"%s\" instead of panicking\n", woke, v, ok ? "true" : "false",
-           gocc_strerror(send));
+           "returned \"%s\" instead of panicking\n",
+           woke, v, ok ? "true" : "false", gocc_strerror(send));
     gocc_chan_release(ch);
 }
 

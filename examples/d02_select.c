@@ -66,8 +66,8 @@ static void d02_cases(void) {
     int v = 0, full = -1;
     const char *names[] = {"receive", "send", "timeout"};
 
-    gocc_chan_send(ch1, &(int){11}, NULL); /* a value waits in ch1 */
-    gocc_chan_send(ch2, &full, NULL);      /* ch2 is full: its case can't go */
+    gocc_chan_send(ch1, &(int){11}, NULL);              /* a value waits in ch1 */
+    gocc_chan_send(ch2, &full, NULL);                   /* ch2 is full: its case can't go */
     int a = select3(ch1, &v, ch2, 22, 5 * GOCC_SECOND); /* time.After(5 * time.Second) */
     check(a == CASE_RECV && v == 11, "the receive case ran");
 
@@ -84,8 +84,8 @@ static void d02_cases(void) {
     check(c == CASE_TIMEOUT, "the timeout case ran");
     check(ms < 2000, "the 20 ms timeout fired within 2 s");
     printf("D02 select: ran the %s case (v=%d), then the %s case (sent %d), then the %s "
-           "case after %.1f ms\n", a >= 0 ? names[a] : "?", v, b >= 0 ? names[b] : "?", sent,
-           c >= 0 ? names[c] : "?", ms);
+           "case after %.1f ms\n",
+           a >= 0 ? names[a] : "?", v, b >= 0 ? names[b] : "?", sent, c >= 0 ? names[c] : "?", ms);
     gocc_chan_release(ch1);
     gocc_chan_release(ch2);
 }
@@ -102,7 +102,8 @@ static void d02_default(void) {
     double us = (double)(gocc_now() - t0) / 1e3;
     check(ch1 && ch2 && d == GOCC_EAGAIN, "select with default returned at once");
     printf("D02 default: no case ready, so the select took the default branch (\"%s\") "
-           "after %.1f us\n", gocc_strerror(d), us);
+           "after %.1f us\n",
+           gocc_strerror(d), us);
     gocc_chan_release(ch1);
     gocc_chan_release(ch2);
 }
@@ -122,7 +123,8 @@ static void d02_random(void) {
     check(picked[0] + picked[1] == n && picked[0] > n * 3 / 10 && picked[1] > n * 3 / 10,
           "both ready cases were chosen about equally");
     printf("D02 random: with both cases ready, %d selects chose the first %d times and the "
-           "second %d times (not first-match)\n", n, picked[0], picked[1]);
+           "second %d times (not first-match)\n",
+           n, picked[0], picked[1]);
     gocc_chan_release(a);
     gocc_chan_release(b);
 }
@@ -156,8 +158,10 @@ static void d02_nil_case(void) {
         if (r < 0) break;
         if (!cases[r].ok) { /* closed: disable this case */
             closed_seen++;
-            if (r == 0) a = NULL;
-            else b = NULL;
+            if (r == 0)
+                a = NULL;
+            else
+                b = NULL;
             continue;
         }
         count++;
@@ -166,8 +170,8 @@ static void d02_nil_case(void) {
     check(count == 15 && sum == 55 + 515 && closed_seen == 2,
           "merged every value; each close seen once, then its case was off");
     printf("D02 nil channel: merged %d values (sum %d) from two channels; each closed "
-           "input was set to nil, %d close%s seen in all\n", count, sum, closed_seen,
-           closed_seen == 1 ? "" : "s");
+           "input was set to nil, %d close%s seen in all\n",
+           count, sum, closed_seen, closed_seen == 1 ? "" : "s");
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the sources returned");
     gocc_chan_release(sa.out);
     gocc_chan_release(sb.out);

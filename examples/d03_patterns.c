@@ -99,9 +99,7 @@ typedef struct worker_arg {
     gocc_chan_t *results; /* chan<- Result */
 } worker_arg_t;
 
-static result_t process_job(job_t j, int worker) {
-    return (result_t){j.id, worker, 2L * j.id};
-}
+static result_t process_job(job_t j, int worker) { return (result_t){j.id, worker, 2L * j.id}; }
 
 /* func worker(id int, jobs <-chan Job, results chan<- Result) */
 static int worker(gocc_ctx_t *ctx, void *arg) {
@@ -133,8 +131,8 @@ static void d03_worker_pool(void) {
     gocc_ctx_t *limit = gocc_ctx_with_timeout(NULL, 5 * GOCC_SECOND);
     for (int i = 0; started && i < NUM_JOBS; i++) { /* collect: for range allJobs */
         result_t r;
-        if (gocc_chan_recv(results, &r, limit) != 0 || r.id < 0 || r.id >= NUM_JOBS ||
-            seen[r.id] || r.value != 2L * r.id || r.worker < 0 || r.worker >= NUM_WORKERS) {
+        if (gocc_chan_recv(results, &r, limit) != 0 || r.id < 0 || r.id >= NUM_JOBS || seen[r.id] ||
+            r.value != 2L * r.id || r.worker < 0 || r.worker >= NUM_WORKERS) {
             right = false;
             continue;
         }
@@ -146,8 +144,9 @@ static void d03_worker_pool(void) {
     check(started && right, "every job's result arrived once, right");
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the workers returned after close(jobs)");
     printf("D03 worker pool: %d jobs, %d results (workers did %d/%d/%d/%d); the workers "
-           "returned after close(jobs)\n", NUM_JOBS, right ? NUM_JOBS : -1, per_worker[0],
-           per_worker[1], per_worker[2], per_worker[3]);
+           "returned after close(jobs)\n",
+           NUM_JOBS, right ? NUM_JOBS : -1, per_worker[0], per_worker[1], per_worker[2],
+           per_worker[3]);
     gocc_chan_release(jobs);
     gocc_chan_release(results);
 }
@@ -267,7 +266,8 @@ static void d03_fan_in(void) {
     check(merged && count == 10 * N && sum == want, "the fan-in delivered every value once");
     check(rc == GOCC_ECLOSED, "merged was closed after every input was");
     printf("D03 fan-in: %d channels merged into one: %d values, sum %ld (want %ld); merged "
-           "closed after every input closed\n", N, count, sum, want);
+           "closed after every input closed\n",
+           N, count, sum, want);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the fan-in's tasks returned");
     gocc_chan_release(merged);
     for (int i = 0; i < N; i++) gocc_chan_release(ins[i]);

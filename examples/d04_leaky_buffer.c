@@ -61,7 +61,7 @@ static buffer_t *get_buffer(void) {
 }
 
 static void put_buffer(buffer_t *b) {
-    b->len = 0;                          /* b.Reset() */
+    b->len = 0;                              /* b.Reset() */
     if (gocc_chan_try_send(pool, &b) != 0) { /* default: pool full */
         free(b);
         atomic_fetch_add(&freed_full, 1);
@@ -87,7 +87,7 @@ static long drain_pool(void) {
 typedef struct scene {
     gocc_chan_t *server_chan; /* chan *Buffer, unbuffered */
     gocc_waitgroup_t clients;
-    long received, intact;    /* written by the server only */
+    long received, intact; /* written by the server only */
 } scene_t;
 
 typedef struct client_arg {
@@ -116,8 +116,8 @@ static int server(gocc_ctx_t *ctx, void *arg) {
     while (gocc_chan_recv(s->server_chan, &b, ctx) == 0) { /* b := <-serverChan */
         int id, i;
         s->received++;
-        if (b->len > 0 && sscanf(b->data, "client %d message %d", &id, &i) == 2 &&
-            id >= 0 && id < CLIENTS && i >= 0 && i < MESSAGES)
+        if (b->len > 0 && sscanf(b->data, "client %d message %d", &id, &i) == 2 && id >= 0 &&
+            id < CLIENTS && i >= 0 && i < MESSAGES)
             s->intact++;
         put_buffer(b); /* reuse the buffer */
     }
@@ -146,8 +146,9 @@ static void d04_clients_server(void) {
     check(atomic_load(&allocated) == in_pool + atomic_load(&freed_full),
           "every allocated buffer is in the pool or freed");
     printf("D04 leaky buffer: %ld messages through %ld gets: %ld buffers allocated, %ld "
-           "reuses, %ld freed by a full pool\n", s.received, atomic_load(&gets),
-           atomic_load(&allocated), atomic_load(&reused), atomic_load(&freed_full));
+           "reuses, %ld freed by a full pool\n",
+           s.received, atomic_load(&gets), atomic_load(&allocated), atomic_load(&reused),
+           atomic_load(&freed_full));
     gocc_chan_release(s.server_chan);
 }
 
@@ -166,8 +167,8 @@ static void d04_pool_full(void) {
     check(got == BURST && kept == POOL_CAP && freed == BURST - POOL_CAP,
           "a full pool keeps its capacity and frees the rest");
     printf("D04 pool full: %d buffers came back at once (%ld newly allocated): %zu kept, "
-           "%ld freed (what Go leaves to the GC)\n", got,
-           atomic_load(&allocated) - allocated_before, kept, freed);
+           "%ld freed (what Go leaves to the GC)\n",
+           got, atomic_load(&allocated) - allocated_before, kept, freed);
 }
 
 int main(void) {

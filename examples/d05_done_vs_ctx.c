@@ -43,11 +43,11 @@ typedef struct job {
 } job_t;
 
 typedef struct shared {
-    gocc_chan_t *jobs;    /* chan Job, unbuffered */
-    gocc_chan_t *done;    /* done-channel version only */
+    gocc_chan_t *jobs; /* chan Job, unbuffered */
+    gocc_chan_t *done; /* done-channel version only */
     atomic_int processed;
-    atomic_int stopped;   /* workers that returned because they were told to */
-    int reason[WORKERS];  /* ctx version: gocc_ctx_err when it returned */
+    atomic_int stopped;  /* workers that returned because they were told to */
+    int reason[WORKERS]; /* ctx version: gocc_ctx_err when it returned */
     atomic_int next_slot;
 } shared_t;
 
@@ -115,9 +115,11 @@ static void d05_done_channel(void) {
     gocc_chan_close(s.done); /* shutdown: a broadcast to every worker */
     check(example_tasks_exit_within(2 * GOCC_SECOND), "the workers returned within 2 s of close");
     check(started == WORKERS && sent == JOBS && atomic_load(&s.processed) == JOBS &&
-          atomic_load(&s.stopped) == WORKERS, "done channel: all jobs, then every worker stopped");
+              atomic_load(&s.stopped) == WORKERS,
+          "done channel: all jobs, then every worker stopped");
     printf("D05 done channel: %d workers processed %d jobs and returned when done was closed "
-           "(%d stopped)\n", started, atomic_load(&s.processed), atomic_load(&s.stopped));
+           "(%d stopped)\n",
+           started, atomic_load(&s.processed), atomic_load(&s.stopped));
     gocc_chan_release(s.jobs);
     gocc_chan_release(s.done);
 }
@@ -134,11 +136,12 @@ static void d05_context(void) {
     gocc_ctx_cancel(parent);
     check(example_tasks_exit_within(2 * GOCC_SECOND), "the workers returned within 2 s of cancel");
     check(started == WORKERS && sent == JOBS && atomic_load(&s.processed) == JOBS &&
-          atomic_load(&s.stopped) == WORKERS && s.reason[0] == GOCC_ECANCELED &&
-          s.reason[1] == GOCC_ECANCELED, "context: all jobs, then stopped by the parent's cancel");
+              atomic_load(&s.stopped) == WORKERS && s.reason[0] == GOCC_ECANCELED &&
+              s.reason[1] == GOCC_ECANCELED,
+          "context: all jobs, then stopped by the parent's cancel");
     printf("D05 context: %d workers on a child context processed %d jobs; cancelling the "
-           "parent stopped them (\"%s\")\n", started, atomic_load(&s.processed),
-           gocc_strerror(s.reason[0]));
+           "parent stopped them (\"%s\")\n",
+           started, atomic_load(&s.processed), gocc_strerror(s.reason[0]));
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
     gocc_ctx_release(parent);
@@ -152,11 +155,11 @@ static void d05_context(void) {
     started = t.jobs && ctx ? start_and_feed(worker_ctx, ctx, &t, &sent) : 0;
     check(example_tasks_exit_within(2 * GOCC_SECOND), "the workers returned at the deadline");
     check(started == WORKERS && atomic_load(&t.processed) == sent &&
-          t.reason[0] == GOCC_EDEADLINE && t.reason[1] == GOCC_EDEADLINE,
+              t.reason[0] == GOCC_EDEADLINE && t.reason[1] == GOCC_EDEADLINE,
           "context: stopped by the deadline");
     printf("D05 context: with a 10 ms timeout and no cancel, %d workers processed %d jobs and "
-           "stopped by themselves (\"%s\")\n", started, atomic_load(&t.processed),
-           gocc_strerror(t.reason[0]));
+           "stopped by themselves (\"%s\")\n",
+           started, atomic_load(&t.processed), gocc_strerror(t.reason[0]));
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
     gocc_chan_release(t.jobs);

@@ -67,8 +67,8 @@ static void d06_waitgroup(void) {
     for (int i = 0; i < ITEMS; i++)
         right += items[i].processed == 1 && items[i].result == (i + 1) * (i + 1);
     check(err == 0 && right == ITEMS, "every item processed once, visible after Wait");
-    printf("D06 WaitGroup: Wait returned after %d tasks; %d of %d results right\n", ITEMS,
-           right, ITEMS);
+    printf("D06 WaitGroup: Wait returned after %d tasks; %d of %d results right\n", ITEMS, right,
+           ITEMS);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the item tasks returned");
 }
 
@@ -131,9 +131,9 @@ static void d06_once(void) {
     check(started == CALLERS && atomic_load(&loads) == 1 && same == CALLERS,
           "loadConfig ran once; every caller got the same complete instance");
     printf("D06 Once: %d concurrent GetConfig calls, loadConfig ran %d time%s, %d callers got "
-           "the same instance (%s, %d workers)\n", started, atomic_load(&loads),
-           atomic_load(&loads) == 1 ? "" : "s", same, instance ? instance->name : "-",
-           instance ? instance->workers : 0);
+           "the same instance (%s, %d workers)\n",
+           started, atomic_load(&loads), atomic_load(&loads) == 1 ? "" : "s", same,
+           instance ? instance->name : "-", instance ? instance->workers : 0);
     free(instance);
     instance = NULL;
     gocc_chan_release(start);

@@ -116,7 +116,8 @@ static void d07_propagate(gocc_ctx_t *root) {
           "the dropped context lets the query outlive the caller's deadline");
     printf("D07 propagate: with ctx passed down, a 10 ms deadline stopped the 50 ms query at "
            "%.1f ms (\"%s\"); with it dropped, the query ran %.1f ms, past the caller's "
-           "deadline\n", ms, gocc_strerror(err), ms2);
+           "deadline\n",
+           ms, gocc_strerror(err), ms2);
 }
 
 /* ---- D07: never store a context in a struct ------------------------------ */
@@ -135,7 +136,7 @@ static void d07_not_in_struct(gocc_ctx_t *root) {
     /* BAD: the service is made during request 1 and keeps its context. */
     stored_ctx_service_t bad = {gocc_ctx_retain(req1), &db};
     int r1 = stored_ctx_service_process(&bad, "request 1");
-    gocc_ctx_cancel(req1); /* request 1 is over */
+    gocc_ctx_cancel(req1);                                  /* request 1 is over */
     int r2 = stored_ctx_service_process(&bad, "request 2"); /* req2 is alive */
     check(r1 == 0 && r2 == GOCC_ECANCELED, "the stored context fails request 2");
 
@@ -155,8 +156,8 @@ static void d07_not_in_struct(gocc_ctx_t *root) {
 
 /* ---- D07: request-scoped values ------------------------------------------ */
 
-static const char request_id_key;  /* unexported key: only its address matters */
-static const char user_key;        /* never set */
+static const char request_id_key; /* unexported key: only its address matters */
+static const char user_key;       /* never set */
 
 static const char *log_prefix(gocc_ctx_t *ctx) { /* three calls down */
     const char *id = gocc_ctx_value(ctx, &request_id_key);
@@ -174,7 +175,8 @@ static void d07_values(gocc_ctx_t *root) {
     check(strcmp(seen, "req-42") == 0 && missing == NULL,
           "the value reaches the deep call; an unknown key gives NULL");
     printf("D07 values: three calls down, through a derived timeout context, the request ID "
-           "read back as \"%s\"; an unknown key gave %s\n", seen, missing ? "non-NULL" : "NULL");
+           "read back as \"%s\"; an unknown key gave %s\n",
+           seen, missing ? "non-NULL" : "NULL");
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
     gocc_ctx_release(vctx); /* value contexts cannot be cancelled, only released */

@@ -147,8 +147,9 @@ static void d08_caller_wraps(void) {
     check(err == 0 && slots[0].value == 10 && slots[1].value == 20 && slots[2].value == 30,
           "three wrapped fetches returned their results");
     printf("D08 caller wraps: 3 FetchData calls run as group tasks returned %d, %d, %d in "
-           "%.0f ms (one fetch is %lld ms)\n", slots[0].value, slots[1].value, slots[2].value,
-           ms, (long long)(FETCH_COST / GOCC_MILLISECOND));
+           "%.0f ms (one fetch is %lld ms)\n",
+           slots[0].value, slots[1].value, slots[2].value, ms,
+           (long long)(FETCH_COST / GOCC_MILLISECOND));
 }
 
 int main(void) {

@@ -41,7 +41,7 @@
 typedef struct range {
     long long *data; /* data[start:end] */
     size_t n;
-    gocc_chan_t *c;  /* chan bool */
+    gocc_chan_t *c; /* chan bool */
 } range_t;
 
 static void process_range(long long *data, size_t n) {
@@ -92,7 +92,8 @@ static void d09_parallel_ranges(void) {
         if (data[i] != (long long)i * (long long)i) wrong++;
     check(signals == num_cpu && wrong == 0, "every element processed exactly once");
     printf("D09 parallel ranges: %d elements split into %d ranges (NumCPU %ld), %d signals "
-           "on c, %zu elements wrong, %.1f ms\n", LEN, num_cpu, ncpu, signals, wrong, ms);
+           "on c, %zu elements wrong, %.1f ms\n",
+           LEN, num_cpu, ncpu, signals, wrong, ms);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the range tasks returned");
     gocc_chan_release(c);
     free(ranges);

@@ -90,7 +90,8 @@ static void d10_goroutine_leak(void) {
     }
     check(live[0] == 1 && live[1] == 0, "leaked without close, gone with it");
     printf("D10 goroutine leak: channel never closed -> %zu consumer still blocked 10 ms after "
-           "the last send; the sender closes it -> %zu live\n", live[0], live[1]);
+           "the last send; the sender closes it -> %zu live\n",
+           live[0], live[1]);
 }
 
 /* ---- D10: closure over the loop variable --------------------------------- */
@@ -136,15 +137,16 @@ static void d10_loop_variable(void) {
         int len = 0;
         distinct[fixed] = true;
         for (int k = 0; k < N_LOOP; k++) {
-            len += snprintf(out[fixed] + len, sizeof out[fixed] - (size_t)len, "%s%d",
-                            k ? " " : "", t[k].seen);
+            len += snprintf(out[fixed] + len, sizeof out[fixed] - (size_t)len, "%s%d", k ? " " : "",
+                            t[k].seen);
             if (t[k].seen != (fixed ? k : N_LOOP)) distinct[fixed] = false;
         }
         gocc_chan_release(start);
     }
     check(distinct[0] && distinct[1], "shared: all saw the last value; own: 0..4");
     printf("D10 loop variable: tasks reading the shared i saw [%s]; given i as an argument "
-           "they saw [%s]\n", out[0], out[1]);
+           "they saw [%s]\n",
+           out[0], out[1]);
 }
 
 /* ---- D10: naked goroutine ------------------------------------------------- */
@@ -156,8 +158,8 @@ static int failing_job(gocc_ctx_t *ctx, void *arg) {
 }
 
 typedef struct long_job_seen {
-    int result;      /* what the sibling returned */
-    int64_t ran_ns;  /* how long it ran */
+    int result;     /* what the sibling returned */
+    int64_t ran_ns; /* how long it ran */
 } long_job_seen_t;
 
 static int long_job(gocc_ctx_t *ctx, void *arg) {
@@ -190,7 +192,8 @@ static void d10_naked_goroutine(void) {
     check(stopped, "the error cancelled the 10 s sibling: 'context canceled' within 2 s");
     printf("D10 naked goroutine: the bare task's error reached nobody (gocc_go returned %d); "
            "in an errgroup Wait returned \"%s\" after %.1f ms, the 10 s sibling %s after "
-           "%.1f ms (\"%s\")\n", naked, gocc_strerror(err), ms,
+           "%.1f ms (\"%s\")\n",
+           naked, gocc_strerror(err), ms,
            stopped ? "was stopped by the group's cancel" : "was NOT stopped",
            (double)sibling.ran_ns / 1e6, gocc_strerror(sibling.result));
 }
@@ -237,8 +240,8 @@ static void d10_send_on_closed(void) {
     }
     check(failed[0] == 1 && failed[1] == 0, "receiver closing breaks the sender; ctx does not");
     printf("D10 send on closed: receiver closed the channel -> %d send failed with \"%s\" (a "
-           "panic in Go); receiver cancelled instead -> %d\n", failed[0],
-           gocc_strerror(GOCC_ECLOSED), failed[1]);
+           "panic in Go); receiver cancelled instead -> %d\n",
+           failed[0], gocc_strerror(GOCC_ECLOSED), failed[1]);
 }
 
 /* ---- D10: race on a shared map --------------------------------------------- */
@@ -299,8 +302,8 @@ static void d10_map_race(void) {
     const long want = (long)MAP_TASKS * MAP_INCS;
     check(total[1] == want, "with the whole update locked, no increment is lost");
     printf("D10 map race: (unlocked: UB in C, not run) each call locked: %ld of %ld "
-           "increments kept; the whole update locked: %ld of %ld\n", total[0], want, total[1],
-           want);
+           "increments kept; the whole update locked: %ld of %ld\n",
+           total[0], want, total[1], want);
 }
 
 /* ---- D10: forgetting wg.Add before go -------------------------------------- */
@@ -314,7 +317,7 @@ typedef struct wg_demo {
 
 static int wg_task(gocc_ctx_t *ctx, void *arg) {
     wg_demo_t *d = arg;
-    gocc_chan_recv(d->gate, NULL, ctx); /* not scheduled yet, as it were */
+    gocc_chan_recv(d->gate, NULL, ctx);                /* not scheduled yet, as it were */
     if (d->add_in_task) gocc_waitgroup_add(&d->wg, 1); /* BROKEN: too late */
     atomic_fetch_add(&d->finished, 1);
     gocc_waitgroup_done(&d->wg);
@@ -324,13 +327,16 @@ static int wg_task(gocc_ctx_t *ctx, void *arg) {
 static void d10_wg_add_in_task(void) {
     int at_wait[2] = {-1, -1};
     for (int fixed = 0; fixed < 2; fixed++) {
-        wg_demo_t d = {.wg = GOCC_WAITGROUP_INIT, .gate = gocc_chan_new(0, 0),
+        wg_demo_t d = {.wg = GOCC_WAITGROUP_INIT,
+                       .gate = gocc_chan_new(0, 0),
                        .add_in_task = !fixed};
         int started = 0;
         for (int i = 0; d.gate && i < 4; i++) {
             if (fixed) gocc_waitgroup_add(&d.wg, 1); /* Add before go */
-            if (gocc_go(wg_task, NULL, &d) == 0) started++;
-            else if (fixed) gocc_waitgroup_done(&d.wg);
+            if (gocc_go(wg_task, NULL, &d) == 0)
+                started++;
+            else if (fixed)
+                gocc_waitgroup_done(&d.wg);
         }
         if (fixed) gocc_chan_close(d.gate); /* let them run, then wait */
         gocc_waitgroup_wait(&d.wg, NULL);
@@ -342,7 +348,8 @@ static void d10_wg_add_in_task(void) {
     }
     check(at_wait[0] == 0 && at_wait[1] == 4, "Wait was early with Add in the task");
     printf("D10 wg.Add in the task: Wait returned with %d of 4 tasks finished; Add before "
-           "go: %d of 4\n", at_wait[0], at_wait[1]);
+           "go: %d of 4\n",
+           at_wait[0], at_wait[1]);
 }
 
 /* ---- D10: blocking main without wait ---------------------------------------- */
@@ -372,7 +379,8 @@ static void d10_main_without_wait(void) {
     check(after_wait == 4, "after Wait every task's work is done");
     check(tasks_exit(5 * GOCC_SECOND), "the work tasks returned");
     printf("D10 main without wait: returning right after go would have kept %d of 4 tasks' "
-           "work; after wg.Wait(): %d of 4\n", at_return, after_wait);
+           "work; after wg.Wait(): %d of 4\n",
+           at_return, after_wait);
 }
 
 /* ---- D10: buffered channel as a queue ---------------------------------------- */
@@ -426,7 +434,8 @@ static void d10_buffer_as_queue(void) {
           "every item arrived; the sized buffer bounds the backlog");
     printf("D10 buffer as queue: buffer %zu -> backlog up to %zu, an item waited up to %.1f ms; "
            "buffer %zu -> backlog <= %zu, waits up to %.1f ms (the producer felt the "
-           "backpressure)\n", caps[0], backlog[0], wait_ms[0], caps[1], backlog[1], wait_ms[1]);
+           "backpressure)\n",
+           caps[0], backlog[0], wait_ms[0], caps[1], backlog[1], wait_ms[1]);
 }
 
 /* ---- D10: goroutine with unclear lifetime ---------------------------------- */
@@ -503,13 +512,14 @@ static int query(gocc_ctx_t *ctx) { return gocc_sleep(GOCC_MILLISECOND, ctx); }
 
 static void d10_ctx_in_struct(void) {
     gocc_ctx_t *req1 = gocc_ctx_with_cancel(NULL), *req2 = gocc_ctx_with_cancel(NULL);
-    service_t s = {gocc_ctx_retain(req1)}; /* made during request 1 */
-    gocc_ctx_cancel(req1);                 /* request 1 is over */
+    service_t s = {gocc_ctx_retain(req1)};               /* made during request 1 */
+    gocc_ctx_cancel(req1);                               /* request 1 is over */
     int bad = req1 && req2 ? query(s.ctx) : GOCC_ENOMEM; /* serving request 2 */
     int good = req1 && req2 ? query(req2) : GOCC_ENOMEM; /* ctx passed as a parameter */
     check(bad == GOCC_ECANCELED && good == 0, "the stored ctx fails the live request");
     printf("D10 ctx in a struct: request 2 through the stored ctx -> \"%s\"; with its own ctx "
-           "as first parameter -> %d\n", gocc_strerror(bad), good);
+           "as first parameter -> %d\n",
+           gocc_strerror(bad), good);
     gocc_ctx_release(s.ctx);
     gocc_ctx_cancel(req2);
     gocc_ctx_release(req1);
@@ -557,10 +567,11 @@ static void d10_async_by_default(void) {
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);
     check(err == GOCC_EDEADLINE && leaked == 1 && sync_err == GOCC_EDEADLINE &&
-          gocc_tasks_live() == 0, "the async API leaks on give-up, the sync one does not");
+              gocc_tasks_live() == 0,
+          "the async API leaks on give-up, the sync one does not");
     printf("D10 async by default: the caller gave up (\"%s\") and the async task stayed live "
-           "(%zu); Get(ctx) returned \"%s\" with %zu live\n", gocc_strerror(err), leaked,
-           gocc_strerror(sync_err), gocc_tasks_live());
+           "(%zu); Get(ctx) returned \"%s\" with %zu live\n",
+           gocc_strerror(err), leaked, gocc_strerror(sync_err), gocc_tasks_live());
 }
 
 int main(void) {

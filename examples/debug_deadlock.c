@@ -73,13 +73,14 @@ int main(void) {
     report[len] = '\0';
     close(fds[0]);
 
-    printf("debug deadlock: two tasks wait on each other; the watchdog (200 ms) said:\n%s",
-           report);
-    example_check_stdout("debug", strstr(report, "libgocc: all tasks are asleep - possible deadlock\n") != NULL,
-                         "the watchdog reported the deadlock");
-    example_check_stdout("debug", strstr(report, "task ") != NULL &&
-                                      strstr(report, "\"left\" [chan receive, ") != NULL &&
-                                      strstr(report, "\"right\" [chan receive, ") != NULL,
+    printf("debug deadlock: two tasks wait on each other; the watchdog (200 ms) said:\n%s", report);
+    example_check_stdout(
+        "debug", strstr(report, "libgocc: all tasks are asleep - possible deadlock\n") != NULL,
+        "the watchdog reported the deadlock");
+    example_check_stdout("debug",
+                         strstr(report, "task ") != NULL &&
+                             strstr(report, "\"left\" [chan receive, ") != NULL &&
+                             strstr(report, "\"right\" [chan receive, ") != NULL,
                          "the dump shows both tasks in chan receive");
     example_check_stdout("debug", ended, "both tasks returned after the cancel");
     printf("debug %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",

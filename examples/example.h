@@ -43,8 +43,7 @@ static inline void example_check_stdout(const char *id, bool ok, const char *wha
  * True when gocc_tasks_live() reached 0. */
 static inline bool example_tasks_exit_poll(int64_t timeout_ns, int64_t poll_ns) {
     int64_t give_up = gocc_now() + timeout_ns;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(poll_ns, NULL);
+    while (gocc_tasks_live() > 0 && gocc_now() < give_up) gocc_sleep(poll_ns, NULL);
     return gocc_tasks_live() == 0;
 }
 

@@ -39,10 +39,10 @@ static double ms_since(int64_t t0) { return (double)(gocc_now() - t0) / 1e6; }
 /* ---- L01: errgroup with two workers ----------------------------------- */
 
 typedef struct worker {
-    int steps;     /* steps to do before succeeding */
-    bool fail;     /* fail (with -EIO) after the steps instead */
-    int done;      /* out: steps done */
-    int err;       /* out: what the worker returned */
+    int steps; /* steps to do before succeeding */
+    bool fail; /* fail (with -EIO) after the steps instead */
+    int done;  /* out: steps done */
+    int err;   /* out: what the worker returned */
 } worker_t;
 
 /* One worker: `steps` units of work, checking ctx between them. */
@@ -81,8 +81,8 @@ static void l01_errgroup(void) {
     int err = run_both(NULL, &a, &b);
     check(err == 0 && a.err == 0 && b.err == 0 && a.done == 5 && b.done == 3,
           "both workers succeed, Wait returns 0");
-    printf("L01 errgroup: workerA (%d steps) and workerB (%d steps) ok, Wait returned %d\n",
-           a.done, b.done, err);
+    printf("L01 errgroup: workerA (%d steps) and workerB (%d steps) ok, Wait returned %d\n", a.done,
+           b.done, err);
 
     a = (worker_t){.steps = 1000};
     b = (worker_t){.steps = 3, .fail = true};
@@ -90,8 +90,7 @@ static void l01_errgroup(void) {
     err = run_both(NULL, &a, &b);
     double ms = ms_since(t0);
     check(err == -EIO, "Wait returns workerB's error");
-    check(a.err == GOCC_ECANCELED && a.done < 1000,
-          "workerA is stopped by the group context");
+    check(a.err == GOCC_ECANCELED && a.done < 1000, "workerA is stopped by the group context");
     printf("L01 errgroup: workerB failed, Wait returned \"%s\" after %.1f ms; "
            "workerA stopped at step %d of 1000 (\"%s\")\n",
            gocc_strerror(err), ms, a.done, gocc_strerror(a.err));
@@ -148,7 +147,8 @@ static void l01_fire_and_forget(void) {
     check((live == 1 && finished == 0) || gocc_now() - t0 >= req.cost,
           "the forgotten task is still running after Handle");
     printf("L01 fire-and-forget: Handle returned in %.2f ms with %zu task still running, "
-           "owned by nobody, its error returned to nobody\n", ms, live);
+           "owned by nobody, its error returned to nobody\n",
+           ms, live);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the forgotten task ends (bounded demo)");
     check(atomic_load(&finished_unowned) == 1, "the forgotten task finished");
 

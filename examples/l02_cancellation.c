@@ -91,7 +91,8 @@ static void l02_send_with_cancel(void) {
     check(in_order, "received 0..4 in order");
     check(a.sent == 5 && a.err == GOCC_ECANCELED, "gen stopped with ctx.Err()");
     printf("L02 send with cancellation: gen sent %d values, then the consumer cancelled "
-           "and gen's select returned \"%s\"\n", a.sent, gocc_strerror(a.err));
+           "and gen's select returned \"%s\"\n",
+           a.sent, gocc_strerror(a.err));
     gocc_ctx_release(ctx);
     gocc_chan_release(out);
 }
@@ -256,8 +257,7 @@ static bool is_square_of_1_to_n(int v, int n) {
 static bool take3(pipeline_t *p, gocc_ctx_t *ctx, long *sum) {
     int v;
     for (int i = 0; i < 3; i++) {
-        if (gocc_chan_recv(p->squares, &v, ctx) != 0 || !is_square_of_1_to_n(v, p->n))
-            return false;
+        if (gocc_chan_recv(p->squares, &v, ctx) != 0 || !is_square_of_1_to_n(v, p->n)) return false;
         *sum += v;
     }
     return true;
@@ -297,7 +297,8 @@ static void l02_downstream(void) {
         check(example_tasks_exit_within(5 * GOCC_SECOND), "stop: every stage exits");
         double ms = (double)(gocc_now() - t0) / 1e6;
         printf("L02 downstream, stop: the consumer took 3 squares and cancelled: "
-               "%zu tasks live %.2f ms later\n", gocc_tasks_live(), ms);
+               "%zu tasks live %.2f ms later\n",
+               gocc_tasks_live(), ms);
     }
     gocc_ctx_cancel(ctx);
     gocc_ctx_release(ctx);

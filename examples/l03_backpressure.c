@@ -149,8 +149,8 @@ static void l03_semaphore(void) {
     check(atomic_load(&l.finished) == started, "every task ran its section");
     check(max_seen >= 1 && max_seen <= MAX_IN_FLIGHT, "never more than the limit in flight");
     check(gocc_chan_len(l.sem) == 0, "every acquire was released");
-    printf("L03 semaphore: %d tasks, at most %d in flight at once (limit %d)\n", started,
-           max_seen, MAX_IN_FLIGHT);
+    printf("L03 semaphore: %d tasks, at most %d in flight at once (limit %d)\n", started, max_seen,
+           MAX_IN_FLIGHT);
     gocc_chan_release(l.sem);
 }
 

@@ -110,8 +110,7 @@ static void free_pool(pool_t *p) {
  * `limit` bounds the receives of the expected results (generously: a lost
  * result fails the run instead of hanging it), `after` the receive after
  * the last one (short, where nothing more should come). */
-static int collect(pool_t *p, gocc_ctx_t *limit, gocc_ctx_t *after, int *count,
-                   bool *all_right) {
+static int collect(pool_t *p, gocc_ctx_t *limit, gocc_ctx_t *after, int *count, bool *all_right) {
     static bool seen[N_JOBS];
     memset(seen, 0, sizeof seen);
     result_t r;

@@ -41,9 +41,9 @@ typedef struct fan {
     gocc_chan_t *in, *results; /* chan item, owned by main */
     gocc_waitgroup_t workers;  /* closes results when zero */
     gocc_waitgroup_t aggregated;
-    int out[N];                /* written by the aggregator only */
-    int placed[N];             /* ditto: how many times each idx came */
-    int out_of_order;          /* ditto */
+    int out[N];       /* written by the aggregator only */
+    int placed[N];    /* ditto: how many times each idx came */
+    int out_of_order; /* ditto */
 } fan_t;
 
 /* Workers: item{idx, v} in, item{idx, f(v)} out, taking uneven time. */
@@ -120,7 +120,8 @@ static void l05_ordered_fanin(void) {
         if (fan.placed[i] != 1 || fan.out[i] != f(in[i])) wrong++;
     check(wrong == 0, "out[i] == f(in[i]) for every i, each placed once");
     printf("L05 ordered fan-in: %d items over %d workers, %d arrived out of order, "
-           "all placed by idx: %d wrong\n", N, WORKERS, fan.out_of_order, wrong);
+           "all placed by idx: %d wrong\n",
+           N, WORKERS, fan.out_of_order, wrong);
 
     bool exited = example_tasks_exit_within(5 * GOCC_SECOND);
     check(exited, "every task returned");

@@ -82,7 +82,7 @@ typedef struct reader {
 /* ---- L06: close a channel after init ---------------------------------- */
 
 typedef struct published {
-    config_t cfg;      /* plain memory */
+    config_t cfg;       /* plain memory */
     gocc_chan_t *ready; /* closed once cfg is complete */
 } published_t;
 
@@ -108,7 +108,7 @@ static int read_after_ready(gocc_ctx_t *ctx, void *arg) {
 
 typedef struct locked {
     pthread_mutex_t mu;
-    config_t cfg;          /* guarded by mu */
+    config_t cfg; /* guarded by mu */
     atomic_bool writer_done;
 } locked_t;
 
@@ -205,8 +205,8 @@ static void l06_close_after_init(void) {
     check(exited, "readers and init returned");
     sum_readers(r, &reads, &torn, &back);
     check(reads == READERS && torn == 0, "every reader saw the complete config");
-    printf("L06 close after init: %ld readers waited on `ready`, %ld saw a partial config\n",
-           reads, torn);
+    printf("L06 close after init: %ld readers waited on `ready`, %ld saw a partial config\n", reads,
+           torn);
     if (exited) gocc_chan_release(p.ready);
 }
 
@@ -228,7 +228,8 @@ static void l06_mutex(void) {
     sum_readers(r, &reads, &torn, &back);
     check(started == READERS && torn == 0 && !back, "mutex: no torn read, no going back");
     printf("L06 mutex: %d updates in place, %d readers made %ld reads: %ld torn, "
-           "versions %s\n", UPDATES, started, reads, torn, back ? "WENT BACK" : "never went back");
+           "versions %s\n",
+           UPDATES, started, reads, torn, back ? "WENT BACK" : "never went back");
     pthread_mutex_destroy(&l.mu);
 }
 
@@ -237,7 +238,8 @@ static void l06_atomic_snapshot(void) {
     snapshot_t s;
     config_t *first = malloc(sizeof *first);
     if (first) load_config(first, 1);
-    s.cfg = first ? gocc_snapshot_new(first, free_config, NULL) : NULL; /* cfg.Store(loadConfig()) */
+    s.cfg = first ? gocc_snapshot_new(first, free_config, NULL)
+                  : NULL; /* cfg.Store(loadConfig()) */
     if (!s.cfg) {
         check(false, "made the snapshot");
         free(first);
@@ -252,7 +254,7 @@ static void l06_atomic_snapshot(void) {
     for (int v = 2; v <= UPDATES; v++) {
         config_t *next = malloc(sizeof *next);
         if (!next) break;
-        load_config(next, v); /* build the new one completely ... */
+        load_config(next, v);                        /* build the new one completely ... */
         if (gocc_snapshot_store(s.cfg, next) != 0) { /* ... then swap */
             free(next);
             break;

@@ -38,7 +38,7 @@
 
 #define check(ok, what) example_check_stdout("L07", ok, what)
 
-#define K 256        /* keys */
+#define K 256 /* keys */
 #define NSHARDS 16
 #define BATCH 64
 #define TASKS 4
@@ -208,9 +208,9 @@ static void cow_flush(void *mp, local_t *l) {
         }
     }
     if (next && m->n_retired < m->cap_retired) {
-        *next = *old; /* copy ... */
+        *next = *old;                                                         /* copy ... */
         for (int i = 0; i < l->n_pending; i++) next->counts[l->pending[i]]++; /* ... update ... */
-        atomic_store_explicit(&m->current, next, memory_order_release); /* ... swap */
+        atomic_store_explicit(&m->current, next, memory_order_release);       /* ... swap */
         m->retired[m->n_retired++] = (table_t *)old; /* a reader may still hold it */
         l->n_pending = 0;
     } else {
@@ -252,8 +252,8 @@ static const variant_t variants[] = {
 typedef struct run {
     const variant_t *v;
     void *map;
-    int write_every; /* 1: every op writes; 16: one op in 16 */
-    gocc_chan_t *start;  /* closed to start everybody at once */
+    int write_every;    /* 1: every op writes; 16: one op in 16 */
+    gocc_chan_t *start; /* closed to start everybody at once */
     gocc_waitgroup_t wg;
 } run_t;
 
@@ -288,8 +288,7 @@ static int hammer(gocc_ctx_t *ctx, void *arg) {
 
 /* Run one variant on one workload; return Mops/s, or -1 on failure. */
 static double measure(const variant_t *v, int write_every, const long want[K]) {
-    run_t r = {.v = v, .map = v->make(), .write_every = write_every,
-               .start = gocc_chan_new(0, 0)};
+    run_t r = {.v = v, .map = v->make(), .write_every = write_every, .start = gocc_chan_new(0, 0)};
     task_arg_t args[TASKS];
     double mops = -1;
     if (r.map && r.start) {
@@ -330,8 +329,8 @@ static void l07_contention(void) {
         int write_every;
     } workloads[] = {{"write-heavy", 1}, {"read-mostly", 16}};
 
-    printf("L07 contention: %d tasks x %d ops on %d keys, Mops/s (higher is better):\n",
-           TASKS, OPS, K);
+    printf("L07 contention: %d tasks x %d ops on %d keys, Mops/s (higher is better):\n", TASKS, OPS,
+           K);
     for (size_t w = 0; w < 2; w++) {
         long want[K] = {0}; /* replay the key sequences */
         for (int t = 0; t < TASKS; t++) {
@@ -350,8 +349,8 @@ static void l07_contention(void) {
                 double m = measure(&variants[v], workloads[w].write_every, want);
                 if (m > mops) mops = m;
             }
-            len += snprintf(line + len, sizeof line - (size_t)len, "%s %s %.1f",
-                            v ? " |" : "", variants[v].name, mops);
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s %s %.1f", v ? " |" : "",
+                            variants[v].name, mops);
         }
         puts(line);
     }

@@ -40,17 +40,17 @@
 #define check(ok, what) example_check_stdout("L08", ok, what)
 
 #define EVENTS 500
-#define PAUSE_AT 250                   /* the producer pauses before this event */
+#define PAUSE_AT 250 /* the producer pauses before this event */
 #define PAUSE (100 * GOCC_MILLISECOND)
-#define IDLE (20 * GOCC_MILLISECOND)  /* the loops' idle timeout */
+#define IDLE (20 * GOCC_MILLISECOND) /* the loops' idle timeout */
 
 enum { EVENTS_CLOSED = 1 }; /* a loop's result: this, or a context error */
 
 typedef struct loop_stats {
-    int64_t idle;    /* the idle timeout */
-    int passes;      /* times through the select */
-    int events;      /* events handled */
-    int idles;       /* idle timeouts seen */
+    int64_t idle; /* the idle timeout */
+    int passes;   /* times through the select */
+    int events;   /* events handled */
+    int idles;    /* idle timeouts seen */
     bool in_order;
     int timers_made;
 } loop_stats_t;
@@ -62,7 +62,7 @@ static int wait_event(gocc_chan_t *events, int *e, bool *ok, gocc_chan_t *timer_
                       gocc_ctx_t *ctx) {
     gocc_case_t cases[3] = {
         [CASE_EVENT] = {.ch = events, .dir = GOCC_RECV, .elem = e},
-        [CASE_TIMEOUT] = {.ch = timer_ch, .dir = GOCC_RECV},         /* fire time, discarded */
+        [CASE_TIMEOUT] = {.ch = timer_ch, .dir = GOCC_RECV},        /* fire time, discarded */
         [CASE_DONE] = {.ch = gocc_ctx_done(ctx), .dir = GOCC_RECV}, /* NULL: never done */
     };
     int r = gocc_select(cases, 3, NULL);
@@ -82,10 +82,8 @@ static int after_pass(loop_stats_t *st, int r, bool ok, int e, gocc_ctx_t *ctx) 
     case CASE_TIMEOUT:
         st->idles++; /* idle: a heartbeat, a flush, ... */
         return 0;
-    case CASE_DONE:
-        return gocc_ctx_err(ctx);
-    default:
-        return r;
+    case CASE_DONE: return gocc_ctx_err(ctx);
+    default: return r;
     }
 }
 
@@ -158,8 +156,9 @@ static void run_loop(const char *what, int (*loop)(gocc_chan_t *, gocc_ctx_t *, 
         check(st.idles >= 1, "the idle timeout fired in the 100 ms pause");
         check(st.timers_made == (timer_per_pass ? st.passes : 1), "timers made");
         printf("L08 %s: %d events, %d idle timeout%s, %d passes: %d timer%s made, %.1f us a "
-               "pass\n", what, st.events, st.idles, st.idles == 1 ? "" : "s", st.passes,
-               st.timers_made, st.timers_made == 1 ? "" : "s", us > 0 ? us : 0);
+               "pass\n",
+               what, st.events, st.idles, st.idles == 1 ? "" : "s", st.passes, st.timers_made,
+               st.timers_made == 1 ? "" : "s", us > 0 ? us : 0);
     }
     gocc_ctx_cancel(ctx);
     check(example_tasks_exit_within(5 * GOCC_SECOND), "the producer returned");

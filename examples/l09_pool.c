@@ -103,9 +103,9 @@ static bool buffer_is_reset(const struct buffer *b) {
 
 typedef struct handler_arg {
     gocc_pool_t *pool;
-    int first, count;   /* the requests this handler serves */
-    int served, wrong;  /* out */
-    int dirty;          /* out: buffers handed out not reset */
+    int first, count;  /* the requests this handler serves */
+    int served, wrong; /* out */
+    int dirty;         /* out: buffers handed out not reset */
 } handler_arg_t;
 
 /* One request: the checksum of "req-<id>:" repeated (id % 7) + 1 times, one
@@ -158,10 +158,13 @@ static void serve(gocc_pool_t *pool, bool trim, int *served, int *wrong, int *di
         handler_arg_t h[HANDLERS];
         int started = 0;
         for (int i = 0; i < HANDLERS; i++) {
-            h[i] = (handler_arg_t){.pool = pool, .first = round * REQUESTS / 2 + i * per + 1,
+            h[i] = (handler_arg_t){.pool = pool,
+                                   .first = round * REQUESTS / 2 + i * per + 1,
                                    .count = per};
-            if (gocc_go(handler, NULL, &h[i]) == 0) started++;
-            else h[i].count = 0;
+            if (gocc_go(handler, NULL, &h[i]) == 0)
+                started++;
+            else
+                h[i].count = 0;
         }
         check(started == HANDLERS, "started the handlers");
         check(example_tasks_exit_within(10 * GOCC_SECOND), "the handlers finished");

@@ -92,8 +92,8 @@ static void compare(const char *what, const uint32_t *v, size_t n, int runs) {
     (void)sink;
     check(s_serial == s_parallel, "serial and parallel sums agree");
     bool serial_wins = serial_us <= parallel_us;
-    printf("L10 %s: serial %.1f us, %d tasks %.1f us a run (%s %.1fx faster)%s\n", what,
-           serial_us, PARTS, parallel_us, serial_wins ? "serial" : "parallel",
+    printf("L10 %s: serial %.1f us, %d tasks %.1f us a run (%s %.1fx faster)%s\n", what, serial_us,
+           PARTS, parallel_us, serial_wins ? "serial" : "parallel",
            serial_wins ? parallel_us / (serial_us > 0 ? serial_us : 1e-3)
                        : serial_us / (parallel_us > 0 ? parallel_us : 1e-3),
            s_serial == s_parallel ? "" : " SUMS DIFFER");
@@ -154,7 +154,8 @@ static void l10_heavy_sync(void) {
     pthread_mutex_destroy(&c.mu);
     check(serial == INCREMENTS && n == INCREMENTS, "both counts are exact");
     printf("L10 heavy sync (%d increments): serial %.0f us, %d tasks + a mutex %.0f us "
-           "(counts %ld and %ld)\n", INCREMENTS, serial_us, PARTS, parallel_us, (long)serial, n);
+           "(counts %ld and %ld)\n",
+           INCREMENTS, serial_us, PARTS, parallel_us, (long)serial, n);
 }
 
 int main(void) {

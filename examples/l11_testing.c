@@ -79,7 +79,7 @@ static bool no_leak(size_t baseline, int64_t within) {
 static volatile long racy_counter;
 
 static int racy_task(gocc_ctx_t *ctx, void *arg) {
-    gocc_chan_recv(arg, NULL, ctx); /* the gate: both start together */
+    gocc_chan_recv(arg, NULL, ctx);                  /* the gate: both start together */
     for (int i = 0; i < 100000; i++) racy_counter++; /* BUG: a data race */
     return 0;
 }
@@ -151,7 +151,8 @@ static void l11_race_detection(const char *argv0) {
     bool caught = status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 66;
     check(caught && reported, "ThreadSanitizer stopped the child's data race (exit 66)");
     printf("L11 race detection: instrumented by ThreadSanitizer; a child process with a data "
-           "race %s (exit status %d, %s)\n", caught ? "was stopped" : "was NOT stopped",
+           "race %s (exit status %d, %s)\n",
+           caught ? "was stopped" : "was NOT stopped",
            status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1,
            reported ? "\"WARNING: ThreadSanitizer: data race\" on its stderr" : "no report");
 }
@@ -274,8 +275,7 @@ static int worker(gocc_ctx_t *ctx, void *arg) {
 /* The test: start WORKERS workers on ctx, cancel ctx, expect them gone
  * within `deadline`. Returns whether the test passed; a failure's dump
  * goes to `report_fd` (-1: none). */
-static bool cancel_test(workers_t *w, int64_t deadline, size_t *left, double *ms,
-                        int report_fd) {
+static bool cancel_test(workers_t *w, int64_t deadline, size_t *left, double *ms, int report_fd) {
     /* The baseline must be taken at rest: a task of an earlier test still
      * on its way out would drop the count later and hide a leak here. */
     no_leak(0, 5 * GOCC_SECOND);
@@ -300,8 +300,8 @@ static void l11_cancel_test(void) {
     workers_t good = {.jobs = gocc_chan_new(sizeof(int), 0), .observe_ctx = true};
     bool passed = good.jobs && cancel_test(&good, 2 * GOCC_SECOND, &left, &ms, -1);
     check(passed, "the workers that observe ctx exit on cancel");
-    printf("L11 cancel test: %d workers back to the baseline %.2f ms after cancel: %s\n",
-           WORKERS, ms, passed ? "pass" : "FAIL");
+    printf("L11 cancel test: %d workers back to the baseline %.2f ms after cancel: %s\n", WORKERS,
+           ms, passed ? "pass" : "FAIL");
     gocc_chan_release(good.jobs);
 
     workers_t leaky = {.jobs = gocc_chan_new(sizeof(int), 0), .observe_ctx = false};
@@ -310,8 +310,8 @@ static void l11_cancel_test(void) {
              cancel_test(&leaky, 50 * GOCC_MILLISECOND, &left, &ms, fileno(report));
     check(leaky.jobs && report && !passed && left == WORKERS, "the cancel test catches the leak");
     printf("L11 cancel test on workers that ignore ctx: %zu of %d still live %.0f ms after "
-           "cancel: the test catches the leak; gocc_leakcheck's report begins:\n", left,
-           WORKERS, ms);
+           "cancel: the test catches the leak; gocc_leakcheck's report begins:\n",
+           left, WORKERS, ms);
     if (report != NULL) { /* its first lines: the counts, then one leaked task */
         rewind(report);
         char line[256];

@@ -71,9 +71,9 @@
 
 typedef struct server {
     gocc_fd_t *ln;
-    gocc_group_t *g;      /* the acceptor and every connection */
-    atomic_int accepted;  /* connections taken */
-    atomic_int live;      /* connection tasks running */
+    gocc_group_t *g;     /* the acceptor and every connection */
+    atomic_int accepted; /* connections taken */
+    atomic_int live;     /* connection tasks running */
 } server;
 
 typedef struct conn_arg {
@@ -176,8 +176,10 @@ static int echo_client(gocc_ctx_t *ctx, void *arg) {
     for (int round = 0; round < ROUNDS && rc == 0; round++) {
         char line[80], back[80];
         int n = snprintf(line, sizeof line, "client %d, line %d: hello, echo\n", cl->id, round);
-        if (gocc_fd_write(f, line, (size_t)n, NULL, ctx) != n) rc = GOCC_ECLOSED;
-        else rc = read_full(f, back, (size_t)n, ctx);
+        if (gocc_fd_write(f, line, (size_t)n, NULL, ctx) != n)
+            rc = GOCC_ECLOSED;
+        else
+            rc = read_full(f, back, (size_t)n, ctx);
         if (rc == 0 && memcmp(line, back, (size_t)n) != 0) rc = GOCC_EINVAL;
     }
     if (rc == 0) atomic_fetch_add(cl->echoed, 1);
@@ -260,8 +262,8 @@ int main(void) {
     check(atomic_load(&srv.live) == 0, "every connection task ended");
     gocc_group_wait(clients);
     check(atomic_load(&closed) == IDLE, "the shutdown closed every idle connection");
-    printf("NET shutdown: server group %s, %d idle clients saw end of file\n",
-           gocc_strerror(rc), atomic_load(&closed));
+    printf("NET shutdown: server group %s, %d idle clients saw end of file\n", gocc_strerror(rc),
+           atomic_load(&closed));
 
     gocc_group_free(clients);
     gocc_group_free(srv.g);

@@ -72,22 +72,20 @@ static void run(const char *title, gocc_ctx_t *ctx, int stop_after, int want_err
         if (++n == stop_after) gocc_ctx_cancel(ctx); /* Go's cancel() */
     }
     int err = gocc_ctx_err(ctx);
-    printf("  received %d values (%d, %d, %d per producer); stopped by: %s\n", n,
-           next[0], next[1], next[2], gocc_strerror(err));
+    printf("  received %d values (%d, %d, %d per producer); stopped by: %s\n", n, next[0], next[1],
+           next[2], gocc_strerror(err));
 
     check(n > 0, "received values");
     if (stop_after < 0) /* 200 ms is plenty for every task to get turns */
-        check(next[0] > 0 && next[1] > 0 && next[2] > 0,
-              "every producer got values through");
+        check(next[0] > 0 && next[1] > 0 && next[2] > 0, "every producer got values through");
     check(in_order, "in order per producer, none lost or duplicated");
-    check(err == want_err, want_err == GOCC_EDEADLINE ? "stopped by the deadline"
-                                                      : "stopped by cancel");
+    check(err == want_err,
+          want_err == GOCC_EDEADLINE ? "stopped by the deadline" : "stopped by cancel");
     if (stop_after > 0) check(n == stop_after, "no value after the cancel");
 
     /* The producers return once their blocked send sees the context. */
     int64_t give_up = gocc_now() + 5 * GOCC_SECOND;
-    while (gocc_tasks_live() > 0 && gocc_now() < give_up)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
+    while (gocc_tasks_live() > 0 && gocc_now() < give_up) gocc_sleep(GOCC_MILLISECOND, NULL);
     check(gocc_tasks_live() == 0, "every task returned (gocc_tasks_live() == 0)");
     gocc_chan_release(ch);
 }
@@ -98,8 +96,7 @@ int main(void) {
     gocc_ctx_t *ctx = gocc_ctx_with_timeout(NULL, 200 * GOCC_MILLISECOND);
     check(ctx != NULL, "made a context with a 200 ms timeout");
     if (ctx) {
-        run("1. three producers, one consumer, a 200 ms timeout:", ctx, -1,
-            GOCC_EDEADLINE);
+        run("1. three producers, one consumer, a 200 ms timeout:", ctx, -1, GOCC_EDEADLINE);
         gocc_ctx_cancel(ctx); /* the owner pattern: cancel, then release */
         gocc_ctx_release(ctx);
     }
@@ -107,8 +104,7 @@ int main(void) {
     ctx = gocc_ctx_with_cancel(NULL);
     check(ctx != NULL, "made a cancellable context");
     if (ctx) {
-        run("2. the same, the consumer cancels after 1000 values:", ctx, 1000,
-            GOCC_ECANCELED);
+        run("2. the same, the consumer cancels after 1000 values:", ctx, 1000, GOCC_ECANCELED);
         gocc_ctx_cancel(ctx);
         gocc_ctx_release(ctx);
     }

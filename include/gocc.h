@@ -114,19 +114,19 @@ GOCC_API const char *gocc_version(void);
 /** @name Conventions: error codes, time */
 /** @{ */
 
-#define GOCC_OK 0                  /**< success */
-#define GOCC_ECLOSED (-EPIPE)      /**< channel closed / send on closed channel */
+#define GOCC_OK 0                   /**< success */
+#define GOCC_ECLOSED (-EPIPE)       /**< channel closed / send on closed channel */
 #define GOCC_ECANCELED (-ECANCELED) /**< context canceled */
 #define GOCC_EDEADLINE (-ETIMEDOUT) /**< context deadline exceeded */
-#define GOCC_EAGAIN (-EAGAIN)      /**< would block / queue full / no thread */
-#define GOCC_ENOMEM (-ENOMEM)      /**< out of memory */
-#define GOCC_EINVAL (-EINVAL)      /**< invalid argument or misuse */
+#define GOCC_EAGAIN (-EAGAIN)       /**< would block / queue full / no thread */
+#define GOCC_ENOMEM (-ENOMEM)       /**< out of memory */
+#define GOCC_EINVAL (-EINVAL)       /**< invalid argument or misuse */
 #define GOCC_ESHUTDOWN (-ESHUTDOWN) /**< the pool is shut down */
 
-#define GOCC_NANOSECOND 1LL             /**< one nanosecond */
-#define GOCC_MICROSECOND 1000LL         /**< one microsecond in ns */
-#define GOCC_MILLISECOND 1000000LL      /**< one millisecond in ns */
-#define GOCC_SECOND 1000000000LL        /**< one second in ns */
+#define GOCC_NANOSECOND 1LL        /**< one nanosecond */
+#define GOCC_MICROSECOND 1000LL    /**< one microsecond in ns */
+#define GOCC_MILLISECOND 1000000LL /**< one millisecond in ns */
+#define GOCC_SECOND 1000000000LL   /**< one second in ns */
 
 /**
  * Text for an error code, in Go's wording ("context canceled", ...).
@@ -538,7 +538,8 @@ GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_deadline(gocc_ctx_t *parent, i
  * @return the context (one reference), or NULL with errno EINVAL (NULL
  *         @p key) or ENOMEM.
  */
-GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key, void *value);
+GOCC_NODISCARD GOCC_API gocc_ctx_t *gocc_ctx_with_value(gocc_ctx_t *parent, const void *key,
+                                                        void *value);
 
 /**
  * A child with the parent's values that is never done.
@@ -785,11 +786,12 @@ GOCC_API void gocc_group_free(gocc_group_t *g);
  * the last done stores the final state and touches nothing after it.
  */
 typedef struct gocc_waitgroup {
-    uint64_t state_;  /**< private: counter << 1 | lock bit (atomic) */
-    void *waiters_;   /**< private: parked waiters */
+    uint64_t state_; /**< private: counter << 1 | lock bit (atomic) */
+    void *waiters_;  /**< private: parked waiters */
 } gocc_waitgroup_t;
 /** Static initialiser of a gocc_waitgroup_t (counter 0). */
-#define GOCC_WAITGROUP_INIT {0, NULL}
+#define GOCC_WAITGROUP_INIT \
+    { 0, NULL }
 
 /** Add @p delta (may be negative) to the counter. @return 0, or GOCC_EINVAL
  *  (NULL, or the counter would go negative or past 2^62 - 1: nothing
@@ -807,12 +809,13 @@ GOCC_API int gocc_waitgroup_wait(gocc_waitgroup_t *wg, gocc_ctx_t *ctx);
 
 /** Go's sync.Once / OnceValue. Initialise with GOCC_ONCE_INIT (or zero it). */
 typedef struct gocc_once {
-    uint32_t state_;  /**< private: new / running / done, lock bit (atomic) */
-    int result_;      /**< private: fn's result */
-    void *waiters_;   /**< private: callers waiting for the first */
+    uint32_t state_; /**< private: new / running / done, lock bit (atomic) */
+    int result_;     /**< private: fn's result */
+    void *waiters_;  /**< private: callers waiting for the first */
 } gocc_once_t;
 /** Static initialiser of a gocc_once_t (not yet run). */
-#define GOCC_ONCE_INIT {0, 0, NULL}
+#define GOCC_ONCE_INIT \
+    { 0, 0, NULL }
 
 /**
  * Run fn(arg) exactly once across all threads. Every call returns the first
@@ -894,7 +897,7 @@ typedef struct gocc_workpool_options {
     int64_t idle_timeout_ns; /**< a worker above min exits after this idle (0: 1 s) */
     /** Called on the worker's thread after a task returned err != 0 (may be NULL). */
     void (*on_error)(void *ud, int err, gocc_fn fn, void *arg);
-    void *ud;                /**< passed to on_error */
+    void *ud; /**< passed to on_error */
 } gocc_workpool_options_t;
 
 /**
@@ -906,7 +909,8 @@ typedef struct gocc_workpool_options {
  * counts as idle), and try_submit sheds when there is none. @return the pool, or NULL with errno EINVAL (workers == 0),
  * ENOMEM or EAGAIN (no thread).
  */
-GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent);
+GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap,
+                                                           gocc_ctx_t *parent);
 
 /**
  * An adaptive pool: min_workers always, up to max_workers while the queue
@@ -916,7 +920,7 @@ GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new(size_t workers, size_
  *         or EAGAIN (a min worker could not be started).
  */
 GOCC_NODISCARD GOCC_API gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *opts,
-                                                 gocc_ctx_t *parent);
+                                                                gocc_ctx_t *parent);
 
 /**
  * Queue fn(pool_ctx, arg). Blocks while the queue is full (backpressure)
@@ -976,8 +980,8 @@ typedef struct gocc_pool gocc_pool_t;
  * @return the pool, or NULL with errno EINVAL (NULL free_fn) / ENOMEM /
  *         EAGAIN (the timer thread could not be started).
  */
-GOCC_NODISCARD GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud), void (*free_fn)(void *obj, void *ud),
-                                    void *ud);
+GOCC_NODISCARD GOCC_API gocc_pool_t *gocc_pool_new(void *(*new_fn)(void *ud),
+                                                   void (*free_fn)(void *obj, void *ud), void *ud);
 
 /**
  * A cached object (the one this thread put last, if any), else new_fn(ud),
@@ -1164,8 +1168,8 @@ typedef struct gocc_snapshot gocc_snapshot_t;
  * free it twice).
  * @return the snapshot, or NULL with errno ENOMEM.
  */
-GOCC_NODISCARD GOCC_API gocc_snapshot_t *gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud),
-                                            void *ud);
+GOCC_NODISCARD GOCC_API gocc_snapshot_t *
+gocc_snapshot_new(void *initial, void (*free_fn)(void *value, void *ud), void *ud);
 
 /** A borrow of a snapshot's value (on the caller's stack). */
 typedef struct gocc_snapshot_ref {

@@ -44,12 +44,10 @@ int gocc_runtime_set_allocator(const gocc_allocator_t *a) {
     do {
         if (s & (ALLOC_STARTED | ALLOC_BUSY)) return GOCC_EAGAIN;
     } while (!atomic_compare_exchange_weak_explicit(&alloc_state, &s, s | ALLOC_BUSY,
-                                                    memory_order_acquire,
-                                                    memory_order_relaxed));
+                                                    memory_order_acquire, memory_order_relaxed));
     if (a != NULL) hooks = *a;
     unsigned keep = s & ALLOC_FAULT;
-    atomic_store_explicit(&alloc_state, keep | (a != NULL ? ALLOC_HOOKS : 0),
-                          memory_order_release);
+    atomic_store_explicit(&alloc_state, keep | (a != NULL ? ALLOC_HOOKS : 0), memory_order_release);
     return 0;
 }
 
@@ -63,8 +61,7 @@ static unsigned alloc_start(void) {
             continue;
         }
         if (atomic_compare_exchange_weak_explicit(&alloc_state, &s, s | ALLOC_STARTED,
-                                                  memory_order_acq_rel,
-                                                  memory_order_acquire)) {
+                                                  memory_order_acq_rel, memory_order_acquire)) {
             s |= ALLOC_STARTED;
             gocc__runtime_init(); /* fork handlers: the first use of the library */
             gocc__sched_freeze(); /* procs is fixed from the first use on */
@@ -108,7 +105,7 @@ static bool fault_hit(_Atomic long *count, _Atomic long *at) {
 
 bool gocc__fault_thread_fails(void) { return fault_hit(&fault.threads, &fault.fail_thread_at); }
 bool gocc__fault_alloc_fails(void) { return fault_hit(&fault.allocs, &fault.fail_alloc_at); }
-#define FAULT_ALLOC_FAILS(s) (((s) & ALLOC_FAULT) && fault_hit(&fault.allocs, &fault.fail_alloc_at))
+#define FAULT_ALLOC_FAILS(s) (((s)&ALLOC_FAULT) && fault_hit(&fault.allocs, &fault.fail_alloc_at))
 #else
 #define FAULT_ALLOC_FAILS(s) ((void)(s), false)
 #endif

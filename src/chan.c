@@ -40,17 +40,23 @@
 void gocc__waitq_push(gocc__waitq *q, gocc__sudog *s) {
     s->next = NULL;
     s->prev = q->last;
-    if (q->last) q->last->next = s;
-    else atomic_store_explicit(&q->first, s, memory_order_relaxed);
+    if (q->last)
+        q->last->next = s;
+    else
+        atomic_store_explicit(&q->first, s, memory_order_relaxed);
     q->last = s;
     s->queued = true;
 }
 
 void gocc__waitq_remove(gocc__waitq *q, gocc__sudog *s) {
-    if (s->prev) s->prev->next = s->next;
-    else atomic_store_explicit(&q->first, s->next, memory_order_relaxed);
-    if (s->next) s->next->prev = s->prev;
-    else q->last = s->prev;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        atomic_store_explicit(&q->first, s->next, memory_order_relaxed);
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        q->last = s->prev;
     s->prev = s->next = NULL;
     s->queued = false;
 }
@@ -127,9 +133,8 @@ static inline void check_live(gocc_chan_t *ch, const char *call) {
 }
 
 gocc_chan_t *gocc_chan_retain(gocc_chan_t *ch) {
-    if (ch != NULL &&
-        GOCC_UNLIKELY(atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed) ==
-                      GOCC__RELEASED))
+    if (ch != NULL && GOCC_UNLIKELY(atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed) ==
+                                    GOCC__RELEASED))
         gocc__misuse_released("gocc_chan_retain", "channel", ch);
     return ch;
 }
@@ -187,9 +192,8 @@ int gocc_chan_set_elem_destructor(gocc_chan_t *ch, void (*dtor)(void *, void *),
  * that must be woken is stored in *wake (the caller wakes it after unlock).
  * Always inlined: chan_try's copies are specialised by direction, which is
  * most of the uncontended send and receive; select calls the wrapper. */
-static inline __attribute__((always_inline)) bool poll_locked(gocc_chan_t *ch, int dir,
-                                                             void *elem, bool *ok,
-                                                             gocc__waiter **wake) {
+static inline __attribute__((always_inline)) bool poll_locked(gocc_chan_t *ch, int dir, void *elem,
+                                                              bool *ok, gocc__waiter **wake) {
     gocc__assert_held(&ch->mu);
     gocc__sudog *s;
     size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
@@ -243,8 +247,7 @@ static inline __attribute__((always_inline)) bool poll_locked(gocc_chan_t *ch, i
     return false;
 }
 
-bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
-                            gocc__waiter **wake) {
+bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok, gocc__waiter **wake) {
     return poll_locked(ch, dir, elem, ok, wake);
 }
 

@@ -92,8 +92,7 @@ __asm__(".text\n"
 
 void gocc__ctx_trampoline(void);
 
-int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *),
-                   void *arg) {
+int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *), void *arg) {
     uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)(top - 80);
     uint32_t mxcsr;
@@ -101,12 +100,12 @@ int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(voi
     __asm__ __volatile__("stmxcsr %0" : "=m"(mxcsr));
     __asm__ __volatile__("fnstcw %0" : "=m"(fcw));
     sp[0] = (uint64_t)mxcsr | ((uint64_t)fcw << 32);
-    sp[1] = 0;                         /* r15 */
-    sp[2] = 0;                         /* r14 */
+    sp[1] = 0;                          /* r15 */
+    sp[2] = 0;                          /* r14 */
     sp[3] = (uint64_t)(uintptr_t)entry; /* r13 */
     sp[4] = (uint64_t)(uintptr_t)arg;   /* r12 */
-    sp[5] = 0;                         /* rbx */
-    sp[6] = 0;                         /* rbp: ends frame-pointer walks */
+    sp[5] = 0;                          /* rbx */
+    sp[6] = 0;                          /* rbp: ends frame-pointer walks */
     sp[7] = (uint64_t)(uintptr_t)gocc__ctx_trampoline;
     sp[8] = 0;
     sp[9] = 0;
@@ -171,15 +170,14 @@ __asm__(".text\n"
 
 void gocc__ctx_trampoline(void);
 
-int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *),
-                   void *arg) {
+int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *), void *arg) {
     uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)(top - 176);
     memset(sp, 0, 176);
     uint64_t fpcr;
     __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
-    sp[0] = (uint64_t)(uintptr_t)arg;   /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)entry; /* x20 */
+    sp[0] = (uint64_t)(uintptr_t)arg;                   /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)entry;                 /* x20 */
     sp[11] = (uint64_t)(uintptr_t)gocc__ctx_trampoline; /* x30 */
     sp[20] = fpcr;
     c->sp = sp;
@@ -194,8 +192,7 @@ static void uc_entry(unsigned hi, unsigned lo) {
     abort(); /* entry never returns */
 }
 
-int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *),
-                   void *arg) {
+int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *), void *arg) {
     if (getcontext(&c->uc) != 0) return GOCC_ENOMEM;
     c->uc.uc_stack.ss_sp = stack_lo;
     c->uc.uc_stack.ss_size = size;
@@ -268,14 +265,18 @@ int gocc__stack_alloc(gocc__stack *s, size_t size) {
     s->guard = GOCC__GUARD_NONE;
 #if defined(__linux__)
     if (atomic_load_explicit(&guard_install, memory_order_relaxed)) {
-        if (madvise(base, ps, MADV_GUARD_INSTALL) == 0) s->guard = GOCC__GUARD_MADV;
-        else atomic_store_explicit(&guard_install, 0, memory_order_relaxed);
+        if (madvise(base, ps, MADV_GUARD_INSTALL) == 0)
+            s->guard = GOCC__GUARD_MADV;
+        else
+            atomic_store_explicit(&guard_install, 0, memory_order_relaxed);
     }
 #endif
     if (s->guard == GOCC__GUARD_NONE &&
         atomic_fetch_add_explicit(&mprotect_guards, 1, memory_order_relaxed) < GUARD_VMA_BUDGET) {
-        if (mprotect(base, ps, PROT_NONE) == 0) s->guard = GOCC__GUARD_MPROTECT;
-        else atomic_fetch_sub_explicit(&mprotect_guards, 1, memory_order_relaxed);
+        if (mprotect(base, ps, PROT_NONE) == 0)
+            s->guard = GOCC__GUARD_MPROTECT;
+        else
+            atomic_fetch_sub_explicit(&mprotect_guards, 1, memory_order_relaxed);
     } else if (s->guard == GOCC__GUARD_NONE) {
         atomic_fetch_sub_explicit(&mprotect_guards, 1, memory_order_relaxed);
     }

@@ -44,33 +44,33 @@ struct gocc_after_func {
     gocc_ctx_t *owner;             /* whose mu guards state */
     void (*fn)(void *);
     void *arg;
-    int state;                     /* enum af_state, under owner->mu */
+    int state; /* enum af_state, under owner->mu */
 };
 
 struct gocc_ctx {
     /* Fields nothing reads after the last release first: malloc's free
      * list links overwrite the first 32 bytes of freed memory, and refs
      * must keep GOCC__RELEASED there (misuse.c). */
-    gocc_ctx_t *children;          /* under mu */
+    gocc_ctx_t *children;            /* under mu */
     gocc_ctx_t *sib_prev, *sib_next; /* links in link_parent's list */
-    gocc_ctx_t *cancel_next;       /* cancel_batch's list of refs to drop */
+    gocc_ctx_t *cancel_next;         /* cancel_batch's list of refs to drop */
     _Atomic size_t refs;
     int kind;
-    gocc_ctx_t *parent;            /* retained; NULL for background */
-    gocc_ctx_t *src;               /* cancel source (see above) */
+    gocc_ctx_t *parent; /* retained; NULL for background */
+    gocc_ctx_t *src;    /* cancel source (see above) */
     gocc__mutex mu;
 
     /* cancel contexts */
     _Atomic int err;
     _Atomic int cause;
-    _Atomic(gocc_chan_t *) done;   /* made lazily, under mu */
-    gocc_ctx_t *link_parent;       /* the source we registered with */
-    bool linked;                   /* under link_parent->mu */
+    _Atomic(gocc_chan_t *) done; /* made lazily, under mu */
+    gocc_ctx_t *link_parent;     /* the source we registered with */
+    bool linked;                 /* under link_parent->mu */
     bool has_deadline;
     int64_t deadline;
     gocc__timer_entry timer;
 
-    gocc_after_func_t *afs;        /* handles owned, under mu */
+    gocc_after_func_t *afs; /* handles owned, under mu */
 
     /* value contexts */
     const void *key;
@@ -111,8 +111,10 @@ static void unlink_from_parent(gocc_ctx_t *c) {
     if (p == NULL) return;
     gocc__lock(&p->mu);
     if (c->linked) {
-        if (c->sib_prev) c->sib_prev->sib_next = c->sib_next;
-        else p->children = c->sib_next;
+        if (c->sib_prev)
+            c->sib_prev->sib_next = c->sib_next;
+        else
+            p->children = c->sib_next;
         if (c->sib_next) c->sib_next->sib_prev = c->sib_prev;
         c->linked = false;
     }
@@ -142,7 +144,8 @@ static void ctx_free(gocc_ctx_t *c) {
 void gocc_ctx_release(gocc_ctx_t *ctx) {
     if (ctx == NULL || ctx->kind == CTX_BACKGROUND) return;
     size_t old = atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel);
-    if (old == 1) ctx_free(ctx);
+    if (old == 1)
+        ctx_free(ctx);
     else if (GOCC_UNLIKELY(old == GOCC__RELEASED))
         gocc__misuse_released("gocc_ctx_release", "context", ctx);
 }

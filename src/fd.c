@@ -75,16 +75,16 @@ typedef struct fd_side {
 } fd_side;
 
 struct gocc_fd {
-    gocc__mutex mu;        /* rank FD */
+    gocc__mutex mu; /* rank FD */
     _Atomic size_t refs;
-    int fd;                /* fixed; closed once os_closed */
-    bool polled;           /* registered with the poller (else always ready) */
-    bool sock;             /* a socket: writes use send(MSG_NOSIGNAL) */
-    _Atomic bool closing;  /* gocc_fd_close ran (written under mu) */
-    bool os_closed;        /* the OS descriptor's close is decided */
-    unsigned in_call;      /* calls inside */
-    uint64_t key;          /* the poller's name for it */
-    fd_side side[2];       /* RD, WR */
+    int fd;               /* fixed; closed once os_closed */
+    bool polled;          /* registered with the poller (else always ready) */
+    bool sock;            /* a socket: writes use send(MSG_NOSIGNAL) */
+    _Atomic bool closing; /* gocc_fd_close ran (written under mu) */
+    bool os_closed;       /* the OS descriptor's close is decided */
+    unsigned in_call;     /* calls inside */
+    uint64_t key;         /* the poller's name for it */
+    fd_side side[2];      /* RD, WR */
 };
 
 static bool closing(gocc_fd_t *f) {
@@ -450,8 +450,7 @@ static int write_all(gocc_fd_t *f, const char *buf, size_t n, size_t *done, gocc
     return 0;
 }
 
-ssize_t gocc_fd_write(gocc_fd_t *f, const void *buf, size_t n, size_t *written,
-                      gocc_ctx_t *ctx) {
+ssize_t gocc_fd_write(gocc_fd_t *f, const void *buf, size_t n, size_t *written, gocc_ctx_t *ctx) {
     if (written != NULL) *written = 0;
     if (f == NULL || (buf == NULL && n > 0) || n > SSIZE_MAX) return GOCC_EINVAL;
     if (n == 0) return 0;
@@ -546,16 +545,17 @@ static int connect_wait(gocc_fd_t *f, uint32_t seen[2], gocc_ctx_t *ctx) {
     }
 }
 
-int gocc_fd_connect(gocc_fd_t *f, const struct sockaddr *addr, socklen_t addrlen,
-                    gocc_ctx_t *ctx) {
+int gocc_fd_connect(gocc_fd_t *f, const struct sockaddr *addr, socklen_t addrlen, gocc_ctx_t *ctx) {
     if (f == NULL || addr == NULL) return GOCC_EINVAL;
     int rc = call_enter(f, WR, GOCC_FD_WRITE, ctx);
     if (rc != 0) return rc;
     uint32_t seen[2];
     snap(f, seen);
     if (connect(f->fd, addr, addrlen) != 0) {
-        if (errno == EINPROGRESS || errno == EINTR) rc = connect_wait(f, seen, ctx);
-        else rc = -errno;
+        if (errno == EINPROGRESS || errno == EINTR)
+            rc = connect_wait(f, seen, ctx);
+        else
+            rc = -errno;
     }
     call_leave(f, WR, true);
     return rc;

@@ -21,8 +21,7 @@
 #include <string.h>
 
 #define GOCC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define gocc__container_of(p, type, member) \
-    ((type *)(void *)((char *)(p)-offsetof(type, member)))
+#define gocc__container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 #if defined(__GNUC__)
 #define GOCC_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -119,54 +118,54 @@ bool gocc__fault_alloc_fails(void); /* an allocation point outside gocc__malloc 
 #define GOCC_LOCK_NEST_ADDR 2u
 #define GOCC_LOCK_NEST_CALLER 4u
 
-#define GOCC_LOCK_RANKS(X)                                                         \
+#define GOCC_LOCK_RANKS(X)                                                       \
     /* pool.c p->trim_mu: one trim at a time. -> POOL_DEPOT. The pool's       */ \
-    /* free_fn runs under it, so it comes first.                             */ \
-    X(POOL_TRIM, "pool-trim", 0)                                                   \
-    /* pubsub.c ps->lock (an rwlock). -> CHAN (publish's try_send).          */ \
-    X(PUBSUB, "pubsub", 0)                                                         \
-    /* timer.c t->mu of a gocc_timer_t / gocc_ticker_t. -> TIMER_HEAP, CHAN. */ \
-    X(TIMER, "timer", 0)                                                           \
-    /* ratelimit.c rl->mu. -> TIMER_HEAP (arming, reserving).                */ \
-    X(RATELIMIT, "ratelimit", 0)                                                   \
-    /* ctx.c c->mu, parent before child (cancel walks the subtree holding    */ \
-    /* each lock). -> CHAN (the done channel), TIMER_HEAP (deadlines).       */ \
-    X(CTX, "ctx", GOCC_LOCK_NEST_CALLER)                                           \
-    /* The process-wide locks, in the order the fork handlers take them     */ \
-    /* (runtime.c): POOL_REGISTRY .. RUNTIME below.                          */ \
-    /* pool.c registry_mu (thread caches). -> POOL_DEPOT.                    */ \
-    X(POOL_REGISTRY, "pool-registry", 0)                                           \
-    /* observe.c watch.mu (the watch thread's settings).                     */ \
-    X(WATCH, "watch", 0)                                                           \
-    /* observe.c reg_mu (the registry of waiters the dump walks).            */ \
-    X(OBS_REGISTRY, "waiter-registry", 0)                                          \
-    /* timer.c T.mu (the timer heap and thread).                             */ \
-    X(TIMER_HEAP, "timer-heap", 0)                                                 \
-    /* netpoll.c P.mu (the poller's slot table, its thread and epoll      */ \
-    /* instance). -> FD (the poller delivers readiness to a handle).        */ \
-    X(NETPOLL, "netpoll", 0)                                                       \
-    /* sched.c S.mon_mu (the monitor thread's start and stop).              */ \
-    X(SCHED_MON, "sched-monitor", 0)                                               \
-    /* sched.c S.mu (global run queue, idle workers, worker records).        */ \
-    X(SCHED, "sched", 0)                                                           \
-    /* sched.c S.cache_mu (dead task records kept for reuse).                */ \
-    X(SCHED_CACHE, "sched-cache", 0)                                               \
-    /* runtime.c rt.mu (the thread cache).                                   */ \
-    X(RUNTIME, "runtime", GOCC_LOCK_LEAF)                                          \
-    /* Module locks, all leaves: pool.c p->mu (the depot), group.c g->mu,    */ \
-    /* sem.c s->mu, workpool.c p->mu, waitgroup.c's state-word lock bit      */ \
-    /* (waitgroup and once; a spin lock the witness is told about).          */ \
-    X(POOL_DEPOT, "pool-depot", GOCC_LOCK_LEAF)                                    \
-    X(GROUP, "group", GOCC_LOCK_LEAF)                                              \
-    X(SEM, "sem", GOCC_LOCK_LEAF)                                                  \
-    X(WORKPOOL, "workpool", GOCC_LOCK_LEAF)                                        \
-    X(WAITGROUP, "waitgroup", GOCC_LOCK_LEAF)                                      \
-    /* fd.c f->mu of a gocc_fd_t (its turns, waiters, readiness counts).     */ \
-    X(FD, "fd", GOCC_LOCK_LEAF)                                                    \
-    /* park.c w->mu, the waiter's condvar fallback (not Linux).              */ \
-    X(WAITER, "waiter", GOCC_LOCK_LEAF)                                            \
-    /* chan.c ch->mu. Last: no other lock is taken while one is held;        */ \
-    /* several only in increasing address (select).                          */ \
+    /* free_fn runs under it, so it comes first.                             */  \
+    X(POOL_TRIM, "pool-trim", 0)                                                 \
+    /* pubsub.c ps->lock (an rwlock). -> CHAN (publish's try_send).          */  \
+    X(PUBSUB, "pubsub", 0)                                                       \
+    /* timer.c t->mu of a gocc_timer_t / gocc_ticker_t. -> TIMER_HEAP, CHAN. */  \
+    X(TIMER, "timer", 0)                                                         \
+    /* ratelimit.c rl->mu. -> TIMER_HEAP (arming, reserving).                */  \
+    X(RATELIMIT, "ratelimit", 0)                                                 \
+    /* ctx.c c->mu, parent before child (cancel walks the subtree holding    */  \
+    /* each lock). -> CHAN (the done channel), TIMER_HEAP (deadlines).       */  \
+    X(CTX, "ctx", GOCC_LOCK_NEST_CALLER)                                         \
+    /* The process-wide locks, in the order the fork handlers take them     */   \
+    /* (runtime.c): POOL_REGISTRY .. RUNTIME below.                          */  \
+    /* pool.c registry_mu (thread caches). -> POOL_DEPOT.                    */  \
+    X(POOL_REGISTRY, "pool-registry", 0)                                         \
+    /* observe.c watch.mu (the watch thread's settings).                     */  \
+    X(WATCH, "watch", 0)                                                         \
+    /* observe.c reg_mu (the registry of waiters the dump walks).            */  \
+    X(OBS_REGISTRY, "waiter-registry", 0)                                        \
+    /* timer.c T.mu (the timer heap and thread).                             */  \
+    X(TIMER_HEAP, "timer-heap", 0)                                               \
+    /* netpoll.c P.mu (the poller's slot table, its thread and epoll      */     \
+    /* instance). -> FD (the poller delivers readiness to a handle).        */   \
+    X(NETPOLL, "netpoll", 0)                                                     \
+    /* sched.c S.mon_mu (the monitor thread's start and stop).              */   \
+    X(SCHED_MON, "sched-monitor", 0)                                             \
+    /* sched.c S.mu (global run queue, idle workers, worker records).        */  \
+    X(SCHED, "sched", 0)                                                         \
+    /* sched.c S.cache_mu (dead task records kept for reuse).                */  \
+    X(SCHED_CACHE, "sched-cache", 0)                                             \
+    /* runtime.c rt.mu (the thread cache).                                   */  \
+    X(RUNTIME, "runtime", GOCC_LOCK_LEAF)                                        \
+    /* Module locks, all leaves: pool.c p->mu (the depot), group.c g->mu,    */  \
+    /* sem.c s->mu, workpool.c p->mu, waitgroup.c's state-word lock bit      */  \
+    /* (waitgroup and once; a spin lock the witness is told about).          */  \
+    X(POOL_DEPOT, "pool-depot", GOCC_LOCK_LEAF)                                  \
+    X(GROUP, "group", GOCC_LOCK_LEAF)                                            \
+    X(SEM, "sem", GOCC_LOCK_LEAF)                                                \
+    X(WORKPOOL, "workpool", GOCC_LOCK_LEAF)                                      \
+    X(WAITGROUP, "waitgroup", GOCC_LOCK_LEAF)                                    \
+    /* fd.c f->mu of a gocc_fd_t (its turns, waiters, readiness counts).     */  \
+    X(FD, "fd", GOCC_LOCK_LEAF)                                                  \
+    /* park.c w->mu, the waiter's condvar fallback (not Linux).              */  \
+    X(WAITER, "waiter", GOCC_LOCK_LEAF)                                          \
+    /* chan.c ch->mu. Last: no other lock is taken while one is held;        */  \
+    /* several only in increasing address (select).                          */  \
     X(CHAN, "chan", GOCC_LOCK_LEAF | GOCC_LOCK_NEST_ADDR)
 
 enum gocc__lock_rank {
@@ -174,7 +173,7 @@ enum gocc__lock_rank {
 #define GOCC__LOCK_ENUM(name, text, rules) GOCC_LOCK_##name,
     GOCC_LOCK_RANKS(GOCC__LOCK_ENUM)
 #undef GOCC__LOCK_ENUM
-    GOCC_LOCK_NRANKS
+        GOCC_LOCK_NRANKS
 };
 
 /* The wrapper every lock of the library goes through. Without
@@ -224,7 +223,8 @@ typedef struct gocc__rwlock {
     int rank;
 } gocc__rwlock;
 
-#define GOCC__MUTEX_INITIALIZER(rank) {PTHREAD_MUTEX_INITIALIZER, (rank), NULL}
+#define GOCC__MUTEX_INITIALIZER(rank) \
+    { PTHREAD_MUTEX_INITIALIZER, (rank), NULL }
 static inline void gocc__mutex_init(gocc__mutex *m, int rank) {
     gocc__pthread_mutex_init(&m->mu);
     m->rank = rank;
@@ -269,9 +269,7 @@ static inline void gocc__lock(gocc__mutex *m) {
 static inline void gocc__unlock(gocc__mutex *m) {
     if (GOCC_UNLIKELY(pthread_mutex_unlock(m) != 0)) gocc__unlock_abort();
 }
-static inline void gocc__cond_wait(pthread_cond_t *cv, gocc__mutex *m) {
-    pthread_cond_wait(cv, m);
-}
+static inline void gocc__cond_wait(pthread_cond_t *cv, gocc__mutex *m) { pthread_cond_wait(cv, m); }
 static inline int gocc__cond_timedwait(pthread_cond_t *cv, gocc__mutex *m,
                                        const struct timespec *ts) {
     return pthread_cond_timedwait(cv, m, ts);
@@ -284,17 +282,17 @@ static inline void gocc__rwlock_destroy(gocc__rwlock *l) { pthread_rwlock_destro
 /* Statements, not inline functions: one inline level more than the code
  * had before the wrapper changed a register choice in gocc_pubsub_dropped
  * at -O2. */
-#define gocc__rdlock(l)                                                   \
-    do {                                                                  \
-        if (GOCC_UNLIKELY(pthread_rwlock_rdlock(l) != 0)) abort();        \
+#define gocc__rdlock(l)                                            \
+    do {                                                           \
+        if (GOCC_UNLIKELY(pthread_rwlock_rdlock(l) != 0)) abort(); \
     } while (0)
-#define gocc__wrlock(l)                                                   \
-    do {                                                                  \
-        if (GOCC_UNLIKELY(pthread_rwlock_wrlock(l) != 0)) abort();        \
+#define gocc__wrlock(l)                                            \
+    do {                                                           \
+        if (GOCC_UNLIKELY(pthread_rwlock_wrlock(l) != 0)) abort(); \
     } while (0)
-#define gocc__rwunlock(l)                                                 \
-    do {                                                                  \
-        if (GOCC_UNLIKELY(pthread_rwlock_unlock(l) != 0)) abort();        \
+#define gocc__rwunlock(l)                                          \
+    do {                                                           \
+        if (GOCC_UNLIKELY(pthread_rwlock_unlock(l) != 0)) abort(); \
     } while (0)
 #define gocc__witness_acquire(lock, rank) ((void)0)
 #define gocc__witness_release(lock, rank) ((void)0)
@@ -346,15 +344,15 @@ enum gocc__wait_reason {
     GOCC_WAIT_ONCE,
     GOCC_WAIT_WORKPOOL_SUBMIT,
     GOCC_WAIT_WORKPOOL_SHUTDOWN,
-    GOCC_WAIT_IO, /* detail: GOCC__IO_DETAIL(descriptor, GOCC_FD_* events) */
+    GOCC_WAIT_IO,      /* detail: GOCC__IO_DETAIL(descriptor, GOCC_FD_* events) */
     GOCC_WAIT_NREASONS /* not a reason: how many there are (observe.c's table) */
 };
 
 /* The dump's detail of an I/O wait: the descriptor and what it waits for
  * (GOCC_FD_READ / GOCC_FD_WRITE) in one number. */
-#define GOCC__IO_DETAIL(fd, events) (((int64_t)(fd) << 2) | (int64_t)((events) & 3))
+#define GOCC__IO_DETAIL(fd, events) (((int64_t)(fd) << 2) | (int64_t)((events)&3))
 #define GOCC__IO_DETAIL_FD(d) ((d) >> 2)
-#define GOCC__IO_DETAIL_EVENTS(d) ((int)((d) & 3))
+#define GOCC__IO_DETAIL_EVENTS(d) ((int)((d)&3))
 
 /* What a thread shows to gocc_dump and the stuck-task watchdog (observe.c).
  * Only the owning thread writes it, inside a seqlock (seq odd while
@@ -364,16 +362,16 @@ enum gocc__wait_reason {
  * path that does not block. */
 typedef struct gocc__obs {
     _Atomic uint32_t seq;
-    _Atomic int reason;            /* enum gocc__wait_reason */
-    _Atomic int64_t since;         /* when it parked */
-    _Atomic uintptr_t obj;         /* what it waits on (printed, never read) */
-    _Atomic int64_t detail;        /* chan: capacity; select: cases; sem: weight */
-    _Atomic int64_t len;           /* chan: values buffered when it parked */
-    _Atomic int64_t deadline;      /* earliest ctx deadline / timeout, or INT64_MAX */
-    _Atomic int has_ctx;           /* waits on a context that can end */
-    _Atomic uint64_t task_id;      /* 0 when not running a task */
-    _Atomic uintptr_t fn;          /* the task's start function */
-    _Atomic uint64_t name[4];      /* NUL-padded copy of name_local */
+    _Atomic int reason;       /* enum gocc__wait_reason */
+    _Atomic int64_t since;    /* when it parked */
+    _Atomic uintptr_t obj;    /* what it waits on (printed, never read) */
+    _Atomic int64_t detail;   /* chan: capacity; select: cases; sem: weight */
+    _Atomic int64_t len;      /* chan: values buffered when it parked */
+    _Atomic int64_t deadline; /* earliest ctx deadline / timeout, or INT64_MAX */
+    _Atomic int has_ctx;      /* waits on a context that can end */
+    _Atomic uint64_t task_id; /* 0 when not running a task */
+    _Atomic uintptr_t fn;     /* the task's start function */
+    _Atomic uint64_t name[4]; /* NUL-padded copy of name_local */
     /* Written by the watchdog thread only. */
     _Atomic int64_t reported_since;
 } gocc__obs;
@@ -382,9 +380,9 @@ typedef struct gocc__obs {
  * park.c publishes it into gocc__obs only when the thread really goes to
  * sleep, so a wait that a short spin catches writes nothing shared. */
 typedef struct gocc__waitinfo {
-    int reason;               /* GOCC_WAIT_NONE: nothing to show */
+    int reason; /* GOCC_WAIT_NONE: nothing to show */
     bool has_ctx;
-    bool published;           /* copied into obs (and must be cleared) */
+    bool published; /* copied into obs (and must be cleared) */
     const void *obj;
     int64_t detail, len, deadline;
 } gocc__waitinfo;
@@ -392,28 +390,28 @@ typedef struct gocc__waitinfo {
 typedef struct gocc__task gocc__task;
 
 typedef struct gocc__waiter {
-    _Atomic uint32_t state;   /* GOCC__PARK_*: the futex word */
-    gocc__task *task;         /* the coroutine task this waiter belongs to; NULL for a
+    _Atomic uint32_t state;         /* GOCC__PARK_*: the futex word */
+    gocc__task *task;               /* the coroutine task this waiter belongs to; NULL for a
                                * thread's own waiter (set once, never changes) */
-    _Atomic int claim;        /* 0 = armed, 1 = claimed by a waker */
-    gocc__sudog *winner;      /* written by the claimer before the wake */
+    _Atomic int claim;              /* 0 = armed, 1 = claimed by a waker */
+    gocc__sudog *winner;            /* written by the claimer before the wake */
     struct gocc__waiter *wake_next; /* the claimer's wake queue (gocc__wakeq) */
 #if !defined(__linux__)
-    gocc__mutex mu;           /* condvar fallback */
+    gocc__mutex mu; /* condvar fallback */
     pthread_cond_t cv;
 #endif
-    int spin;                 /* adaptive spin budget (park.c), owner only */
+    int spin; /* adaptive spin budget (park.c), owner only */
     /* The layers above's record of the waiter, kept next to it: park.c
      * never reads or writes it (it reports through gocc__park_hooks). */
     struct {
         /* observe.c: the registry of all waiters (under its lock) and what
          * the dump shows. */
         struct gocc__waiter *reg_prev, *reg_next;
-        long tid;             /* OS thread id, set when a thread's waiter is made */
-        bool os_named;        /* the OS thread name was changed by a name */
-        char name_local[32];  /* gocc_task_name's answer, owner only */
-        gocc__waitinfo wait;  /* owner only: what the next sleep is for */
-        void *current_pool;   /* workpool.c, owner only: the pool whose job runs here */
+        long tid;            /* OS thread id, set when a thread's waiter is made */
+        bool os_named;       /* the OS thread name was changed by a name */
+        char name_local[32]; /* gocc_task_name's answer, owner only */
+        gocc__waitinfo wait; /* owner only: what the next sleep is for */
+        void *current_pool;  /* workpool.c, owner only: the pool whose job runs here */
         gocc__obs obs;
     };
 } gocc__waiter;
@@ -457,8 +455,7 @@ void gocc__waiter_arm(gocc__waiter *w);
 /* Try to take the waiter: true for exactly one caller per armed wait. */
 static inline bool gocc__waiter_claim(gocc__waiter *w) {
     int expect = 0;
-    return atomic_compare_exchange_strong_explicit(&w->claim, &expect, 1,
-                                                   memory_order_acq_rel,
+    return atomic_compare_exchange_strong_explicit(&w->claim, &expect, 1, memory_order_acq_rel,
                                                    memory_order_acquire);
 }
 
@@ -487,21 +484,26 @@ void gocc__wake(gocc__waiter *w);
 typedef struct gocc__wakeq {
     gocc__waiter *head, *tail;
 } gocc__wakeq;
-#define GOCC__WAKEQ_INIT {NULL, NULL}
+#define GOCC__WAKEQ_INIT \
+    { NULL, NULL }
 
 /* Queue a claimed waiter whose winner the claimer has set (a sudog). */
 static inline void gocc__wakeq_add(gocc__wakeq *q, gocc__waiter *w) {
     w->wake_next = NULL;
-    if (q->tail != NULL) q->tail->wake_next = w;
-    else q->head = w;
+    if (q->tail != NULL)
+        q->tail->wake_next = w;
+    else
+        q->head = w;
     q->tail = w;
 }
 
 /* Move every waiter of @p from to the end of @p q; @p from is left empty. */
 static inline void gocc__wakeq_splice(gocc__wakeq *q, gocc__wakeq *from) {
     if (from->head == NULL) return;
-    if (q->tail != NULL) q->tail->wake_next = from->head;
-    else q->head = from->head;
+    if (q->tail != NULL)
+        q->tail->wake_next = from->head;
+    else
+        q->head = from->head;
     q->tail = from->tail;
     from->head = from->tail = NULL;
 }
@@ -541,20 +543,19 @@ struct gocc_chan {
     _Atomic size_t refs;
     size_t elem_size;
     size_t cap;
-    _Atomic size_t count;   /* values in buf; written under mu */
-    size_t recvx, sendx;    /* ring indices, under mu */
-    _Atomic bool closed;    /* written under mu */
-    gocc__waitq recvq;      /* blocked receivers, FIFO */
-    gocc__waitq sendq;      /* blocked senders, FIFO */
-    unsigned char *buf;     /* cap * elem_size bytes, follows the struct */
+    _Atomic size_t count;               /* values in buf; written under mu */
+    size_t recvx, sendx;                /* ring indices, under mu */
+    _Atomic bool closed;                /* written under mu */
+    gocc__waitq recvq;                  /* blocked receivers, FIFO */
+    gocc__waitq sendq;                  /* blocked senders, FIFO */
+    unsigned char *buf;                 /* cap * elem_size bytes, follows the struct */
     void (*dtor)(void *elem, void *ud); /* for values left at the last release */
     void *dtor_ud;
 };
 
 /* Poll one case with ch->mu held. On success fills s->ok and returns true;
  * any waiter to wake is added to *wake (woken by the caller after unlock). */
-bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok,
-                            gocc__waiter **wake);
+bool gocc__chan_poll_locked(gocc_chan_t *ch, int dir, void *elem, bool *ok, gocc__waiter **wake);
 /* One-case select_try: 0 (c->ok set) or GOCC_EAGAIN / GOCC_EINVAL. */
 int gocc__chan_try_case(gocc_case_t *c);
 void gocc__waitq_push(gocc__waitq *q, gocc__sudog *s);
@@ -568,8 +569,8 @@ void gocc__waitq_remove(gocc__waitq *q, gocc__sudog *s);
  * Returns the case index, GOCC__TIMED_OUT (the deadline passed), GOCC_EAGAIN
  * (not blocking, or no timer thread could be started for the deadline), the
  * context's error, GOCC_EINVAL or GOCC_ENOMEM. */
-int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
-                 int64_t deadline, int reason);
+int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block, int64_t deadline,
+                 int reason);
 /* gocc__select's "the deadline passed": not an errno value, and never
  * returned by a public function. Kept apart from GOCC_EAGAIN so that a
  * timer that could not be had is never taken for time that passed. */
@@ -603,17 +604,23 @@ static inline void gocc__waitrec_push(gocc__waitrec **head, gocc__waitrec **tail
     }
     r->next = NULL;
     r->prev = *tail;
-    if (*tail) (*tail)->next = r;
-    else *head = r;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
     *tail = r;
 }
 
 static inline void gocc__waitrec_unlink(gocc__waitrec **head, gocc__waitrec **tail,
                                         gocc__waitrec *r) {
-    if (r->prev) r->prev->next = r->next;
-    else *head = r->next;
-    if (r->next) r->next->prev = r->prev;
-    else if (tail) *tail = r->prev;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        *head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else if (tail)
+        *tail = r->prev;
     r->prev = r->next = NULL;
     r->queued = false;
 }
@@ -671,18 +678,17 @@ gocc_chan_t *gocc__ctx_done_chan(gocc_ctx_t *ctx, int *err);
  * may then go out of scope.
  */
 typedef struct gocc__timer_entry {
-    int64_t when;                           /* under the heap lock */
-    int64_t period;                         /* > 0: re-armed after each fire */
-    uint64_t seq;                           /* ties broken by insertion order */
-    size_t heap_index;                      /* SIZE_MAX when not in the heap */
+    int64_t when;      /* under the heap lock */
+    int64_t period;    /* > 0: re-armed after each fire */
+    uint64_t seq;      /* ties broken by insertion order */
+    size_t heap_index; /* SIZE_MAX when not in the heap */
     void (*fn)(struct gocc__timer_entry *e, int64_t now);
     void *arg;
-    bool firing;                            /* callback running */
-    bool quiet;                             /* wakes no waiter (pool trims) */
+    bool firing; /* callback running */
+    bool quiet;  /* wakes no waiter (pool trims) */
 } gocc__timer_entry;
 
-void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int64_t),
-                      void *arg);
+void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int64_t), void *arg);
 /* Reserve (or give back) room for one entry in the heap, and make sure the
  * timer thread runs, so that gocc__timer_add cannot fail afterwards.
  * Returns 0, GOCC_ENOMEM or GOCC_EAGAIN. */
@@ -787,15 +793,14 @@ typedef struct gocc__cctx {
 void gocc__ctx_switch(gocc__cctx *from, gocc__cctx *to);
 /* Prepare *c to start entry(arg) on the stack [stack_lo, stack_lo + size);
  * entry must never return. Returns 0 or GOCC_ENOMEM. */
-int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *),
-                   void *arg);
+int gocc__ctx_make(gocc__cctx *c, void *stack_lo, size_t size, void (*entry)(void *), void *arg);
 
 enum { GOCC__GUARD_NONE, GOCC__GUARD_MADV, GOCC__GUARD_MPROTECT };
 typedef struct gocc__stack {
-    void *base;   /* the mapping: guard page, then the stack */
-    void *lo;     /* lowest usable address */
-    size_t size;  /* usable bytes */
-    int guard;    /* GOCC__GUARD_*: NONE means a canary at lo */
+    void *base;  /* the mapping: guard page, then the stack */
+    void *lo;    /* lowest usable address */
+    size_t size; /* usable bytes */
+    int guard;   /* GOCC__GUARD_*: NONE means a canary at lo */
     unsigned vg_id;
 } gocc__stack;
 
@@ -817,19 +822,23 @@ bool gocc__stack_intact(const gocc__stack *s);
  * or a timeout (TIMEDOUT) got there first, the task runs again at once. A
  * waker that sees SLEEPING makes the task runnable: its registers are
  * saved, so no worker can resume a stack still in use. */
-enum { GOCC__PARK_WAITING = 0, GOCC__PARK_SLEEPING = 1, GOCC__PARK_WOKEN = 2,
-       GOCC__PARK_TIMEDOUT = 3 };
+enum {
+    GOCC__PARK_WAITING = 0,
+    GOCC__PARK_SLEEPING = 1,
+    GOCC__PARK_WOKEN = 2,
+    GOCC__PARK_TIMEDOUT = 3
+};
 
 /* What a new task runs (a copy is kept in its record). */
 typedef struct gocc__start {
     gocc_fn fn;
-    gocc_ctx_t *ctx;          /* retained by the caller for the task */
+    gocc_ctx_t *ctx; /* retained by the caller for the task */
     void *arg;
     void (*on_exit)(void *, int);
     void *exit_arg;
-    uint64_t task_id;         /* 0: runtime work, not counted */
-    const char *name;         /* may be NULL; copied */
-    size_t stack_size;        /* 0: the runtime default */
+    uint64_t task_id;  /* 0: runtime work, not counted */
+    const char *name;  /* may be NULL; copied */
+    size_t stack_size; /* 0: the runtime default */
 } gocc__start;
 
 /* Start a coroutine task. Returns 0, GOCC_ENOMEM, GOCC_EINVAL (a stack
@@ -979,11 +988,11 @@ void gocc__os_thread_name(const char *name);
 /* The reference count of a freed object: written just before the free
  * (misuse.c says what it catches). An entry point that finds it calls
  * gocc__misuse_released. */
-#define GOCC__RELEASED ((size_t)~(size_t)0x21524110u)
+#define GOCC__RELEASED ((size_t) ~(size_t)0x21524110u)
 
 /* "libgocc: <call>: <kind> <obj> was already released" on stderr, abort. */
-_Noreturn __attribute__((cold, nothrow, leaf)) void gocc__misuse_released(const char *call, const char *kind,
-                                                          const void *obj);
+_Noreturn __attribute__((cold, nothrow, leaf)) void
+gocc__misuse_released(const char *call, const char *kind, const void *obj);
 
 /* Live objects by kind: one relaxed add in a constructor, one in the last
  * release (never on a send/recv path). Read for the dump. */

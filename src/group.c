@@ -35,14 +35,14 @@
 struct gocc_group {
     gocc__mutex mu;
     _Atomic size_t refs;
-    gocc_ctx_t *parent;              /* retained */
-    gocc_ctx_t *ctx;                 /* the group context, child of parent */
-    int limit;                       /* < 0: none */
+    gocc_ctx_t *parent; /* retained */
+    gocc_ctx_t *ctx;    /* the group context, child of parent */
+    int limit;          /* < 0: none */
     size_t active;
     int err;
     gocc__waitrec *slot_head, *slot_tail; /* go() blocked at the limit, FIFO */
     gocc__waitrec *idle_waiters;          /* wait() callers */
-    char name[24];                   /* "group-7": its tasks' default name */
+    char name[24];                        /* "group-7": its tasks' default name */
 };
 
 static bool has_slot(gocc_group_t *g) { return g->limit < 0 || g->active < (size_t)g->limit; }

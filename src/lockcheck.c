@@ -43,17 +43,16 @@
 static const struct {
     const char *name;
     unsigned rules;
-} ranks[GOCC_LOCK_NRANKS] = {
-    [GOCC_LOCK_NONE] = {"none", 0},
+} ranks[GOCC_LOCK_NRANKS] = {[GOCC_LOCK_NONE] = {"none", 0},
 #define GOCC__LOCK_INFO(name, text, rules) [GOCC_LOCK_##name] = {text, rules},
-    GOCC_LOCK_RANKS(GOCC__LOCK_INFO)
+                             GOCC_LOCK_RANKS(GOCC__LOCK_INFO)
 #undef GOCC__LOCK_INFO
 };
 
 typedef struct held {
     const void *lock; /* the last one taken; NULL once that one is dropped first */
     int rank;
-    unsigned count;   /* locks of this rank held (more than 1 only where it nests) */
+    unsigned count; /* locks of this rank held (more than 1 only where it nests) */
 } held;
 
 /* Not initial-exec TLS (GOCC_TLS): checked builds only, and a few hundred
@@ -116,8 +115,8 @@ void gocc__witness_acquire(const void *lock, int rank) {
             return;
         }
         if (rank < top->rank)
-            fail("lock order", "taking %s (rank %d) while holding %s (rank %d)",
-                 rank_name(rank), rank, rank_name(top->rank), top->rank);
+            fail("lock order", "taking %s (rank %d) while holding %s (rank %d)", rank_name(rank),
+                 rank, rank_name(top->rank), top->rank);
         if (rules & GOCC_LOCK_LEAF)
             fail("lock order", "taking %s (rank %d) while holding %s (rank %d), a leaf",
                  rank_name(rank), rank, rank_name(top->rank), top->rank);

@@ -42,13 +42,13 @@ typedef struct fwd {
 
 struct merge {
     _Atomic size_t refs;
-    _Atomic size_t left;       /* forwarders still running (success only) */
-    atomic_bool aborted;       /* the start failed: forward nothing */
-    gocc_waitgroup_t gate;     /* 1 until the caller has decided */
-    gocc_waitgroup_t stopped;  /* aborted tasks still to see the gate */
-    gocc_chan_t *out;          /* retained */
+    _Atomic size_t left;      /* forwarders still running (success only) */
+    atomic_bool aborted;      /* the start failed: forward nothing */
+    gocc_waitgroup_t gate;    /* 1 until the caller has decided */
+    gocc_waitgroup_t stopped; /* aborted tasks still to see the gate */
+    gocc_chan_t *out;         /* retained */
     size_t n;
-    fwd_t fwd[];               /* n of them, then n element buffers */
+    fwd_t fwd[]; /* n of them, then n element buffers */
 };
 
 static void merge_release(merge_t *m) {
@@ -69,7 +69,7 @@ static int forward(gocc_ctx_t *ctx, void *arg) {
         merge_release(m);
         return 0;
     }
-    while (gocc_chan_recv(f->in, f->buf, ctx) == 0)        /* ECLOSED: drained */
+    while (gocc_chan_recv(f->in, f->buf, ctx) == 0)          /* ECLOSED: drained */
         if (gocc_chan_send(m->out, f->buf, ctx) != 0) break; /* value dropped */
     if (atomic_fetch_sub_explicit(&m->left, 1, memory_order_acq_rel) == 1)
         (void)gocc_chan_close(m->out); /* the last one out */
@@ -81,8 +81,7 @@ int gocc_chan_merge(gocc_chan_t *const *in, size_t n, gocc_chan_t *out, gocc_ctx
     if (out == NULL || (n > 0 && in == NULL)) return GOCC_EINVAL;
     size_t es = gocc_chan_elem_size(out);
     for (size_t i = 0; i < n; i++)
-        if (in[i] == NULL || gocc_chan_elem_size(in[i]) != es || in[i] == out)
-            return GOCC_EINVAL;
+        if (in[i] == NULL || gocc_chan_elem_size(in[i]) != es || in[i] == out) return GOCC_EINVAL;
     if (n == 0) {
         (void)gocc_chan_close(out); /* nothing to forward: Go's FanIn() closes at once */
         return 0;

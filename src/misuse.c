@@ -35,8 +35,8 @@ static void say(const char *line, size_t len) {
 _Noreturn GOCC_NOINLINE void gocc__misuse_released(const char *call, const char *kind,
                                                    const void *obj) {
     char line[256];
-    int k = snprintf(line, sizeof line, "libgocc: %s: %s %p was already released\n", call, kind,
-                     obj);
+    int k =
+        snprintf(line, sizeof line, "libgocc: %s: %s %p was already released\n", call, kind, obj);
     if (k > 0) say(line, (size_t)k < sizeof line ? (size_t)k : sizeof line - 1);
     abort();
 }

@@ -92,8 +92,8 @@ typedef struct once_wait {
 } once_wait;
 
 typedef struct slot {
-    void *obj;          /* gocc_fd_t (SLOT_FD) or once_wait (SLOT_ONCE) */
-    int fd;             /* the registered descriptor */
+    void *obj; /* gocc_fd_t (SLOT_FD) or once_wait (SLOT_ONCE) */
+    int fd;    /* the registered descriptor */
     int kind;
     uint32_t gen;
     uint32_t next_free;
@@ -107,11 +107,11 @@ typedef struct pevent {
 
 static struct {
     gocc__mutex mu;
-    bool open;              /* the backend is open (epfd and wake descriptor) */
-    _Atomic bool stop;      /* shutdown: the role may not be claimed */
-    _Atomic bool stale;     /* child of a fork: slots in use and no backend */
-    int epfd;               /* the epoll instance, -1 when none */
-    int wake_r, wake_w;     /* the wake descriptor(s), -1 when none */
+    bool open;          /* the backend is open (epfd and wake descriptor) */
+    _Atomic bool stop;  /* shutdown: the role may not be claimed */
+    _Atomic bool stale; /* child of a fork: slots in use and no backend */
+    int epfd;           /* the epoll instance, -1 when none */
+    int wake_r, wake_w; /* the wake descriptor(s), -1 when none */
     slot *slots;
     uint32_t cap, used, free_head;
 } P = {
@@ -295,7 +295,8 @@ static size_t set_build_locked(void) {
     for (uint32_t i = 0; i < P.cap; i++) {
         slot *s = &P.slots[i];
         int ev = 0;
-        if (s->kind == SLOT_FD) ev = gocc__fd_interest(s->obj);
+        if (s->kind == SLOT_FD)
+            ev = gocc__fd_interest(s->obj);
         else if (s->kind == SLOT_ONCE && !((once_wait *)s->obj)->fired)
             ev = ((once_wait *)s->obj)->events;
         if (ev == 0) continue;
@@ -365,8 +366,8 @@ bool gocc__netpoll_wanted(void) {
 bool gocc__netpoll_claim(void) {
     if (!gocc__netpoll_wanted()) return false;
     int free_token = 0;
-    if (!atomic_compare_exchange_strong_explicit(&poll_token, &free_token, 1,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(&poll_token, &free_token, 1, memory_order_acq_rel,
+                                                 memory_order_relaxed))
         return false;
     /* Claimed: shutdown waits for the token before it closes the backend,
      * and turns claims away first (stop), so the backend is open now
@@ -379,9 +380,7 @@ bool gocc__netpoll_claim(void) {
     return true;
 }
 
-void gocc__netpoll_release(void) {
-    atomic_store_explicit(&poll_token, 0, memory_order_release);
-}
+void gocc__netpoll_release(void) { atomic_store_explicit(&poll_token, 0, memory_order_release); }
 
 void gocc__netpoll_poll(bool block, void (*woke)(void *), void *arg) {
     pevent ev[BATCH];

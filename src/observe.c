@@ -100,8 +100,10 @@ const gocc__park_hooks gocc__obs_park_hooks = {
 
 void gocc__obs_unregister(gocc__waiter *w) {
     gocc__lock(&reg_mu);
-    if (w->reg_prev != NULL) w->reg_prev->reg_next = w->reg_next;
-    else reg_head = w->reg_next;
+    if (w->reg_prev != NULL)
+        w->reg_prev->reg_next = w->reg_next;
+    else
+        reg_head = w->reg_next;
     if (w->reg_next != NULL) w->reg_next->reg_prev = w->reg_prev;
     reg_count--;
     gocc__unlock(&reg_mu);
@@ -273,13 +275,13 @@ void gocc__obs_task_end(gocc__waiter *w) {
 typedef struct obs_rec {
     uint64_t task_id;
     uintptr_t fn, obj;
-    int reason;    /* GOCC_WAIT_NONE unless it is blocked now (see read_rec) */
-    int state;     /* a coroutine task's GOCC__TASK_*; NONE for a thread */
-    bool coro;     /* a coroutine task's waiter (else a thread's) */
+    int reason; /* GOCC_WAIT_NONE unless it is blocked now (see read_rec) */
+    int state;  /* a coroutine task's GOCC__TASK_*; NONE for a thread */
+    bool coro;  /* a coroutine task's waiter (else a thread's) */
     bool has_ctx;
-    bool torn;     /* no consistent copy could be had: the thread is busy */
-    bool report;   /* the watchdog reports it (first time past the threshold) */
-    int npcs;      /* return addresses in pcs (a parked task's walk) */
+    bool torn;   /* no consistent copy could be had: the thread is busy */
+    bool report; /* the watchdog reports it (first time past the threshold) */
+    int npcs;    /* return addresses in pcs (a parked task's walk) */
     long tid;
     int64_t since, detail, len, deadline;
     int64_t run_since; /* a running coroutine task: when it last started */
@@ -287,16 +289,12 @@ typedef struct obs_rec {
     char name[32];
 } obs_rec;
 
-static bool is_blocked(const obs_rec *r) {
-    return r->reason != GOCC_WAIT_NONE;
-}
+static bool is_blocked(const obs_rec *r) { return r->reason != GOCC_WAIT_NONE; }
 
 /* An entry of the dump: every task, and every other thread blocked here.
  * A coroutine without a task id (a free record, or runtime work between
  * jobs) is neither. */
-static bool is_entry(const obs_rec *r) {
-    return r->task_id != 0 || (!r->coro && is_blocked(r));
-}
+static bool is_entry(const obs_rec *r) { return r->task_id != 0 || (!r->coro && is_blocked(r)); }
 
 /* One copy of @p w's record. A coroutine task's scheduler state is its own
  * relaxed atomic, outside the seqlock: it is read before and after the
@@ -340,8 +338,10 @@ static void read_rec(gocc__waiter *w, obs_rec *r) {
     }
     if (r->torn) r->reason = GOCC_WAIT_NONE; /* it is moving: call it running */
     if (!r->coro) return;
-    if (r->state != GOCC__TASK_PARKED) r->reason = GOCC_WAIT_NONE;
-    else if (r->reason == GOCC_WAIT_NONE) r->state = GOCC__TASK_RUNNABLE;
+    if (r->state != GOCC__TASK_PARKED)
+        r->reason = GOCC_WAIT_NONE;
+    else if (r->reason == GOCC_WAIT_NONE)
+        r->state = GOCC__TASK_RUNNABLE;
 }
 
 /* Tasks first, oldest (lowest id) first; then threads by OS id. */
@@ -495,8 +495,8 @@ static void line_sem(strbuf *b, const obs_rec *r, const reason_row *row) {
 
 static void line_io(strbuf *b, const obs_rec *r, const reason_row *row) {
     static const char *const to[] = {"?", "read", "write", "read or write"};
-    sb_printf(b, "    %s %" PRId64 ": waiting to %s\n", row->what,
-              GOCC__IO_DETAIL_FD(r->detail), to[GOCC__IO_DETAIL_EVENTS(r->detail)]);
+    sb_printf(b, "    %s %" PRId64 ": waiting to %s\n", row->what, GOCC__IO_DETAIL_FD(r->detail),
+              to[GOCC__IO_DETAIL_EVENTS(r->detail)]);
 }
 
 static const reason_row reasons[] = {
@@ -660,8 +660,8 @@ static void format_addr(strbuf *b, const view *v, uintptr_t addr, uintptr_t key)
     Dl_info tmp;
     const Dl_info *info = key != 0 ? lookup(v, key, &tmp) : NULL;
     if (info != NULL && info->dli_sname != NULL)
-        sb_printf(b, "%s+0x%" PRIxPTR " (%s)\n", info->dli_sname,
-                  addr - (uintptr_t)info->dli_saddr, info->dli_fname ? info->dli_fname : "?");
+        sb_printf(b, "%s+0x%" PRIxPTR " (%s)\n", info->dli_sname, addr - (uintptr_t)info->dli_saddr,
+                  info->dli_fname ? info->dli_fname : "?");
     else if (info != NULL && info->dli_fname != NULL)
         sb_printf(b, "%p (%s+0x%" PRIxPTR ")\n", (void *)addr, info->dli_fname,
                   addr - (uintptr_t)info->dli_fbase);
@@ -672,8 +672,10 @@ static void format_addr(strbuf *b, const view *v, uintptr_t addr, uintptr_t key)
 /* "task 7 "name" [chan receive, 1.250s]:" and the lines that explain it. */
 static void format_entry(strbuf *b, const obs_rec *r, view *v) {
     int64_t now = v->now;
-    if (r->task_id != 0) sb_printf(b, "task %" PRIu64 " \"%s\" [", r->task_id, r->name);
-    else sb_printf(b, "thread %ld \"%s\" [", r->tid, r->name);
+    if (r->task_id != 0)
+        sb_printf(b, "task %" PRIu64 " \"%s\" [", r->task_id, r->name);
+    else
+        sb_printf(b, "thread %ld \"%s\" [", r->tid, r->name);
     if (is_blocked(r)) {
         int64_t d = now - r->since;
         sb_printf(b, "%s, %.3fs]:\n", reason_of(r->reason)->text, secs(d > 0 ? d : 0));
@@ -738,10 +740,11 @@ static int write_all(int fd, const char *p, size_t n) {
 static void format_objects(strbuf *b) {
     long n[GOCC__LIVE_N];
     gocc__live_counts(n);
-    sb_printf(b, "live objects: %ld channels, %ld contexts, %ld timers, %ld pools, "
-              "%ld worker pools, %ld fds\n", n[GOCC__LIVE_CHAN], n[GOCC__LIVE_CTX],
-              n[GOCC__LIVE_TIMER], n[GOCC__LIVE_POOL], n[GOCC__LIVE_WORKPOOL],
-              n[GOCC__LIVE_FD]);
+    sb_printf(b,
+              "live objects: %ld channels, %ld contexts, %ld timers, %ld pools, "
+              "%ld worker pools, %ld fds\n",
+              n[GOCC__LIVE_CHAN], n[GOCC__LIVE_CTX], n[GOCC__LIVE_TIMER], n[GOCC__LIVE_POOL],
+              n[GOCC__LIVE_WORKPOOL], n[GOCC__LIVE_FD]);
     unsigned held = gocc__shutdown_held();
     if (held == 0) return;
     sb_printf(b, "gocc_runtime_shutdown refused (GOCC_EAGAIN), held by:%s%s%s%s%s\n",
@@ -861,8 +864,10 @@ static void check_stuck(int64_t threshold, int fd) {
     for (long i = 0; i < s.n; i++) {
         const obs_rec *r = &s.recs[i];
         tasks += r->task_id != 0;
-        if (!is_blocked(r) || now - r->since < threshold) all_asleep = false;
-        else if (r->since > newest) newest = r->since;
+        if (!is_blocked(r) || now - r->since < threshold)
+            all_asleep = false;
+        else if (r->since > newest)
+            newest = r->since;
         if (!r->report) continue;
         if (!any) sb_printf(&b, "libgocc: blocked longer than %.3fs:\n", secs(threshold));
         any = true;

@@ -210,8 +210,7 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
         return true; /* only a waker changes WAITING: it is WOKEN */
     if (hooks.sleeps != NULL) hooks.sleeps(w);
     for (;;) {
-        if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN)
-            return true;
+        if (atomic_load_explicit(&w->state, memory_order_acquire) == GOCC__PARK_WOKEN) return true;
         if (deadline < 0) {
             futex_wait(&w->state, GOCC__PARK_SLEEPING, NULL);
         } else {
@@ -219,9 +218,9 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
             if (left <= 0) {
                 /* Back to WAITING unless a wake got in first. */
                 expect = GOCC__PARK_SLEEPING;
-                if (atomic_compare_exchange_strong_explicit(
-                        &w->state, &expect, GOCC__PARK_WAITING, memory_order_acq_rel,
-                        memory_order_acquire))
+                if (atomic_compare_exchange_strong_explicit(&w->state, &expect, GOCC__PARK_WAITING,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
                     return false;
                 return true;
             }
@@ -256,8 +255,10 @@ static bool park_impl(gocc__waiter *w, int64_t deadline) {
 
 void gocc__park(gocc__waiter *w) {
     gocc__assert_no_locks();
-    if (w->task != NULL) (void)gocc__sched_park(w, -1);
-    else (void)park_impl(w, -1);
+    if (w->task != NULL)
+        (void)gocc__sched_park(w, -1);
+    else
+        (void)park_impl(w, -1);
 }
 
 bool gocc__park_until(gocc__waiter *w, int64_t deadline) {

@@ -50,13 +50,13 @@
 #define TRIM_PERIOD (5 * GOCC_SECOND)
 
 typedef struct tcache {
-    _Atomic(gocc_pool_t *) pool;    /* NULL once the pool is freed */
-    uint64_t pool_id;               /* pools are told apart by id, not address */
-    uint64_t epoch;                 /* the pool's trim epoch last seen */
-    size_t n;                       /* owner only */
+    _Atomic(gocc_pool_t *) pool; /* NULL once the pool is freed */
+    uint64_t pool_id;            /* pools are told apart by id, not address */
+    uint64_t epoch;              /* the pool's trim epoch last seen */
+    size_t n;                    /* owner only */
     void *objs[TCACHE_CAP];
     struct tcache *pool_prev, *pool_next; /* the pool's list, under registry_mu */
-    struct tcache *thread_next;     /* the owner's list, owner only */
+    struct tcache *thread_next;           /* the owner's list, owner only */
 } tcache;
 
 struct gocc_pool {
@@ -65,14 +65,14 @@ struct gocc_pool {
     void (*free_fn)(void *obj, void *ud);
     void *ud;
     gocc__mutex mu;
-    gocc__mutex trim_mu;            /* one trim at a time */
-    void **primary, **victim;       /* DEPOT_CAP each, under mu */
-    void **spare;                   /* the third array, empty (NULL mid-trim) */
+    gocc__mutex trim_mu;      /* one trim at a time */
+    void **primary, **victim; /* DEPOT_CAP each, under mu */
+    void **spare;             /* the third array, empty (NULL mid-trim) */
     size_t nprimary, nvictim;
-    tcache *caches;                 /* under registry_mu */
+    tcache *caches; /* under registry_mu */
     size_t ncaches;
     _Atomic unsigned drop_percent;
-    _Atomic uint64_t trim_epoch;    /* bumped by every trim */
+    _Atomic uint64_t trim_epoch; /* bumped by every trim */
     gocc__timer_entry trim_timer;
 };
 
@@ -99,8 +99,10 @@ static void spill_free(gocc_pool_t *p, spill *s) {
 static void depot_put_locked(gocc_pool_t *p, void **objs, size_t n, spill *s) {
     gocc__assert_held(&p->mu);
     for (size_t i = 0; i < n; i++) {
-        if (p->nprimary < DEPOT_CAP) p->primary[p->nprimary++] = objs[i];
-        else s->objs[s->n++] = objs[i];
+        if (p->nprimary < DEPOT_CAP)
+            p->primary[p->nprimary++] = objs[i];
+        else
+            s->objs[s->n++] = objs[i];
     }
 }
 
@@ -121,8 +123,10 @@ static void thread_exit(void *unused) {
         if (p != NULL) {
             free_fn = p->free_fn; /* p may be freed once registry_mu drops */
             ud = p->ud;
-            if (tc->pool_prev) tc->pool_prev->pool_next = tc->pool_next;
-            else p->caches = tc->pool_next;
+            if (tc->pool_prev)
+                tc->pool_prev->pool_next = tc->pool_next;
+            else
+                p->caches = tc->pool_next;
             if (tc->pool_next) tc->pool_next->pool_prev = tc->pool_prev;
             p->ncaches--;
             gocc__lock(&p->mu);
@@ -242,8 +246,10 @@ static GOCC_NOINLINE void follow_trim(gocc_pool_t *p, tcache *tc, uint64_t epoch
     gocc__lock(&p->mu);
     while (tc->n > 0) {
         void *obj = tc->objs[--tc->n];
-        if (p->nvictim < DEPOT_CAP) p->victim[p->nvictim++] = obj;
-        else s.objs[s.n++] = obj;
+        if (p->nvictim < DEPOT_CAP)
+            p->victim[p->nvictim++] = obj;
+        else
+            s.objs[s.n++] = obj;
     }
     gocc__unlock(&p->mu);
     spill_free(p, &s);
@@ -264,8 +270,10 @@ void *gocc_pool_get(gocc_pool_t *p) {
     if (tc != NULL && tc->n > 0) return tc->objs[--tc->n];
     void *obj = NULL;
     gocc__lock(&p->mu);
-    if (p->nprimary > 0) obj = p->primary[--p->nprimary];
-    else if (p->nvictim > 0) obj = p->victim[--p->nvictim];
+    if (p->nprimary > 0)
+        obj = p->primary[--p->nprimary];
+    else if (p->nvictim > 0)
+        obj = p->victim[--p->nvictim];
     gocc__unlock(&p->mu);
     if (obj != NULL) return obj;
     return p->new_fn != NULL ? p->new_fn(p->ud) : NULL;
@@ -329,8 +337,9 @@ void gocc_pool_trim(gocc_pool_t *p) {
 }
 
 void gocc_pool_set_drop_percent(gocc_pool_t *p, unsigned percent) {
-    if (p != NULL) atomic_store_explicit(&p->drop_percent, percent > 100 ? 100 : percent,
-                                         memory_order_relaxed);
+    if (p != NULL)
+        atomic_store_explicit(&p->drop_percent, percent > 100 ? 100 : percent,
+                              memory_order_relaxed);
 }
 
 void gocc_pool_free(gocc_pool_t *p) {
@@ -349,8 +358,10 @@ void gocc_pool_free(gocc_pool_t *p) {
         /* No thread uses p now (the caller's promise, which orders their
          * last use before this), so their caches may be read here. */
         for (size_t i = 0; i < tc->n; i++) {
-            if (objs != NULL) objs[n++] = tc->objs[i];
-            else p->free_fn(tc->objs[i], p->ud); /* out of memory: free here */
+            if (objs != NULL)
+                objs[n++] = tc->objs[i];
+            else
+                p->free_fn(tc->objs[i], p->ud); /* out of memory: free here */
         }
         tc->n = 0;
         next = tc->pool_next; /* once marked dead, its owner may free it */

@@ -33,16 +33,16 @@
 #include <limits.h>
 
 typedef struct gocc__sub {
-    gocc_chan_t *ch;           /* the broadcaster's reference */
-    _Atomic uint64_t dropped;  /* values it missed: bumped under the read lock */
+    gocc_chan_t *ch;          /* the broadcaster's reference */
+    _Atomic uint64_t dropped; /* values it missed: bumped under the read lock */
 } gocc__sub;
 
 struct gocc_pubsub {
     gocc__rwlock lock;
     size_t elem_size;
-    gocc__sub *subs;           /* under lock: changed only with it held for writing */
-    size_t n, cap;             /* under lock */
-    bool closed;               /* under lock */
+    gocc__sub *subs; /* under lock: changed only with it held for writing */
+    size_t n, cap;   /* under lock */
+    bool closed;     /* under lock */
 };
 
 static void ps_rdlock(gocc_pubsub_t *ps) { gocc__rdlock(&ps->lock); }
@@ -95,9 +95,8 @@ gocc_chan_t *gocc_pubsub_subscribe(gocc_pubsub_t *ps, size_t buffer) {
         err = EPIPE;
     } else if (ps->n == ps->cap) {
         size_t cap = ps->cap ? 2 * ps->cap : 4;
-        gocc__sub *subs = cap <= SIZE_MAX / sizeof *subs
-                              ? gocc__realloc(ps->subs, cap * sizeof *subs)
-                              : NULL;
+        gocc__sub *subs =
+            cap <= SIZE_MAX / sizeof *subs ? gocc__realloc(ps->subs, cap * sizeof *subs) : NULL;
         if (subs == NULL) {
             err = ENOMEM;
         } else {

@@ -73,19 +73,19 @@ typedef struct worker {
     void *arg;
     void (*on_exit)(void *, int);
     void *exit_arg;
-    bool counted;               /* a task (gocc_tasks_live) or runtime work */
-    uint64_t task_id;           /* for the dump; 0 for runtime work */
-    char name[32];              /* default task name, "" for none */
+    bool counted;     /* a task (gocc_tasks_live) or runtime work */
+    uint64_t task_id; /* for the dump; 0 for runtime work */
+    char name[32];    /* default task name, "" for none */
 } worker;
 
 static struct {
     gocc__mutex mu;
     pthread_cond_t gone; /* signalled when leaving drops to 0 */
-    worker *idle_head; /* most recently idle first */
+    worker *idle_head;   /* most recently idle first */
     worker *idle_tail;
-    size_t nthreads;   /* task threads that exist */
+    size_t nthreads; /* task threads that exist */
     size_t nidle;
-    size_t leaving;    /* threads that left on their own and are still exiting */
+    size_t leaving; /* threads that left on their own and are still exiting */
     size_t stack_size;
     int64_t idle_timeout;
     size_t max_threads;
@@ -117,8 +117,10 @@ static void idle_push(worker *wk) {
     gocc__assert_held(&rt.mu);
     wk->prev = NULL;
     wk->next = rt.idle_head;
-    if (rt.idle_head) rt.idle_head->prev = wk;
-    else rt.idle_tail = wk;
+    if (rt.idle_head)
+        rt.idle_head->prev = wk;
+    else
+        rt.idle_tail = wk;
     rt.idle_head = wk;
     wk->idle = true;
     rt.nidle++;
@@ -126,10 +128,14 @@ static void idle_push(worker *wk) {
 
 static void idle_remove(worker *wk) {
     gocc__assert_held(&rt.mu);
-    if (wk->prev) wk->prev->next = wk->next;
-    else rt.idle_head = wk->next;
-    if (wk->next) wk->next->prev = wk->prev;
-    else rt.idle_tail = wk->prev;
+    if (wk->prev)
+        wk->prev->next = wk->next;
+    else
+        rt.idle_head = wk->next;
+    if (wk->next)
+        wk->next->prev = wk->prev;
+    else
+        rt.idle_tail = wk->prev;
     wk->prev = wk->next = NULL;
     wk->idle = false;
     rt.nidle--;
@@ -262,9 +268,8 @@ static int spawn_thread(worker *wk, size_t stack) {
     return gocc__thread_create(&tid, stack, worker_main, wk);
 }
 
-static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg,
-                   void (*on_exit)(void *, int), void *exit_arg, uint64_t task_id,
-                   const char *name) {
+static void assign(worker *wk, gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, int),
+                   void *exit_arg, uint64_t task_id, const char *name) {
     wk->counted = task_id != 0;
     wk->task_id = task_id;
     if (name != NULL) {
@@ -292,8 +297,13 @@ static int start(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *,
     if (opts != NULL && opts->own_thread)
         return start_thread(fn, ctx, arg, on_exit, exit_arg, counted, name, opts->stack_size);
     gocc__start st = {
-        .fn = fn, .ctx = ctx, .arg = arg, .on_exit = on_exit, .exit_arg = exit_arg,
-        .name = name, .stack_size = opts != NULL ? opts->stack_size : 0,
+        .fn = fn,
+        .ctx = ctx,
+        .arg = arg,
+        .on_exit = on_exit,
+        .exit_arg = exit_arg,
+        .name = name,
+        .stack_size = opts != NULL ? opts->stack_size : 0,
     };
     st.task_id = counted ? gocc__tasks_inc() : 0;
     gocc_ctx_retain(ctx);
@@ -319,9 +329,7 @@ int gocc__go_ex(gocc_fn fn, gocc_ctx_t *ctx, void *arg, void (*on_exit)(void *, 
     return start(fn, ctx, arg, on_exit, exit_arg, true, &o);
 }
 
-int gocc__spawn(gocc_fn fn, void *arg) {
-    return start(fn, NULL, arg, NULL, NULL, false, NULL);
-}
+int gocc__spawn(gocc_fn fn, void *arg) { return start(fn, NULL, arg, NULL, NULL, false, NULL); }
 
 /* An own_thread task: an idle cached thread, or a new one (always new for
  * a stack size of its own: a cached thread's stack cannot change). */

@@ -84,9 +84,9 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define STEAL_ROUNDS 4
 #define RUNNEXT_STEAL_PAUSE 100 /* cpu_relax pauses (a few microseconds) */
 #define MAX_WORKERS 1024
-#define LOCAL_CACHE 32     /* dead task records a worker keeps */
-#define GLOBAL_CACHE 4096  /* ... and the runtime keeps for good */
-#define TRIM_BATCH 256     /* records beyond it the monitor frees per look */
+#define LOCAL_CACHE 32    /* dead task records a worker keeps */
+#define GLOBAL_CACHE 4096 /* ... and the runtime keeps for good */
+#define TRIM_BATCH 256    /* records beyond it the monitor frees per look */
 
 #if defined(GOCC_ASAN) || defined(GOCC_TSAN)
 #define DEFAULT_STACK (1024u * 1024u) /* sanitizers need room */
@@ -113,11 +113,11 @@ static _Atomic int fence_word;
 enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_EXIT };
 
 struct gocc__task {
-    gocc__waiter w;          /* first: the task's waiter (w.task == this) */
-    gocc__cctx ctx;          /* saved registers while not running */
+    gocc__waiter w; /* first: the task's waiter (w.task == this) */
+    gocc__cctx ctx; /* saved registers while not running */
     gocc__stack stack;
-    gocc__task *next;        /* global queue or cache link */
-    gocc__start st;          /* what it runs */
+    gocc__task *next; /* global queue or cache link */
+    gocc__start st;   /* what it runs */
     char name[32];
     int saved_errno;         /* errno is the task's own */
     _Atomic int state;       /* GOCC__TASK_*: what the dump shows (relaxed) */
@@ -128,18 +128,18 @@ struct gocc__task {
     void *tsan_fiber;
 #endif
 #if defined(GOCC_ASAN)
-    void *asan_fake;         /* the fake stack saved when it switched away */
-    bool ran;                /* the stack was used before (its poison may linger) */
+    void *asan_fake; /* the fake stack saved when it switched away */
+    bool ran;        /* the stack was used before (its poison may linger) */
 #endif
 };
 
 struct gocc__worker {
-    gocc__cctx sched_ctx;    /* the loop's context, on the thread's stack */
-    gocc__task *cur;         /* the task running now (loop-owned) */
-    int after;               /* AFTER_*: set by the task before it switches back */
+    gocc__cctx sched_ctx; /* the loop's context, on the thread's stack */
+    gocc__task *cur;      /* the task running now (loop-owned) */
+    int after;            /* AFTER_*: set by the task before it switches back */
     _Atomic(gocc__task *) runnext;
-    _Atomic uint32_t head;   /* ring: taken by owner and thieves (CAS) */
-    _Atomic uint32_t tail;   /* ring: pushed by the owner only */
+    _Atomic uint32_t head; /* ring: taken by owner and thieves (CAS) */
+    _Atomic uint32_t tail; /* ring: pushed by the owner only */
     _Atomic(gocc__task *) ring[RING];
     /* (returns to the loop) << 1 | stuck. The worker bumps it on every
      * return (exchange); the monitor sets the stuck bit with a CAS on the
@@ -147,20 +147,20 @@ struct gocc__worker {
      * the worker's exchange sees every mark that landed. A stuck worker
      * does not count against procs. */
     _Atomic uint64_t run;
-    uint64_t ticks;          /* owner's copy of run >> 1 */
-    _Atomic bool in_task;    /* running a task (the monitor reads it) */
-    bool spinning;           /* owner only */
-    bool idle;               /* on the idle list (sched.mu) */
-    bool in_poll;            /* idle in the poller's wait, not its futex (sched.mu) */
-    bool poll_taken;         /* a waker took it off the idle list during that wait */
-    bool quit;               /* shutdown: exit (sched.mu) */
-    bool alive;              /* a thread runs this record (sched.mu) */
+    uint64_t ticks;       /* owner's copy of run >> 1 */
+    _Atomic bool in_task; /* running a task (the monitor reads it) */
+    bool spinning;        /* owner only */
+    bool idle;            /* on the idle list (sched.mu) */
+    bool in_poll;         /* idle in the poller's wait, not its futex (sched.mu) */
+    bool poll_taken;      /* a waker took it off the idle list during that wait */
+    bool quit;            /* shutdown: exit (sched.mu) */
+    bool alive;           /* a thread runs this record (sched.mu) */
     uint32_t sched_tick, streak;
-    worker *idle_next;       /* sched.mu */
-    gocc__waiter idle_w;     /* idle sleeps (a thread waiter, never registered) */
+    worker *idle_next;   /* sched.mu */
+    gocc__waiter idle_w; /* idle sleeps (a thread waiter, never registered) */
     pthread_t thread;
     int index;
-    gocc__task *cache;       /* dead records with warm stacks (owner only) */
+    gocc__task *cache; /* dead records with warm stacks (owner only) */
     size_t ncache;
     /* Written by the monitor only (read by the dump): the run it saw last,
      * and when it first saw it. No clock is read when a task switches in:
@@ -178,23 +178,23 @@ struct gocc__worker {
 };
 
 static struct {
-    gocc__mutex mu;              /* global queue, idle list, worker records */
+    gocc__mutex mu; /* global queue, idle list, worker records */
     gocc__task *gq_head, *gq_tail;
     _Atomic size_t gq_len;
-    worker *idle;                /* idle workers, most recent first */
+    worker *idle; /* idle workers, most recent first */
     _Atomic int nidle;
     _Atomic int nspinning;
-    _Atomic int nactive;         /* running, not idle, not stuck */
-    _Atomic int nworkers;        /* records in `all` that were ever used */
-    _Atomic int nthreads;        /* worker threads alive */
-    _Atomic size_t nlive;        /* coroutine tasks started and not ended (runtime work too) */
+    _Atomic int nactive;  /* running, not idle, not stuck */
+    _Atomic int nworkers; /* records in `all` that were ever used */
+    _Atomic int nthreads; /* worker threads alive */
+    _Atomic size_t nlive; /* coroutine tasks started and not ended (runtime work too) */
     worker *all[MAX_WORKERS];
-    bool started;                /* procs fixed (mu) */
-    _Atomic bool frozen;         /* the library was used: procs may not change */
+    bool started;        /* procs fixed (mu) */
+    _Atomic bool frozen; /* the library was used: procs may not change */
     /* Settings: written under mu, read anywhere (atomic, relaxed). */
     _Atomic int procs;
     _Atomic size_t stack_size;
-    size_t max_threads;          /* 0: no limit (mu) */
+    size_t max_threads; /* 0: no limit (mu) */
     _Atomic int64_t threshold;
     _Atomic int64_t idle_timeout;
     /* the record cache */
@@ -205,7 +205,7 @@ static struct {
     gocc__mutex mon_mu;
     pthread_t mon_thread;
     bool mon_running, mon_quit;
-    gocc__waiter *mon_w;         /* its thread waiter, for shutdown's wake */
+    gocc__waiter *mon_w; /* its thread waiter, for shutdown's wake */
 } S = {
     .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_SCHED),
     .cache_mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_SCHED_CACHE),
@@ -309,12 +309,12 @@ static gocc__task *ring_steal(worker *me, worker *victim, bool take_next) {
         }
         uint32_t mt = atomic_load_explicit(&me->tail, memory_order_relaxed);
         for (uint32_t i = 0; i < n; i++) {
-            gocc__task *t = atomic_load_explicit(&victim->ring[(h + i) % RING],
-                                                 memory_order_relaxed);
+            gocc__task *t =
+                atomic_load_explicit(&victim->ring[(h + i) % RING], memory_order_relaxed);
             atomic_store_explicit(&me->ring[(mt + i) % RING], t, memory_order_relaxed);
         }
-        if (!atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n,
-                                                     memory_order_acq_rel, memory_order_relaxed))
+        if (!atomic_compare_exchange_strong_explicit(&victim->head, &h, h + n, memory_order_acq_rel,
+                                                     memory_order_relaxed))
             continue;
         /* Keep the last for now; publish the rest. */
         gocc__task *t = atomic_load_explicit(&me->ring[(mt + n - 1) % RING], memory_order_relaxed);
@@ -342,8 +342,10 @@ static gocc__task *ring_steal(worker *me, worker *victim, bool take_next) {
 
 static void gq_put_locked(gocc__task *t) {
     t->next = NULL;
-    if (S.gq_tail) S.gq_tail->next = t;
-    else S.gq_head = t;
+    if (S.gq_tail)
+        S.gq_tail->next = t;
+    else
+        S.gq_head = t;
     S.gq_tail = t;
     atomic_fetch_add_explicit(&S.gq_len, 1, memory_order_relaxed);
 }
@@ -351,8 +353,10 @@ static void gq_put_locked(gocc__task *t) {
 static void gq_put_batch(gocc__task *first, gocc__task *last, size_t n) {
     last->next = NULL;
     gocc__lock(&S.mu);
-    if (S.gq_tail) S.gq_tail->next = first;
-    else S.gq_head = first;
+    if (S.gq_tail)
+        S.gq_tail->next = first;
+    else
+        S.gq_head = first;
     S.gq_tail = last;
     atomic_fetch_add_explicit(&S.gq_len, n, memory_order_relaxed);
     gocc__unlock(&S.mu);
@@ -535,15 +539,16 @@ static void run_task(worker *wk, gocc__task *t) {
 static void switch_to_sched(gocc__task *t, int after) {
     worker *wk = my_worker();
     if (GOCC_UNLIKELY(!gocc__stack_intact(&t->stack))) {
-        fprintf(stderr, "libgocc: task %llu \"%s\" overflowed its stack (%zu bytes); "
-                        "give it more with gocc_task_opts_t.stack_size\n",
+        fprintf(stderr,
+                "libgocc: task %llu \"%s\" overflowed its stack (%zu bytes); "
+                "give it more with gocc_task_opts_t.stack_size\n",
                 (unsigned long long)t->st.task_id, t->w.name_local, t->stack.size);
         abort();
     }
     wk->after = after;
 #if defined(GOCC_ASAN)
-    __sanitizer_start_switch_fiber(after == AFTER_EXIT ? NULL : &t->asan_fake,
-                                   wk->stack_bottom, wk->stack_size);
+    __sanitizer_start_switch_fiber(after == AFTER_EXIT ? NULL : &t->asan_fake, wk->stack_bottom,
+                                   wk->stack_size);
 #endif
 #if defined(GOCC_TSAN)
     __tsan_switch_to_fiber(wk->tsan_fiber, 0);
@@ -750,8 +755,7 @@ int gocc__sched_task_state(const gocc__waiter *w, int64_t *since) {
 /* Reads another task's stack words; the task may resume meanwhile, so
  * every read stays inside its stack and a torn walk only ends early. Not
  * instrumented: frames have poisoned redzones. */
-__attribute__((no_sanitize_address)) static uintptr_t stack_word(const gocc__task *t,
-                                                                  uintptr_t a) {
+__attribute__((no_sanitize_address)) static uintptr_t stack_word(const gocc__task *t, uintptr_t a) {
     uintptr_t lo = (uintptr_t)t->stack.lo, hi = lo + t->stack.size;
     if (a < lo || a + sizeof(uintptr_t) > hi || (a & (sizeof(uintptr_t) - 1))) return 0;
     return __atomic_load_n((const uintptr_t *)a, __ATOMIC_RELAXED);
@@ -805,8 +809,7 @@ static void after_switch(worker *wk, gocc__task *t) {
         atomic_store_explicit(&t->state, GOCC__TASK_PARKED, memory_order_relaxed);
         uint32_t e = GOCC__PARK_WAITING;
         if (!atomic_compare_exchange_strong_explicit(&t->w.state, &e, GOCC__PARK_SLEEPING,
-                                                     memory_order_acq_rel,
-                                                     memory_order_acquire)) {
+                                                     memory_order_acq_rel, memory_order_acquire)) {
             /* Woken (or timed out) before it was off its stack: again. */
             atomic_store_explicit(&t->state, GOCC__TASK_RUNNABLE, memory_order_relaxed);
             gocc__task *old = atomic_exchange_explicit(&wk->runnext, t, memory_order_acq_rel);
@@ -844,8 +847,7 @@ static void after_switch(worker *wk, gocc__task *t) {
         if (counted) gocc__tasks_dec(); /* after fn returned and the record is reusable */
         break;
     }
-    default:
-        abort();
+    default: abort();
     }
 }
 
@@ -1042,8 +1044,7 @@ static gocc__task *find_runnable(worker *wk) {
         if (GOCC_UNLIKELY(over_procs())) {
             hand_off_local(wk);
         } else {
-            if (++wk->sched_tick % GLOBAL_EVERY == 0 && (t = gq_get(wk, false)) != NULL)
-                goto found;
+            if (++wk->sched_tick % GLOBAL_EVERY == 0 && (t = gq_get(wk, false)) != NULL) goto found;
             /* runnext is read before it is taken: an empty one costs no
              * read-modify-write (a thief may still empty it in between). */
             if (wk->streak < RUNNEXT_STREAK &&
@@ -1215,8 +1216,7 @@ int gocc__sched_go(const gocc__start *st) {
     /* A task no thread could ever run is refused now, not stranded. */
     if (nthreads == 0) {
         int zero = 0;
-        if (atomic_compare_exchange_strong_explicit(&S.nspinning, &zero, 1,
-                                                    memory_order_acq_rel,
+        if (atomic_compare_exchange_strong_explicit(&S.nspinning, &zero, 1, memory_order_acq_rel,
                                                     memory_order_relaxed)) {
             int rc = start_worker();
             if (rc != 0) {
@@ -1272,12 +1272,16 @@ static void *monitor_main(void *unused) {
     for (;;) {
         gocc__lock(&S.mon_mu);
         bool quit = S.mon_quit;
-        if (quit) S.mon_w = NULL;
-        else if (w != NULL) gocc__waiter_arm(w);
+        if (quit)
+            S.mon_w = NULL;
+        else if (w != NULL)
+            gocc__waiter_arm(w);
         gocc__unlock(&S.mon_mu);
         if (quit) break;
-        if (w != NULL) (void)gocc__park_until(w, gocc_now() + delay);
-        else usleep((useconds_t)(delay / GOCC_MICROSECOND));
+        if (w != NULL)
+            (void)gocc__park_until(w, gocc_now() + delay);
+        else
+            usleep((useconds_t)(delay / GOCC_MICROSECOND));
         int64_t now = gocc_now();
         int64_t threshold = atomic_load_explicit(&S.threshold, memory_order_relaxed);
         bool busy = false, rescue = false;
@@ -1294,24 +1298,22 @@ static void *monitor_main(void *unused) {
                 continue;
             }
             busy = true;
-            if ((run & 1) || now - atomic_load_explicit(&v->last_seen, memory_order_relaxed) <
-                                 threshold)
+            if ((run & 1) ||
+                now - atomic_load_explicit(&v->last_seen, memory_order_relaxed) < threshold)
                 continue;
             /* Work waits: anywhere, or in this worker's own runnext. */
-            if (atomic_load_explicit(&v->runnext, memory_order_relaxed) == NULL &&
-                !work_anywhere())
+            if (atomic_load_explicit(&v->runnext, memory_order_relaxed) == NULL && !work_anywhere())
                 continue;
-            if (atomic_compare_exchange_strong_explicit(&v->run, &run, run | 1,
-                                                        memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
+            if (atomic_compare_exchange_strong_explicit(
+                    &v->run, &run, run | 1, memory_order_acq_rel, memory_order_relaxed)) {
                 atomic_store_explicit(&v->last_run, run | 1, memory_order_relaxed);
                 atomic_fetch_sub_explicit(&S.nactive, 1, memory_order_acq_rel);
                 GOCC_PROBE1(worker_stuck, v->index);
                 rescue = true;
             }
         }
-        if (rescue || (work_anywhere() && atomic_load_explicit(&S.nactive,
-                                                               memory_order_relaxed) < S.procs)) {
+        if (rescue ||
+            (work_anywhere() && atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs)) {
             SC_FENCE();
             wakep();
         }

@@ -84,8 +84,8 @@ static void record_park(gocc__waiter *w, int reason, const gocc_case_t *cases, s
     gocc__obs_park(w, reason, obj, detail, len, deadline, has_ctx);
 }
 
-int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
-                 int64_t deadline, int reason) {
+int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block, int64_t deadline,
+                 int reason) {
     if (n > 0 && cases == NULL) return GOCC_EINVAL;
     if (n > (size_t)INT32_MAX - 1) return GOCC_EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -209,14 +209,12 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
     /* 3. Dequeue the losers. The winner was unlinked by its claimer. */
     gocc__sudog *win = w->winner;
     bool others = false;
-    for (size_t i = 0; i < total && !others; i++)
-        others = sc[i].ch != NULL && &sg[i] != win;
+    for (size_t i = 0; i < total && !others; i++) others = sc[i].ch != NULL && &sg[i] != win;
     if (others) {
         lock_all(locks, nlocks);
         for (size_t i = 0; i < total; i++) {
             if (sg[i].queued)
-                gocc__waitq_remove(sc[i].dir == GOCC_SEND ? &sc[i].ch->sendq
-                                                           : &sc[i].ch->recvq,
+                gocc__waitq_remove(sc[i].dir == GOCC_SEND ? &sc[i].ch->sendq : &sc[i].ch->recvq,
                                    &sg[i]);
         }
         unlock_all(locks, nlocks);

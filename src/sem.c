@@ -26,8 +26,8 @@
 struct gocc_sem {
     gocc__mutex mu;
     int64_t size;
-    int64_t cur;                   /* under mu */
-    gocc__waitrec *head, *tail;    /* FIFO of waiters, under mu */
+    int64_t cur;                /* under mu */
+    gocc__waitrec *head, *tail; /* FIFO of waiters, under mu */
 };
 
 gocc_sem_t *gocc_sem_new(int64_t size) {

@@ -83,18 +83,18 @@
 #define BIAS ((intptr_t)1 << 20)
 
 typedef struct snap_node {
-    void *value;                 /* immutable once the node is current */
-    _Atomic intptr_t refs;       /* BIAS while current + borrows (+ units moved in) */
+    void *value;                            /* immutable once the node is current */
+    _Atomic intptr_t refs;                  /* BIAS while current + borrows (+ units moved in) */
     void (*free_fn)(void *value, void *ud); /* copied: the node may outlive s */
     void *ud;
-    void *raw;                   /* what gocc__malloc returned */
-    bool free_value;             /* false: a newer node holds the same value */
+    void *raw;       /* what gocc__malloc returned */
+    bool free_value; /* false: a newer node holds the same value */
 } snap_node;
 
 _Static_assert(sizeof(snap_node) <= NODE_ALIGN, "a node fits its alignment");
 
 struct gocc_snapshot {
-    _Atomic uintptr_t word;      /* current node | local count */
+    _Atomic uintptr_t word; /* current node | local count */
     void (*free_fn)(void *value, void *ud);
     void *ud;
 };
@@ -232,8 +232,7 @@ int gocc_snapshot_compare_and_swap(gocc_snapshot_t *s, void *expected, void *val
         uintptr_t w = atomic_load_explicit(&s->word, memory_order_acquire);
         while (node_of(w) == n) {
             if (atomic_compare_exchange_weak_explicit(&s->word, &w, (uintptr_t)fresh,
-                                                      memory_order_acq_rel,
-                                                      memory_order_acquire)) {
+                                                      memory_order_acq_rel, memory_order_acquire)) {
                 retire(w, value);
                 gocc_snapshot_release(&cur);
                 return 1;

@@ -40,22 +40,22 @@
 
 static struct {
     gocc__mutex mu;
-    pthread_cond_t wake;       /* the timer thread sleeps here */
-    pthread_cond_t fired;      /* del_sync waits here for a callback */
-    pthread_cond_t restart;    /* reserve waits here while a shutdown joins */
-    bool conds_ready;          /* wake and fired are initialised (once) */
-    bool started;              /* the thread runs (or is being stopped) */
-    bool stop;                 /* shutdown: the thread exits at its next look */
-    bool stopping;             /* shutdown is joining the thread */
+    pthread_cond_t wake;    /* the timer thread sleeps here */
+    pthread_cond_t fired;   /* del_sync waits here for a callback */
+    pthread_cond_t restart; /* reserve waits here while a shutdown joins */
+    bool conds_ready;       /* wake and fired are initialised (once) */
+    bool started;           /* the thread runs (or is being stopped) */
+    bool stop;              /* shutdown: the thread exits at its next look */
+    bool stopping;          /* shutdown is joining the thread */
     pthread_t thread;
     gocc__timer_entry **heap;
     size_t len, cap, reserved;
-    size_t quiet;              /* entries in the heap with e->quiet */
-    bool firing_loud;          /* T.firing is not quiet */
+    size_t quiet;     /* entries in the heap with e->quiet */
+    bool firing_loud; /* T.firing is not quiet */
     uint64_t seq;
     gocc__timer_entry *firing;
     size_t sync_waiters;
-    int64_t sleeping_until;    /* the thread's current wake-up, INT64_MAX idle */
+    int64_t sleeping_until; /* the thread's current wake-up, INT64_MAX idle */
 } T = {
     .mu = GOCC__MUTEX_INITIALIZER(GOCC_LOCK_TIMER_HEAP),
     .restart = PTHREAD_COND_INITIALIZER,
@@ -138,7 +138,7 @@ static void *timer_main(void *unused) {
             continue;
         }
         T.sleeping_until = INT64_MIN; /* busy firing: adds need no signal */
-        if (e->period > 0) { /* re-arm first; drop ticks that were missed */
+        if (e->period > 0) {          /* re-arm first; drop ticks that were missed */
             int64_t next = e->when + e->period;
             e->when = next > now ? next : now + e->period;
             e->seq = T.seq++;
@@ -230,8 +230,7 @@ void gocc__timer_fork_child(void) {
 
 /* ---- internal API ---- */
 
-void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int64_t),
-                      void *arg) {
+void gocc__timer_init(gocc__timer_entry *e, void (*fn)(gocc__timer_entry *, int64_t), void *arg) {
     memset(e, 0, sizeof *e);
     e->heap_index = SIZE_MAX;
     e->fn = fn;

@@ -45,9 +45,8 @@ static uint64_t state_lock64(uint64_t *state) {
     gocc__witness_acquire(state, GOCC_LOCK_WAITGROUP);
     for (int spins = 0;; spins++) {
         uint64_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
-        if (!(s & WG_LOCK) &&
-            __atomic_compare_exchange_n(state, &s, s | WG_LOCK, true, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
+        if (!(s & WG_LOCK) && __atomic_compare_exchange_n(state, &s, s | WG_LOCK, true,
+                                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return s;
         if (spins > 64) sched_yield();
     }
@@ -57,9 +56,8 @@ static uint32_t state_lock32(uint32_t *state) {
     gocc__witness_acquire(state, GOCC_LOCK_WAITGROUP);
     for (int spins = 0;; spins++) {
         uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
-        if (!(s & WG_LOCK) &&
-            __atomic_compare_exchange_n(state, &s, s | WG_LOCK, true, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
+        if (!(s & WG_LOCK) && __atomic_compare_exchange_n(state, &s, s | WG_LOCK, true,
+                                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return s;
         if (spins > 64) sched_yield();
     }

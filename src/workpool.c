@@ -61,7 +61,7 @@ struct gocc_workpool {
     gocc__mutex mu;
     _Atomic size_t refs;
     _Atomic unsigned worker_seq; /* numbers the workers' names */
-    gocc_ctx_t *ctx; /* the pool context: tasks run with it */
+    gocc_ctx_t *ctx;             /* the pool context: tasks run with it */
     size_t min, max, cap;
     int64_t idle_ns;
     void (*on_error)(void *, int, gocc_fn, void *);
@@ -206,8 +206,10 @@ static job run_job(gocc_workpool_t *p, gocc__waiter *w, job j, const char *name)
     gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
     p->running--;
-    if (rc == 0) p->completed++;
-    else p->failed++;
+    if (rc == 0)
+        p->completed++;
+    else
+        p->failed++;
     job next = next_job_locked(p, &wake);
     gocc__unlock(&p->mu);
     gocc__tasks_dec();
@@ -242,8 +244,7 @@ static job find_job_locked(gocc_workpool_t *p, bool *starting, gocc__wakeq *wake
  * again); a surplus worker only for idle_ns, after which, if still
  * surplus, it leaves the pool (*leave; the shutdown callers to wake go on
  * @p down). */
-static job park_idle_locked(gocc_workpool_t *p, gocc__waiter *w, bool *leave,
-                            gocc__wakeq *down) {
+static job park_idle_locked(gocc_workpool_t *p, gocc__waiter *w, bool *leave, gocc__wakeq *down) {
     gocc__assert_held(&p->mu);
     bool surplus = p->workers > p->min;
     idle_rec ir = {.rec = {.w = w}};
@@ -321,8 +322,7 @@ gocc_workpool_t *gocc_workpool_new_opts(const gocc_workpool_options_t *o, gocc_c
     if (p == NULL) goto nomem;
     if (o->queue_cap > 0 && (p->ring = gocc__calloc(o->queue_cap, sizeof(job))) == NULL)
         goto nomem_free;
-    if (o->min_workers > 0 &&
-        (p->handoff = gocc__calloc(o->min_workers, sizeof(job))) == NULL)
+    if (o->min_workers > 0 && (p->handoff = gocc__calloc(o->min_workers, sizeof(job))) == NULL)
         goto nomem_free;
     if ((p->ctx = gocc_ctx_with_cancel(parent)) == NULL) goto nomem_free;
     gocc__mutex_init(&p->mu, GOCC_LOCK_WORKPOOL);
@@ -357,7 +357,8 @@ nomem:
 }
 
 gocc_workpool_t *gocc_workpool_new(size_t workers, size_t queue_cap, gocc_ctx_t *parent) {
-    gocc_workpool_options_t o = {.min_workers = workers, .max_workers = workers,
+    gocc_workpool_options_t o = {.min_workers = workers,
+                                 .max_workers = workers,
                                  .queue_cap = queue_cap};
     return gocc_workpool_new_opts(&o, parent);
 }
@@ -413,8 +414,10 @@ static int spawn_or_place(gocc_workpool_t *p, job j) {
     if (rc == 0) return 0;
     gocc__wakeq wake = GOCC__WAKEQ_INIT;
     gocc__lock(&p->mu);
-    if (p->state != POOL_OPEN) rc = GOCC_ESHUTDOWN;
-    else if (accept_locked(p, j, &wake, false) == ACCEPTED) rc = 0;
+    if (p->state != POOL_OPEN)
+        rc = GOCC_ESHUTDOWN;
+    else if (accept_locked(p, j, &wake, false) == ACCEPTED)
+        rc = 0;
     gocc__unlock(&p->mu);
     gocc__wakeq_wake_all(&wake);
     return rc;

@@ -33,9 +33,7 @@ static int quick(gocc_ctx_t *ctx, void *arg) {
     return 0;
 }
 
-static int blocked_recv(gocc_ctx_t *ctx, void *arg) {
-    return gocc_chan_recv(arg, NULL, ctx);
-}
+static int blocked_recv(gocc_ctx_t *ctx, void *arg) { return gocc_chan_recv(arg, NULL, ctx); }
 
 static int blocked_sleep(gocc_ctx_t *ctx, void *arg) {
     (void)arg;
@@ -105,8 +103,7 @@ static int naps(gocc_ctx_t *ctx, void *arg) {
 static void at_exit_check(void) {
     unsigned long before = atomic_load(&progress);
     int64_t end = gocc_now() + 5 * GOCC_SECOND;
-    while (atomic_load(&progress) == before && gocc_now() < end)
-        gocc_sleep(GOCC_MILLISECOND, NULL);
+    while (atomic_load(&progress) == before && gocc_now() < end) gocc_sleep(GOCC_MILLISECOND, NULL);
     if (atomic_load(&progress) == before) {
         fprintf(stderr, "exit-clean: tasks made no progress while atexit handlers ran\n");
         _exit(1);

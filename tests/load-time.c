@@ -37,11 +37,11 @@
 #include <string.h>
 #include <time.h>
 
-#define FAIL(...)                                                                                  \
-    do {                                                                                           \
-        fprintf(stderr, "load-time: FAIL: " __VA_ARGS__);                                          \
-        fputc('\n', stderr);                                                                       \
-        exit(1);                                                                                   \
+#define FAIL(...)                                         \
+    do {                                                  \
+        fprintf(stderr, "load-time: FAIL: " __VA_ARGS__); \
+        fputc('\n', stderr);                              \
+        exit(1);                                          \
     } while (0)
 
 #define STR_(x) #x
@@ -86,7 +86,9 @@ static void read_dispositions(dispositions_t *d) {
 
 static void same_dispositions(const dispositions_t *a, const dispositions_t *b, const char *when) {
     for (int s = 1; s < NSIG; s++)
-        if (a->rc[s] != b->rc[s] || memcmp(a->handler[s], b->handler[s], sizeof a->handler[s]) != 0 || a->flags[s] != b->flags[s])
+        if (a->rc[s] != b->rc[s] ||
+            memcmp(a->handler[s], b->handler[s], sizeof a->handler[s]) != 0 ||
+            a->flags[s] != b->flags[s])
             FAIL("signal %d's disposition changed %s", s, when);
 }
 
@@ -98,11 +100,11 @@ static void sleep_ms(long ms) {
 
 /* fn = the function NAME of LIB, which must be there. Copied through
  * memcpy: ISO C has no cast from dlsym's void * to a function pointer. */
-#define LOAD(lib, fn, name)                                                                        \
-    do {                                                                                           \
-        void *p_ = dlsym(lib, name);                                                               \
-        if (!p_) FAIL("%s not exported: %s", name, dlerror());                                     \
-        memcpy(&(fn), &p_, sizeof(fn));                                                            \
+#define LOAD(lib, fn, name)                                    \
+    do {                                                       \
+        void *p_ = dlsym(lib, name);                           \
+        if (!p_) FAIL("%s not exported: %s", name, dlerror()); \
+        memcpy(&(fn), &p_, sizeof(fn));                        \
     } while (0)
 
 static atomic_int task_ran;
@@ -154,28 +156,30 @@ int main(int argc, char **argv) {
         STR(GOCC_VERSION_MAJOR) "." STR(GOCC_VERSION_MINOR) "." STR(GOCC_VERSION_PATCH);
     if (!v || strcmp(v, argv[2]) != 0)
         FAIL("gocc_version() is \"%s\", the project's version \"%s\"", v ? v : "(null)", argv[2]);
-    if (strcmp(v, header) != 0)
-        FAIL("gocc_version() is \"%s\", gocc.h says \"%s\"", v, header);
+    if (strcmp(v, header) != 0) FAIL("gocc_version() is \"%s\", gocc.h says \"%s\"", v, header);
     if (strcmp(strerr(GOCC_ECANCELED), "context canceled") != 0)
         FAIL("gocc_strerror(GOCC_ECANCELED) is \"%s\"", strerr(GOCC_ECANCELED));
     if (now() <= 0) FAIL("gocc_now() is not positive");
     gocc_runtime_config_t cfg;
     config_get(&cfg);
     if (cfg.stack_size == 0 || cfg.idle_timeout_ns <= 0) FAIL("runtime defaults not filled in");
-    if (runtime_threads() != 0) FAIL("gocc_runtime_threads() is %zu before any task", runtime_threads());
+    if (runtime_threads() != 0)
+        FAIL("gocc_runtime_threads() is %zu before any task", runtime_threads());
     if (tasks_live() != 0) FAIL("gocc_tasks_live() is %zu before any task", tasks_live());
     if (count_threads() != base) FAIL("a runtime-free call started a thread");
     read_dispositions(&after);
     same_dispositions(&before, &after, "by the first calls");
     printf("load-time: dlopen and %s's first calls: %d thread(s) before and after, "
-           "no signal disposition changed\n", v, base);
+           "no signal disposition changed\n",
+           v, base);
 
     /* 3. The runtime starts on first use, and the count sees its thread. */
     if (go(mark, NULL, NULL) != 0) FAIL("gocc_go failed");
     int started = count_threads();
     if (started <= base) FAIL("gocc_go started no thread that /proc/self/task shows");
     for (int i = 0; i < 5000 && (tasks_live() != 0 || !atomic_load(&task_ran)); i++) sleep_ms(1);
-    if (!atomic_load(&task_ran) || tasks_live() != 0) FAIL("the task did not run and end within 5 s");
+    if (!atomic_load(&task_ran) || tasks_live() != 0)
+        FAIL("the task did not run and end within 5 s");
     printf("load-time: first gocc_go: %d thread(s)\n", started);
 
     /* 4. Shutdown stops every thread of ours; then the library unloads. */
@@ -192,7 +196,8 @@ int main(int argc, char **argv) {
     }
     if (left > base + SANITIZER_THREADS)
         FAIL("%d thread(s) left 5 s after gocc_runtime_shutdown (%d before loading)", left, base);
-    if (runtime_threads() != 0) FAIL("gocc_runtime_threads() is %zu after shutdown", runtime_threads());
+    if (runtime_threads() != 0)
+        FAIL("gocc_runtime_threads() is %zu after shutdown", runtime_threads());
     if (dlclose(lib) != 0) FAIL("dlclose: %s", dlerror());
     sleep_ms(50); /* a thread of ours still running would crash in unmapped code */
     if (count_threads() != left) FAIL("thread count changed across dlclose");

@@ -29,13 +29,13 @@ typedef struct ta_hdr {
 #define TA_LIVE 0x6c69766562b10c5ull
 #define TA_DEAD 0xdeadb10cdeadb10cull
 
-static _Atomic long ta_mallocs;     /* malloc_fn calls */
-static _Atomic long ta_reallocs;    /* realloc_fn calls */
-static _Atomic long ta_frees;       /* free_fn calls */
-static _Atomic long ta_blocks;      /* blocks outstanding */
-static _Atomic long long ta_bytes;  /* bytes outstanding (as asked for) */
-static _Atomic long ta_bad;         /* foreign or doubly freed blocks, wrong ud */
-static int ta_tag;                  /* &ta_tag is the ud every call must get */
+static _Atomic long ta_mallocs;    /* malloc_fn calls */
+static _Atomic long ta_reallocs;   /* realloc_fn calls */
+static _Atomic long ta_frees;      /* free_fn calls */
+static _Atomic long ta_blocks;     /* blocks outstanding */
+static _Atomic long long ta_bytes; /* bytes outstanding (as asked for) */
+static _Atomic long ta_bad;        /* foreign or doubly freed blocks, wrong ud */
+static int ta_tag;                 /* &ta_tag is the ud every call must get */
 
 static void *ta_malloc(size_t n, void *ud) {
     if (ud != &ta_tag) atomic_fetch_add(&ta_bad, 1);

@@ -127,8 +127,7 @@ static void test_chan_send_full_blocks(void **state) {
         size_t cap = test_caps[ci];
         gocc_chan_t *c = gocc_chan_new(sizeof(int), cap);
         assert_non_null(c);
-        for (int i = 0; i < (int)cap; i++)
-            assert_int_equal(gocc_chan_try_send(c, &i), 0);
+        for (int i = 0; i < (int)cap; i++) assert_int_equal(gocc_chan_try_send(c, &i), 0);
         assert_int_equal(gocc_chan_len(c), cap);
         op_t s;
         op_init(&s, c, sc, 4242);
@@ -171,8 +170,7 @@ static void test_chan_recv_closed_zero(void **state) {
         size_t cap = test_caps[ci];
         gocc_chan_t *c = gocc_chan_new(sizeof(int), cap);
         assert_non_null(c);
-        for (int i = 0; i < (int)cap; i++)
-            assert_int_equal(gocc_chan_send(c, &i, sc), 0);
+        for (int i = 0; i < (int)cap; i++) assert_int_equal(gocc_chan_send(c, &i, sc), 0);
         assert_int_equal(gocc_chan_close(c), 0);
         assert_int_equal(gocc_chan_len(c), cap);
         assert_int_equal(gocc_chan_cap(c), cap);
@@ -350,8 +348,7 @@ static int nbr_fn(gocc_ctx_t *ctx, void *arg) {
     int v = -1;
     int rc = gocc_chan_try_recv(a->c, &v);
     /* The channel always holds the value or is closed: never "would block". */
-    if (!(rc == 0 && v == 1) && !(rc == GOCC_ECLOSED && v == 0))
-        atomic_fetch_add(a->fails, 1);
+    if (!(rc == 0 && v == 1) && !(rc == GOCC_ECLOSED && v == 0)) atomic_fetch_add(a->fails, 1);
     gocc_chan_release(a->c);
     atomic_fetch_add_explicit(a->done, 1, memory_order_release);
     return 0;
@@ -427,7 +424,10 @@ static void test_chan_nonblock_go(void **state) {
     int64_t i64_rv = 123456, i64_sv = 234567;
     bool b_rv = true, b_sv = true;
     char s_rv[32] = "hello", s_sv[32] = "hello again";
-    struct { const void *rv, *sv; size_t size; } kinds[] = {
+    struct {
+        const void *rv, *sv;
+        size_t size;
+    } kinds[] = {
         {&i32_rv, &i32_sv, sizeof i32_rv},
         {&i64_rv, &i64_sv, sizeof i64_rv},
         {&b_rv, &b_sv, sizeof b_rv},
@@ -567,7 +567,7 @@ static int filter_fn(gocc_ctx_t *ctx, void *arg) {
 static void test_chan_sieve(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
-    static const int primes[] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41,
+    static const int primes[] = {2,  3,  5,  7,  11, 13, 17, 19, 23, 29, 31, 37, 41,
                                  43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97};
     gocc_ctx_t *ctx = gocc_ctx_with_timeout(NULL, SAFETY_NS);
     assert_non_null(ctx);
@@ -1060,7 +1060,7 @@ static void test_chan_refcount(void **state) {
     gocc_chan_release(c);
     int one = 1;
     assert_int_equal(gocc_chan_try_send(c, &one), 0); /* still ours */
-    gocc_chan_release(c); /* frees it with its buffered value */
+    gocc_chan_release(c);                             /* frees it with its buffered value */
 
     gocc_ctx_t *sc = safety_ctx();
     for (size_t cap = 0; cap < 3; cap++) {
@@ -1081,8 +1081,12 @@ static void test_chan_refcount(void **state) {
 
 /* from test/chan/nonblock.go (channels of int32, int64, bool, string), with
  * a 256-byte struct and a 13-byte one: elements are copied whole. */
-typedef struct big { unsigned char b[256]; } big_t;
-typedef struct odd { unsigned char b[13]; } odd_t;
+typedef struct big {
+    unsigned char b[256];
+} big_t;
+typedef struct odd {
+    unsigned char b[13];
+} odd_t;
 
 typedef struct big_sender {
     gocc_chan_t *c;
@@ -1100,7 +1104,10 @@ static int big_sender_fn(gocc_ctx_t *ctx, void *arg) {
     unsigned char buf[256];
     for (int i = 0; i < s->n; i++) {
         fill_pattern(buf, s->size, i);
-        if (gocc_chan_send(s->c, buf, ctx) != 0) { atomic_fetch_add(s->fails, 1); break; }
+        if (gocc_chan_send(s->c, buf, ctx) != 0) {
+            atomic_fetch_add(s->fails, 1);
+            break;
+        }
         memset(buf, 0, sizeof buf); /* the channel holds its own copy */
     }
     return 0;
@@ -1234,7 +1241,10 @@ static int mc_worker_fn(gocc_ctx_t *ctx, void *arg) {
     int v, rc;
     while ((rc = gocc_chan_recv(m->q, &v, m->ctx)) == 0) {
         if (mc_pn[m->w % 10] == v) pause_ns(GOCC_MICROSECOND); /* mess with the fifo-ish order */
-        if (gocc_chan_send(m->r, &v, m->ctx) != 0) { atomic_fetch_add(m->fails, 1); break; }
+        if (gocc_chan_send(m->r, &v, m->ctx) != 0) {
+            atomic_fetch_add(m->fails, 1);
+            break;
+        }
     }
     if (rc != 0 && rc != GOCC_ECLOSED) atomic_fetch_add(m->fails, 1);
     if (atomic_fetch_sub(m->left, 1) == 1) gocc_chan_close(m->r);
@@ -1255,7 +1265,10 @@ static int mc_feeder_fn(gocc_ctx_t *ctx, void *arg) {
     for (int i = 0; i < f->niter; i++) {
         int v = mc_pn[i % 10];
         f->expect += v;
-        if (gocc_chan_send(f->q, &v, f->ctx) != 0) { atomic_fetch_add(f->fails, 1); break; }
+        if (gocc_chan_send(f->q, &v, f->ctx) != 0) {
+            atomic_fetch_add(f->fails, 1);
+            break;
+        }
     }
     gocc_chan_close(f->q); /* no more work */
     return 0;

@@ -105,23 +105,21 @@
 #ifndef STUCK_NS /* a program may define its own before the include */
 #define STUCK_NS STUCK_NS_
 #endif
-#define PAUSE_NS GOCC_MILLISECOND        /* Go's time.Sleep(time.Millisecond) */
-#define PROMPT_NS (2 * GOCC_SECOND)      /* "returns promptly" upper bound */
-#define QUIESCENT (5 * GOCC_SECOND)      /* how long to wait for what must happen */
+#define PAUSE_NS GOCC_MILLISECOND   /* Go's time.Sleep(time.Millisecond) */
+#define PROMPT_NS (2 * GOCC_SECOND) /* "returns promptly" upper bound */
+#define QUIESCENT (5 * GOCC_SECOND) /* how long to wait for what must happen */
 
 /* ---- assertions ---- */
 
-#define CHECK_GE(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ >= b_))                                                      \
-            fail_msg("%s = %lld, want >= %s = %lld", #a, a_, #b, b_);         \
+#define CHECK_GE(a, b)                                                             \
+    do {                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                        \
+        if (!(a_ >= b_)) fail_msg("%s = %lld, want >= %s = %lld", #a, a_, #b, b_); \
     } while (0)
-#define CHECK_LT(a, b)                                                        \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ < b_))                                                       \
-            fail_msg("%s = %lld, want < %s = %lld", #a, a_, #b, b_);          \
+#define CHECK_LT(a, b)                                                           \
+    do {                                                                         \
+        long long a_ = (long long)(a), b_ = (long long)(b);                      \
+        if (!(a_ < b_)) fail_msg("%s = %lld, want < %s = %lld", #a, a_, #b, b_); \
     } while (0)
 
 /* ---- watchdog ---- */
@@ -522,9 +520,9 @@ static inline bool async_done_(void *a) { return async_done(a); }
 
 /* async_start, then async_blocked: the call is on its wait queue. */
 #define async_start_blocked(a, fn, arg, reason) \
-    do {                                         \
-        async_start((a), (fn), (arg));           \
-        async_blocked((a), (reason));            \
+    do {                                        \
+        async_start((a), (fn), (arg));          \
+        async_blocked((a), (reason));           \
     } while (0)
 
 /* The older name (it used to pause instead): parked in any wait. */
@@ -548,7 +546,9 @@ static inline uint64_t xorshift(uint64_t *s) {
 }
 
 /* A plain joinable thread, for tests that want an OS thread of their own. */
-typedef struct test_thread { pthread_t t; } test_thread;
+typedef struct test_thread {
+    pthread_t t;
+} test_thread;
 static inline void test_thread_start(test_thread *th, void *(*fn)(void *), void *arg) {
     assert_int_equal(pthread_create(&th->t, NULL, fn, arg), 0);
 }

@@ -24,14 +24,14 @@ static int failures;
 static volatile long seed = 7;
 static volatile double dseed = 1.25;
 
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "test-context: %s:%d: ", __FILE__, __LINE__);    \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            failures++;                                                      \
-        }                                                                    \
+#define CHECK(cond, ...)                                                  \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            fprintf(stderr, "test-context: %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                                 \
+            fputc('\n', stderr);                                          \
+            failures++;                                                   \
+        }                                                                 \
     } while (0)
 
 /* Overwrite every callee-saved register (the compiler is told, so this
@@ -63,9 +63,8 @@ static __attribute__((noinline)) void clobber_callee_saved(void) {
                          "fmov d13, xzr\n\t"
                          "fmov d14, xzr\n\t"
                          "fmov d15, xzr\n\t" ::
-                             : "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27",
-                               "x28", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15",
-                               "memory");
+                             : "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
+                               "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "memory");
 #endif
 }
 
@@ -200,6 +199,7 @@ static void test_guard(void) {
 int main(void) {
     test_switch();
     test_guard();
-    if (failures == 0) printf("test-context: ok (%s)\n", GOCC_CONTEXT_ASM ? "assembly" : "ucontext");
+    if (failures == 0)
+        printf("test-context: ok (%s)\n", GOCC_CONTEXT_ASM ? "assembly" : "ucontext");
     return failures == 0 ? 0 : 1;
 }

@@ -36,15 +36,15 @@ static bool done_blocks(gocc_ctx_t *c) {
     return d == NULL || gocc_chan_try_recv(d, NULL) == GOCC_EAGAIN;
 }
 
-#define ASSERT_DONE(c, want_err)                                              \
-    do {                                                                      \
-        assert_int_equal(gocc_ctx_err(c), (want_err));                        \
-        assert_true(done_closed(c));                                          \
+#define ASSERT_DONE(c, want_err)                       \
+    do {                                               \
+        assert_int_equal(gocc_ctx_err(c), (want_err)); \
+        assert_true(done_closed(c));                   \
     } while (0)
-#define ASSERT_NOT_DONE(c)                                                    \
-    do {                                                                      \
-        assert_int_equal(gocc_ctx_err(c), 0);                                 \
-        assert_true(done_blocks(c));                                          \
+#define ASSERT_NOT_DONE(c)                    \
+    do {                                      \
+        assert_int_equal(gocc_ctx_err(c), 0); \
+        assert_true(done_blocks(c));          \
     } while (0)
 
 /* Block on ctx's done channel, at most timeout_ns (a guard context).
@@ -209,12 +209,12 @@ static void test_child_finishes_first(void **state) {
 }
 
 /* testDeadline: c becomes done with GOCC_EDEADLINE within QUIESCENT. */
-#define TEST_DEADLINE(c, name)                                                \
-    do {                                                                      \
-        int rc_ = wait_done((c), QUIESCENT);                                  \
+#define TEST_DEADLINE(c, name)                                                            \
+    do {                                                                                  \
+        int rc_ = wait_done((c), QUIESCENT);                                              \
         if (rc_ != GOCC_ECLOSED) fail_msg("%s: context not timed out after 5 s", (name)); \
-        assert_int_equal(gocc_ctx_err(c), GOCC_EDEADLINE);                    \
-        assert_int_equal(gocc_ctx_cause(c), GOCC_EDEADLINE);                  \
+        assert_int_equal(gocc_ctx_err(c), GOCC_EDEADLINE);                                \
+        assert_int_equal(gocc_ctx_cause(c), GOCC_EDEADLINE);                              \
     } while (0)
 
 /* XTestDeadline; the parent's earlier deadline wins and is what the child
@@ -507,7 +507,7 @@ static void test_with_value_null_key(void **state) {
 /* XTestSimultaneousCancels: a tree of ~100 contexts cancelled from 100
  * tasks at once, in any order. */
 typedef struct simul_state {
-    gocc_chan_t *go;  /* closed to start every cancel at once */
+    gocc_chan_t *go; /* closed to start every cancel at once */
     _Atomic int bad;
 } simul_state;
 
@@ -602,8 +602,8 @@ static void test_layers(bool test_timeout) {
     int *vals[MAX_LAYERS];
     size_t nchain = 0, ncancels = 0, nvals = 0, ntimers = 0;
     gocc_ctx_t *ctx = gocc_ctx_background();
-    for (int i = 0; (i < MIN_LAYERS || ntimers == 0 || ncancels == 0 || nvals == 0) &&
-                    nchain < MAX_LAYERS;
+    for (int i = 0;
+         (i < MIN_LAYERS || ntimers == 0 || ncancels == 0 || nvals == 0) && nchain < MAX_LAYERS;
          i++) {
         switch (xorshift(&r) % 3) {
         case 0: {
@@ -1488,8 +1488,7 @@ static void test_after_func_misc(void **state) {
     gocc_after_func_t *hs[N];
     for (int i = 0; i < N; i++) {
         hs[i] = NULL;
-        assert_int_equal(gocc_ctx_after_func(ctx, af_count, &s, (i % 4 == 3) ? NULL : &hs[i]),
-                         0);
+        assert_int_equal(gocc_ctx_after_func(ctx, af_count, &s, (i % 4 == 3) ? NULL : &hs[i]), 0);
     }
     int stopped = 0;
     for (int i = 0; i < N; i += 4) {
@@ -1625,12 +1624,12 @@ static int tree_waiter(gocc_ctx_t *ctx, void *arg) {
 
 static void af_tree(void *arg) { atomic_fetch_add(&((tree_stress *)arg)->af_ran, 1); }
 
-#define TREE_CHECK(cond)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            atomic_fetch_add(&s->errors, 1);                                  \
-            atomic_store(&s->last_error_line, __LINE__);                                    \
-        }                                                                     \
+#define TREE_CHECK(cond)                                 \
+    do {                                                 \
+        if (!(cond)) {                                   \
+            atomic_fetch_add(&s->errors, 1);             \
+            atomic_store(&s->last_error_line, __LINE__); \
+        }                                                \
     } while (0)
 
 static void *tree_thread(void *arg) {
@@ -1681,8 +1680,7 @@ static void *tree_thread(void *arg) {
             gocc_ctx_cancel(c);
             TREE_CHECK(gocc_ctx_err(c) == GOCC_ECANCELED);
             break;
-        default:
-            break;
+        default: break;
         }
         if (gocc_ctx_after_func_stop(h)) atomic_fetch_add(&s->stop_true, 1);
         gocc_ctx_cancel(c);
@@ -1714,8 +1712,7 @@ static void test_stress_concurrent_trees(void **state) {
         for (int i = 0; i < THREADS; i++) test_thread_start(&th[i], tree_thread, s);
         /* let them build trees for a while, then cancel the root under them */
         int64_t end = gocc_now() + 2 * GOCC_SECOND;
-        while (atomic_load(&s->iters) < SCALE(2000) && gocc_now() < end)
-            sleep_ns(GOCC_MILLISECOND);
+        while (atomic_load(&s->iters) < SCALE(2000) && gocc_now() < end) sleep_ns(GOCC_MILLISECOND);
         gocc_ctx_cancel_cause(s->root, -999);
         atomic_store_explicit(&s->root_canceled, 1, memory_order_release);
         for (int i = 0; i < THREADS; i++) test_thread_join(&th[i]);

@@ -45,7 +45,7 @@
 
 /* ---- what a run sees ---- */
 
-static long arm_alloc, arm_thread;  /* the point to fail in this run (0: none) */
+static long arm_alloc, arm_thread; /* the point to fail in this run (0: none) */
 /* Points met and faults injected in this run so far: an operation may
  * open several windows; they are numbered as one sequence. */
 static long seen_allocs, seen_threads, seen_injected;
@@ -54,40 +54,39 @@ static bool window_open;
 static long still_ahead(long k, long seen) { return k > seen ? k - seen : 0; }
 
 /* The operation under test happens between FAULT_BEGIN and FAULT_END. */
-#define FAULT_BEGIN()                                                          \
-    do {                                                                       \
-        window_open = true;                                                    \
-        gocc__fault_arm(still_ahead(arm_alloc, seen_allocs),                   \
-                        still_ahead(arm_thread, seen_threads));                \
+#define FAULT_BEGIN()                                           \
+    do {                                                        \
+        window_open = true;                                     \
+        gocc__fault_arm(still_ahead(arm_alloc, seen_allocs),    \
+                        still_ahead(arm_thread, seen_threads)); \
     } while (0)
-#define FAULT_END()                                                            \
-    do {                                                                       \
-        seen_allocs += gocc__fault_allocs();                                   \
-        seen_threads += gocc__fault_threads();                                 \
-        seen_injected += gocc__fault_injected();                               \
-        gocc__fault_disarm();                                                  \
-        window_open = false;                                                   \
+#define FAULT_END()                              \
+    do {                                         \
+        seen_allocs += gocc__fault_allocs();     \
+        seen_threads += gocc__fault_threads();   \
+        seen_injected += gocc__fault_injected(); \
+        gocc__fault_disarm();                    \
+        window_open = false;                     \
     } while (0)
 
-#define WCHECK(cond)                                                           \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            if (window_open) FAULT_END();                                      \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            return __LINE__;                                                   \
-        }                                                                      \
+#define WCHECK(cond)                                                                 \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            if (window_open) FAULT_END();                                            \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            return __LINE__;                                                         \
+        }                                                                            \
     } while (0)
 
 /* WCHECK that also prints a value (a return code). */
-#define WCHECKV(cond, v)                                                       \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            if (window_open) FAULT_END();                                      \
-            fprintf(stderr, "%s:%d: check failed: %s (%s = %ld)\n", __FILE__,   \
-                    __LINE__, #cond, #v, (long)(v));                           \
-            return __LINE__;                                                   \
-        }                                                                      \
+#define WCHECKV(cond, v)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            if (window_open) FAULT_END();                                                          \
+            fprintf(stderr, "%s:%d: check failed: %s (%s = %ld)\n", __FILE__, __LINE__, #cond, #v, \
+                    (long)(v));                                                                    \
+            return __LINE__;                                                                       \
+        }                                                                                          \
     } while (0)
 
 /* Faults injected so far in this run (inside the window: up to now). */
@@ -479,7 +478,7 @@ static int op_group_go_blocked(void) {
     WCHECK(gocc_ctx_after_func(closer, close_chan, gocc_chan_retain(gt.gate), NULL) == 0);
     FAULT_BEGIN();
     int rc = gocc_group_go(g, set_flag, &ran); /* blocks until the gate opens */
-    int wrc = gocc_group_wait(g); /* the gated task ends once the gate opens */
+    int wrc = gocc_group_wait(g);              /* the gated task ends once the gate opens */
     FAULT_END();
     CHECK_RC(rc);
     CHECK_RC(wrc);
@@ -715,8 +714,10 @@ static int op_merge(void) {
     while (rc == 0) { /* drain: the tasks' own points are in the window too */
         int r = gocc_chan_recv(out, &v, NULL);
         if (r == GOCC_ECLOSED) break;
-        if (r == 0) got++;
-        else WCHECK(FAILED_OK(r)); /* our waiter: try again */
+        if (r == 0)
+            got++;
+        else
+            WCHECK(FAILED_OK(r)); /* our waiter: try again */
     }
     WCHECK(tasks_down_to(0));
     FAULT_END();
@@ -996,8 +997,7 @@ static void *run_thread(void *p) {
 static int shutdown_settled(void) {
     int64_t end = gocc_now() + QUIESCENT;
     int rc;
-    while ((rc = gocc_runtime_shutdown()) != 0 && gocc_now() < end)
-        sleep_ns(GOCC_MILLISECOND);
+    while ((rc = gocc_runtime_shutdown()) != 0 && gocc_now() < end) sleep_ns(GOCC_MILLISECOND);
     return rc;
 }
 
@@ -1024,8 +1024,8 @@ static void run_once(op *o, long ka, long kt) {
                  o->name, ka, kt);
     long leaked = atomic_load(&ta_blocks) - blocks0;
     if (leaked != 0)
-        fail_msg("%s, failing allocation %ld / thread creation %ld: %ld blocks leaked", o->name,
-                 ka, kt, leaked);
+        fail_msg("%s, failing allocation %ld / thread creation %ld: %ld blocks leaked", o->name, ka,
+                 kt, leaked);
     if (atomic_load(&ta_bad) != 0) fail_msg("%s: a block bypassed the allocator", o->name);
     /* A point of the unfailed run that this run did not meet (its path
      * changed with timing): counted, reported with the table. */
@@ -1075,20 +1075,20 @@ static void no_timer_end(const char *what) {
     long threads = gocc__fault_threads(), inj = gocc__fault_injected();
     gocc__fault_disarm();
     if (threads != 1 || inj != 1)
-        fail_msg("%s: %ld thread creations, %ld failed; want the timer thread's, failed",
-                 what, threads, inj);
+        fail_msg("%s: %ld thread creations, %ld failed; want the timer thread's, failed", what,
+                 threads, inj);
 }
 
 /* A constructor that needs the timer: NULL with errno EAGAIN. */
-#define NO_TIMER_NULL(what, call)                                              \
-    do {                                                                       \
-        no_timer_begin();                                                      \
-        errno = 0;                                                             \
-        void *obj_ = (void *)(call);                                           \
-        int e_ = errno;                                                        \
-        no_timer_end(what);                                                    \
-        if (obj_ != NULL) fail_msg("%s: made without a timer thread", what);   \
-        if (e_ != EAGAIN) fail_msg("%s: errno %d, want EAGAIN", what, e_);     \
+#define NO_TIMER_NULL(what, call)                                            \
+    do {                                                                     \
+        no_timer_begin();                                                    \
+        errno = 0;                                                           \
+        void *obj_ = (void *)(call);                                         \
+        int e_ = errno;                                                      \
+        no_timer_end(what);                                                  \
+        if (obj_ != NULL) fail_msg("%s: made without a timer thread", what); \
+        if (e_ != EAGAIN) fail_msg("%s: errno %d, want EAGAIN", what, e_);   \
     } while (0)
 
 static int sleep_task(gocc_ctx_t *ctx, void *arg) {
@@ -1097,8 +1097,8 @@ static int sleep_task(gocc_ctx_t *ctx, void *arg) {
 }
 
 typedef struct sleeper {
-    gocc_chan_t *go;   /* closed when the sleep may start */
-    atomic_int state;  /* 1: waiting for go; 2: returned */
+    gocc_chan_t *go;  /* closed when the sleep may start */
+    atomic_int state; /* 1: waiting for go; 2: returned */
     int rc;
     int64_t took;
 } sleeper;

@@ -663,8 +663,10 @@ static int many_reader(gocc_ctx_t *ctx, void *arg) {
     one_reader *r = arg;
     char c = 0;
     ssize_t n = gocc_fd_read(r->m->f[r->i], &c, 1, ctx);
-    if (n == 1 && c == 'x') atomic_fetch_add(&r->m->got, 1);
-    else atomic_fetch_add(&r->m->bad, 1);
+    if (n == 1 && c == 'x')
+        atomic_fetch_add(&r->m->got, 1);
+    else
+        atomic_fetch_add(&r->m->bad, 1);
     return 0;
 }
 
@@ -677,8 +679,8 @@ static void many_waiters(const char *what, int want, bool skip_short) {
     int n = want;
     if (n > limit - 256) {
         if (skip_short) {
-            printf("%s: skipped: %d descriptors needed, RLIMIT_NOFILE's hard limit is %ld\n",
-                   what, want + 256, limit);
+            printf("%s: skipped: %d descriptors needed, RLIMIT_NOFILE's hard limit is %ld\n", what,
+                   want + 256, limit);
             skip();
         }
         n = (int)((limit - 256) & ~1L);
@@ -822,9 +824,12 @@ static void *plain_thread(void *arg) {
     atomic_store(&t->started, 1);
     static char big[8 << 20];
     char b[4];
-    if (t->what == 0) t->rc = gocc_fd_read(t->f, b, sizeof b, t->ctx);
-    else if (t->what == 1) t->rc = gocc_fd_write(t->f, big, sizeof big, &t->written, t->ctx);
-    else t->rc = gocc_fd_wait(t->f, GOCC_FD_READ, t->ctx);
+    if (t->what == 0)
+        t->rc = gocc_fd_read(t->f, b, sizeof b, t->ctx);
+    else if (t->what == 1)
+        t->rc = gocc_fd_write(t->f, big, sizeof big, &t->written, t->ctx);
+    else
+        t->rc = gocc_fd_wait(t->f, GOCC_FD_READ, t->ctx);
     return NULL;
 }
 

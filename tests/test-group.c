@@ -94,7 +94,7 @@ typedef struct group_call {
     gocc_group_t *g;
     gocc_fn fn;
     void *arg;
-    atomic_int *watch;  /* free: *watch is read right after free returns */
+    atomic_int *watch; /* free: *watch is read right after free returns */
     int watch_at_return;
 } group_call;
 
@@ -154,11 +154,8 @@ static void test_group_zero_group(void **state) {
     size_t start = gocc_tasks_live();
     TEST_NAME();
     static const int cases[][3] = {
-        {0, 0, 0},          /* the count below says how many are used */
-        {0, 0, 0},
-        {ERR_A, 0, 0},
-        {ERR_A, 0, 0},
-        {ERR_A, 0, ERR_B},
+        {0, 0, 0}, /* the count below says how many are used */
+        {0, 0, 0}, {ERR_A, 0, 0}, {ERR_A, 0, 0}, {ERR_A, 0, ERR_B},
     };
     static const int lens[] = {0, 1, 1, 2, 3};
     for (size_t tc = 0; tc < sizeof lens / sizeof lens[0]; tc++) {
@@ -190,11 +187,8 @@ static void test_group_with_context(void **state) {
         int errs[2];
         int want;
     } cases[] = {
-        {0, {0, 0}, 0},
-        {1, {0, 0}, 0},
-        {1, {ERR_A, 0}, ERR_A},
-        {2, {ERR_A, 0}, ERR_A},
-        {1, {ERR_C, 0}, ERR_C},
+        {0, {0, 0}, 0},         {1, {0, 0}, 0},         {1, {ERR_A, 0}, ERR_A},
+        {2, {ERR_A, 0}, ERR_A}, {1, {ERR_C, 0}, ERR_C},
     };
     for (size_t tc = 0; tc < sizeof cases / sizeof cases[0]; tc++) {
         gocc_ctx_t *parent = gocc_ctx_with_cancel(NULL);
@@ -204,12 +198,13 @@ static void test_group_with_context(void **state) {
         for (int i = 0; i < cases[tc].n; i++)
             assert_int_equal(gocc_group_go(g, ret_task, (void *)(intptr_t)cases[tc].errs[i]), 0);
         int got = group_wait(g);
-        if (got != cases[tc].want) fail_msg("case %zu: wait = %d, want %d", tc, got, cases[tc].want);
+        if (got != cases[tc].want)
+            fail_msg("case %zu: wait = %d, want %d", tc, got, cases[tc].want);
         /* ctx.Done() was closed */
         assert_true(ctx_done_closed(gctx));
         assert_int_equal(gocc_ctx_err(gctx), GOCC_ECANCELED);
-        assert_int_equal(gocc_ctx_cause(gctx), cases[tc].want != 0 ? cases[tc].want
-                                                                   : GOCC_ECANCELED);
+        assert_int_equal(gocc_ctx_cause(gctx),
+                         cases[tc].want != 0 ? cases[tc].want : GOCC_ECANCELED);
         /* the parent is not cancelled by its group */
         assert_int_equal(gocc_ctx_err(parent), 0);
         group_free(g);
@@ -333,7 +328,8 @@ static void test_group_first_error_wins(void **state) {
         assert_int_equal(gocc_ctx_err(s.gctx), 0);
         assert_int_equal(gocc_chan_close(s.gate), 0);
         int got = group_wait(g);
-        if (got != t[first].code) fail_msg("round %d: wait = %d, want %d", round, got, t[first].code);
+        if (got != t[first].code)
+            fail_msg("round %d: wait = %d, want %d", round, got, t[first].code);
         assert_int_equal(atomic_load(&s.bad), 0);
         assert_int_equal(atomic_load(&s.same_ctx), NF);
         assert_int_equal(atomic_load(&s.saw_done), NF - 1);
@@ -503,7 +499,8 @@ static void test_group_limit_10000(void **state) {
     CHECK_GE(atomic_load(&s.hwm), 1);
     assert_int_equal(atomic_load(&s.active), 0);
     for (int i = 0; i < n; i++)
-        if (atomic_load(&s.ran[i]) != 1) fail_msg("task %d ran %d times", i, atomic_load(&s.ran[i]));
+        if (atomic_load(&s.ran[i]) != 1)
+            fail_msg("task %d ran %d times", i, atomic_load(&s.ran[i]));
     group_free(g);
     free(t);
     free(s.ran);
@@ -559,8 +556,7 @@ static void test_group_try_go(void **state) {
     assert_int_equal(gocc_group_set_limit(g, 0), 0);
     for (int i = 0; i < 1 << 10; i++) {
         int rc = gocc_group_try_go(g, trygo_fn, &s);
-        if (rc != GOCC_EAGAIN && rc != GOCC_EINVAL)
-            fail_msg("TryGo should fail but got %d", rc);
+        if (rc != GOCC_EAGAIN && rc != GOCC_EINVAL) fail_msg("TryGo should fail but got %d", rc);
     }
     assert_int_equal(group_wait(g), 0);
     /* nothing was left waiting to send */
@@ -819,10 +815,10 @@ static void test_group_parent_cancelled(void **state) {
  * done wins over the wait), and try_go at the limit says GOCC_EAGAIN. */
 typedef struct dp_state {
     atomic_int ran;
-    atomic_int saw_err;  /* tasks that saw their context done, with want */
-    atomic_int bad;      /* tasks that saw anything else */
+    atomic_int saw_err; /* tasks that saw their context done, with want */
+    atomic_int bad;     /* tasks that saw anything else */
     int want;
-    gate_t *gate;        /* not NULL: then wait for it (holding the slot) */
+    gate_t *gate; /* not NULL: then wait for it (holding the slot) */
 } dp_state;
 
 static int dp_task(gocc_ctx_t *ctx, void *arg) {
@@ -1024,8 +1020,8 @@ static void test_group_free_waits(void **state) {
         if (round % 2) assert_int_equal(gocc_group_set_limit(g, 2), 0);
         for (int i = 0; i < 4; i++) assert_int_equal(gocc_group_go(g, count_task, &ran), 0);
         gocc_group_free(g);
-        if (atomic_load(&ran) != 4) fail_msg("round %d: free returned with %d of 4 tasks run",
-                                             round, atomic_load(&ran));
+        if (atomic_load(&ran) != 4)
+            fail_msg("round %d: free returned with %d of 4 tasks run", round, atomic_load(&ran));
     }
 
     /* free of a group that never ran a task, and of one after wait */

@@ -52,9 +52,12 @@ static void run_child(void (*fn)(void), outcome *o) {
     size_t n = 0;
     for (;;) {
         ssize_t k = read(p[0], o->err + n, sizeof o->err - 1 - n);
-        if (k > 0) n += (size_t)k;
-        else if (k < 0 && errno == EINTR) continue;
-        else break;
+        if (k > 0)
+            n += (size_t)k;
+        else if (k < 0 && errno == EINTR)
+            continue;
+        else
+            break;
         if (n == sizeof o->err - 1) break;
     }
     o->err[n] = '\0';
@@ -77,8 +80,8 @@ static bool glob(const char *pat, const char *text) {
 
 /* The child died by SIGABRT and wrote exactly one line, matching @p want
  * (printf-style, then '*' as a wildcard for addresses and paths). */
-__attribute__((format(printf, 2, 3))) static void expect_abort(void (*fn)(void),
-                                                               const char *want, ...) {
+__attribute__((format(printf, 2, 3))) static void expect_abort(void (*fn)(void), const char *want,
+                                                               ...) {
     outcome o;
     run_child(fn, &o);
     char line[512];
@@ -390,7 +393,7 @@ static void *cv_waiter(void *arg) {
     cv_phase = 1;
     pthread_cond_broadcast(&cv);
     while (cv_phase != 2) gocc__cond_wait(&cv, &cv_mu); /* the main thread takes it meanwhile */
-    gocc__assert_held(&cv_mu);                         /* ours again */
+    gocc__assert_held(&cv_mu);                          /* ours again */
     cv_phase = 3;
     pthread_cond_broadcast(&cv);
     gocc__unlock(&cv_mu);

@@ -45,9 +45,12 @@ static void run_child(void (*fn)(void), outcome *o) {
     size_t n = 0;
     for (;;) {
         ssize_t k = read(p[0], o->err + n, sizeof o->err - 1 - n);
-        if (k > 0) n += (size_t)k;
-        else if (k < 0 && errno == EINTR) continue;
-        else break;
+        if (k > 0)
+            n += (size_t)k;
+        else if (k < 0 && errno == EINTR)
+            continue;
+        else
+            break;
         if (n == sizeof o->err - 1) break;
     }
     o->err[n] = '\0';
@@ -95,7 +98,8 @@ static void expect_abort(void (*fn)(void), const char *want) {
     if (!glob(line, at)) fail_msg("child's stderr:\n%s\nwanted:\n%s", o.err, line);
 #else
     if (!WIFSIGNALED(o.status) || WTERMSIG(o.status) != SIGABRT)
-        fail_msg("child did not abort (status 0x%x), wanted: %s; stderr:\n%s", o.status, want, o.err);
+        fail_msg("child did not abort (status 0x%x), wanted: %s; stderr:\n%s", o.status, want,
+                 o.err);
     if (strchr(o.err, '\n') != o.err + strlen(o.err) - 1 || !glob(line, o.err))
         fail_msg("child's stderr:\n%s\nwanted one line:\n%s", o.err, line);
 #endif
@@ -383,7 +387,9 @@ static int block_forever(gocc_ctx_t *ctx, void *arg) {
     return gocc_chan_recv(arg, NULL, NULL);
 }
 
-static int leakcheck_fd(int fd) { return gocc_leakcheck(gocc_tasks_live() - 1, GOCC_MILLISECOND * 20, fd); }
+static int leakcheck_fd(int fd) {
+    return gocc_leakcheck(gocc_tasks_live() - 1, GOCC_MILLISECOND * 20, fd);
+}
 
 /* The leak check's report starts with how many tasks outlived the wait. */
 static void test_misuse_leakcheck_line(void **state) {
@@ -394,7 +400,8 @@ static void test_misuse_leakcheck_line(void **state) {
     go(block_forever, ch);
     char *d = capture(leakcheck_fd);
     if (!glob("libgocc: * tasks still running after 0.020s (expected at most *)\n"
-              "libgocc dump: *", d))
+              "libgocc dump: *",
+              d))
         fail_msg("report:\n%s", d);
     free(d);
     gocc_chan_close(ch);

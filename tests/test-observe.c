@@ -204,8 +204,14 @@ typedef struct blocker {
     atomic_int submitted;
 } blocker;
 
-static int b_recv(blocker *b) { int v; return gocc_chan_recv(b->ch, &v, b->ctx); }
-static int b_send(blocker *b) { int v = 7; return gocc_chan_send(b->ch, &v, b->ctx); }
+static int b_recv(blocker *b) {
+    int v;
+    return gocc_chan_recv(b->ch, &v, b->ctx);
+}
+static int b_send(blocker *b) {
+    int v = 7;
+    return gocc_chan_send(b->ch, &v, b->ctx);
+}
 static int b_select(blocker *b) {
     int v;
     gocc_case_t c[2] = {{b->ch, GOCC_RECV, &v, false}, {b->ch2, GOCC_RECV, &v, false}};
@@ -618,7 +624,7 @@ static void test_dump_einval(void **state) {
     assert_int_equal(gocc_watch_stuck(GOCC_SECOND, -1), GOCC_EINVAL);
     assert_int_equal(gocc_watch_stuck(-5, -1), 0); /* off */
     assert_int_equal(gocc_watch_stuck(0, 1), 0);   /* off */
-    test_stuck_watch(); /* the test program's own, back on */
+    test_stuck_watch();                            /* the test program's own, back on */
     /* A closed fd: an error, not a crash. */
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -714,8 +720,7 @@ static void test_dump_on_signal(void **state) {
 
 /* Read what arrives on @p fd into buf until @p needle shows up or @p ns
  * passed; true if it did. */
-static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle,
-                       int64_t ns) {
+static bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, int64_t ns) {
     int64_t end = gocc_now() + ns;
     for (;;) {
         buf[*len] = '\0';
@@ -772,8 +777,8 @@ static void test_watch_stuck_and_deadlock(void **state) {
     go(run_blocker, &ts);
     assert_true(read_until(fds[0], buf, sizeof buf, &len, "\"w-sleeper\" [sleep, ", QUIESCENT));
     assert_contains(buf, "libgocc: blocked longer than 0.100s:");
-    assert_false(read_until(fds[0], buf, sizeof buf, &len, "all tasks are asleep",
-                            400 * GOCC_MILLISECOND));
+    assert_false(
+        read_until(fds[0], buf, sizeof buf, &len, "all tasks are asleep", 400 * GOCC_MILLISECOND));
     assert_int_equal(count_of(buf, "\"w-sleeper\" ["), 1); /* once per episode */
     gocc_ctx_cancel(ctx);
     ASSERT_NO_TASKS(start); /* the sleeper uses ctx through bs */
@@ -791,8 +796,8 @@ static void test_watch_stuck_and_deadlock(void **state) {
                            "libgocc: all tasks are asleep - possible deadlock\n", QUIESCENT));
     const char *after = strstr(buf, "possible deadlock\n") + strlen("possible deadlock\n");
     assert_true(strncmp(after, "libgocc dump: 2 tasks live, 2 blocked\n", 38) == 0);
-    assert_true(read_until(fds[0], buf, sizeof buf, &len, "\"w-right\" [chan receive, ",
-                           QUIESCENT));
+    assert_true(
+        read_until(fds[0], buf, sizeof buf, &len, "\"w-right\" [chan receive, ", QUIESCENT));
     /* Once per episode: a while later, no second report. */
     assert_false(read_until(fds[0], buf, sizeof buf, &len, NULL, 400 * GOCC_MILLISECOND));
     assert_int_equal(count_of(buf, "all tasks are asleep"), 1);
@@ -1130,24 +1135,15 @@ static void test_dump_scale(void **state) {
 int main(void) {
     test_main_init("test-observe", WATCHDOG_SECONDS);
     const struct CMUnitTest tests[] = {
-        GOCC_TEST(test_name_thread),
-        GOCC_TEST(test_name_task_ends_with_task),
-        GOCC_TEST(test_dump_chan_reasons),
-        GOCC_TEST(test_dump_select_sleep_reasons),
-        GOCC_TEST(test_dump_sync_reasons),
-        GOCC_TEST(test_dump_once),
-        GOCC_TEST(test_dump_group),
-        GOCC_TEST(test_dump_workpool),
-        GOCC_TEST(test_dump_thread_entry),
-        GOCC_TEST(test_dump_counts_and_duration),
-        GOCC_TEST(test_dump_einval),
-        GOCC_TEST(test_leakcheck),
-        GOCC_TEST(test_dump_on_signal),
-        GOCC_TEST(test_watch_stuck_and_deadlock),
-        GOCC_TEST(test_dump_running_task),
-        GOCC_TEST(test_dump_runnable_task),
-        GOCC_TEST(test_dump_parked_stack),
-        GOCC_TEST(test_dump_under_load),
+        GOCC_TEST(test_name_thread),       GOCC_TEST(test_name_task_ends_with_task),
+        GOCC_TEST(test_dump_chan_reasons), GOCC_TEST(test_dump_select_sleep_reasons),
+        GOCC_TEST(test_dump_sync_reasons), GOCC_TEST(test_dump_once),
+        GOCC_TEST(test_dump_group),        GOCC_TEST(test_dump_workpool),
+        GOCC_TEST(test_dump_thread_entry), GOCC_TEST(test_dump_counts_and_duration),
+        GOCC_TEST(test_dump_einval),       GOCC_TEST(test_leakcheck),
+        GOCC_TEST(test_dump_on_signal),    GOCC_TEST(test_watch_stuck_and_deadlock),
+        GOCC_TEST(test_dump_running_task), GOCC_TEST(test_dump_runnable_task),
+        GOCC_TEST(test_dump_parked_stack), GOCC_TEST(test_dump_under_load),
         GOCC_TEST(test_dump_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

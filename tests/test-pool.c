@@ -32,8 +32,8 @@ _Static_assert(GOCC_POOL_MAX_KEPT > 0 && GOCC_POOL_MAX_KEPT <= 65536, "GOCC_POOL
 typedef struct pl_obj {
     uint32_t magic;
     atomic_int in_use;
-    int tag;       /* who made it (pl_tag of the thread that called new_fn) */
-    int pad[13];   /* 64 bytes in all */
+    int tag;     /* who made it (pl_tag of the thread that called new_fn) */
+    int pad[13]; /* 64 bytes in all */
 } pl_obj;
 
 typedef struct pl_counts {
@@ -445,8 +445,9 @@ static void test_pool_thread_exit(void **state) {
             reused += o[i]->tag == 1;
         }
         assert_int_equal(reused + (atomic_load(&c.allocs) - before), alive);
-        print_message("      thread exit round %d: %ld of %ld objects came back to another thread\n",
-                      round, reused, alive);
+        print_message(
+            "      thread exit round %d: %ld of %ld objects came back to another thread\n", round,
+            reused, alive);
         for (long i = 0; i < alive; i++) pl_give(p, o[i]);
         free(o);
         assert_int_equal(atomic_load(&e.dup), 0);
@@ -609,8 +610,9 @@ static void test_pool_concurrent(void **state) {
         pl_conc a[T];
         test_thread_start(&tt, pl_trim_loop, &tr);
         for (int i = 0; i < T; i++) {
-            a[i] = (pl_conc){p, &c, SCALE(100000), (uint64_t)(i + 1) * 7919u + (uint64_t)round, &dup,
-                             &gets, &tr.trims};
+            a[i] =
+                (pl_conc){p,    &c,    SCALE(100000), (uint64_t)(i + 1) * 7919u + (uint64_t)round,
+                          &dup, &gets, &tr.trims};
             test_thread_start(&th[i], pl_conc_worker, &a[i]);
         }
         for (int i = 0; i < T; i++) test_thread_join(&th[i]);

@@ -57,12 +57,12 @@ static uint64_t val(int pub, uint32_t seq) { return (uint64_t)pub << 32 | seq; }
 typedef struct receiver {
     gocc_chan_t *ch;
     gocc_ctx_t *safety;
-    gocc_chan_t *gate;        /* if set: received from (until closed) before starting */
-    int64_t pause_every_ns;   /* if > 0: a short sleep after every value */
+    gocc_chan_t *gate;      /* if set: received from (until closed) before starting */
+    int64_t pause_every_ns; /* if > 0: a short sleep after every value */
     _Atomic uint64_t got;
     atomic_int out_of_order;
-    atomic_int end_rc;        /* what ended the loop (GOCC_ECLOSED expected) */
-    atomic_int again_rc;      /* a receive after that */
+    atomic_int end_rc;   /* what ended the loop (GOCC_ECLOSED expected) */
+    atomic_int again_rc; /* a receive after that */
     atomic_int done;
 } receiver_t;
 
@@ -83,7 +83,8 @@ static int receiver_task(gocc_ctx_t *ctx, void *arg) {
         else
             last[pub] = seq;
         atomic_fetch_add(&r->got, 1);
-        if (r->pause_every_ns > 0) sleep_ns((int64_t)(xorshift(&seed) % (uint64_t)r->pause_every_ns));
+        if (r->pause_every_ns > 0)
+            sleep_ns((int64_t)(xorshift(&seed) % (uint64_t)r->pause_every_ns));
     }
     atomic_store(&r->end_rc, rc);
     atomic_store(&r->again_rc, gocc_chan_recv(r->ch, &v, r->safety));
@@ -116,10 +117,10 @@ typedef struct publisher {
     gocc_pubsub_t *ps;
     int id;
     long n;
-    _Atomic uint64_t published;  /* calls that returned >= 0 */
-    _Atomic uint64_t delivered;  /* sum of their results */
-    atomic_int zero_got;         /* calls that reached nobody */
-    atomic_int bad_rc;           /* results other than >= 0 and the final GOCC_ECLOSED */
+    _Atomic uint64_t published; /* calls that returned >= 0 */
+    _Atomic uint64_t delivered; /* sum of their results */
+    atomic_int zero_got;        /* calls that reached nobody */
+    atomic_int bad_rc;          /* results other than >= 0 and the final GOCC_ECLOSED */
     atomic_int done;
 } publisher_t;
 
@@ -318,7 +319,10 @@ static void test_pubsub_elem_size(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
     TEST_NAME();
-    typedef struct { char text[40]; int n; } event_t;
+    typedef struct {
+        char text[40];
+        int n;
+    } event_t;
     gocc_pubsub_t *ps = pubsub_new(sizeof(event_t));
     gocc_chan_t *a = subscribe(ps, 2), *b = subscribe(ps, 2);
     event_t e = {.text = "user.login 123", .n = 7}, got;
@@ -454,8 +458,8 @@ static void test_pubsub_fast_and_slow(void **state) {
     assert_int_equal(atomic_load(&slow.got), slow_buf);
     assert_int_equal(d_slow, total - slow_buf);
     assert_int_equal(atomic_load(&sleepy.got) + d_sleepy, total);
-    assert_int_equal(delivered, atomic_load(&fast.got) + atomic_load(&slow.got) +
-                                    atomic_load(&sleepy.got));
+    assert_int_equal(delivered,
+                     atomic_load(&fast.got) + atomic_load(&slow.got) + atomic_load(&sleepy.got));
     print_message("fast and slow: %llu published; sleepy got %llu, dropped %llu\n",
                   (unsigned long long)total, (unsigned long long)atomic_load(&sleepy.got),
                   (unsigned long long)d_sleepy);
@@ -524,8 +528,7 @@ static void test_pubsub_unsubscribe_while_publishing(void **state) {
     assert_int_equal(received, delivered);
     assert_int_equal(gocc_pubsub_unsubscribe(ps, r[UW_SUBS - 1].ch), GOCC_EINVAL);
     print_message("unsubscribe while publishing: %llu publishes, %llu deliveries\n",
-                  (unsigned long long)published_total(pub, UW_PUBS),
-                  (unsigned long long)delivered);
+                  (unsigned long long)published_total(pub, UW_PUBS), (unsigned long long)delivered);
 
     gocc_pubsub_free(ps);
     for (int i = 0; i < UW_SUBS + UW_LATE; i++) gocc_chan_release(r[i].ch);

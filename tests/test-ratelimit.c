@@ -312,7 +312,7 @@ static void test_ratelimit_invalid(void **state) {
     assert_int_equal(errno, EINVAL);
     assert_null(gocc_ratelimit_new(1, -5));
 
-    gocc_ratelimit_t *rl = rl_new(0, 2); /* rate 0 is valid */
+    gocc_ratelimit_t *rl = rl_new(0, 2);                             /* rate 0 is valid */
     assert_int_equal(gocc_ratelimit_wait(rl, 3, NULL), GOCC_EINVAL); /* > burst */
     assert_int_equal(gocc_ratelimit_wait(rl, -1, NULL), GOCC_EINVAL);
     assert_int_equal(gocc_ratelimit_wait(NULL, 1, NULL), GOCC_EINVAL);
@@ -432,7 +432,7 @@ static void test_ratelimit_hammer_never_over_issues(void **state) {
     h.rl = rl_new(rate, burst);
     hammer_arg_t args[HAMMER_TASKS];
     sleep_ns(100 * GOCC_MILLISECOND); /* the bucket is full long before */
-    int64_t t0 = gocc_now();         /* the window starts before any take */
+    int64_t t0 = gocc_now();          /* the window starts before any take */
     for (int i = 0; i < HAMMER_TASKS; i++) {
         args[i] = (hammer_arg_t){&h, i < HAMMER_WAITERS};
         assert_int_equal(gocc_go(hammer_task, NULL, &args[i]), 0);

@@ -39,13 +39,12 @@ const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 
 /* ---- checks usable off the test thread ---- */
 
-#define WCHECK(cond)                                                          \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                   \
-            return __LINE__;                                                  \
-        }                                                                     \
+#define WCHECK(cond)                                                                 \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            return __LINE__;                                                         \
+        }                                                                            \
     } while (0)
 
 
@@ -80,11 +79,27 @@ static void value_free(void *value, void *ud) {
 
 /* What each part of the workload asked the allocator for (calls made
  * while it ran), for the hooks test. */
-enum { W_CHAN, W_SELECT, W_CTX, W_GROUP, W_POOL, W_WORKPOOL, W_TIMER, W_DUMP,
-       W_MERGE, W_PUBSUB, W_SNAPSHOT, W_RATELIMIT, W_SEM, W_PARTS };
-static const char *const part_name[W_PARTS] = {
-    "channels", "select", "contexts with deadlines", "groups", "pools", "workpool",
-    "timers", "dump", "merge", "pubsub", "snapshot", "ratelimit", "semaphore"};
+enum {
+    W_CHAN,
+    W_SELECT,
+    W_CTX,
+    W_GROUP,
+    W_POOL,
+    W_WORKPOOL,
+    W_TIMER,
+    W_DUMP,
+    W_MERGE,
+    W_PUBSUB,
+    W_SNAPSHOT,
+    W_RATELIMIT,
+    W_SEM,
+    W_PARTS
+};
+static const char *const part_name[W_PARTS] = {"channels", "select",   "contexts with deadlines",
+                                               "groups",   "pools",    "workpool",
+                                               "timers",   "dump",     "merge",
+                                               "pubsub",   "snapshot", "ratelimit",
+                                               "semaphore"};
 
 /* Channels, tasks, select with many cases, deadline contexts, after_func,
  * groups, pools, a worker pool, timers, tickers, sleep, dump, merge,
@@ -175,7 +190,9 @@ static int workload(long calls[W_PARTS]) {
     /* Worker pool. */
     c = ta_calls();
     atomic_int jobs = 0;
-    gocc_workpool_options_t o = {.min_workers = 1, .max_workers = 3, .queue_cap = 4,
+    gocc_workpool_options_t o = {.min_workers = 1,
+                                 .max_workers = 3,
+                                 .queue_cap = 4,
                                  .idle_timeout_ns = 5 * GOCC_MILLISECOND};
     gocc_workpool_t *wp = gocc_workpool_new_opts(&o, NULL);
     WCHECK(wp != NULL);
@@ -301,8 +318,7 @@ static int run_workload_thread(wl_run *r) {
 static int shutdown_settled(void) {
     int64_t end = gocc_now() + QUIESCENT;
     int rc;
-    while ((rc = gocc_runtime_shutdown()) != 0 && gocc_now() < end)
-        sleep_ns(GOCC_MILLISECOND);
+    while ((rc = gocc_runtime_shutdown()) != 0 && gocc_now() < end) sleep_ns(GOCC_MILLISECOND);
     return rc;
 }
 
@@ -528,9 +544,12 @@ static void test_shutdown_while_in_use(void **state) {
     int64_t end = gocc_now() + GOCC_SECOND;
     while (gocc_now() < end || atomic_load(&c.ops) < 20) {
         int rc = gocc_runtime_shutdown();
-        if (rc == 0) zero++;
-        else if (rc == GOCC_EAGAIN) again++;
-        else fail_msg("gocc_runtime_shutdown returned %d", rc);
+        if (rc == 0)
+            zero++;
+        else if (rc == GOCC_EAGAIN)
+            again++;
+        else
+            fail_msg("gocc_runtime_shutdown returned %d", rc);
         sleep_ns(200 * GOCC_MICROSECOND);
     }
     atomic_store(&c.stop, 1);
@@ -749,9 +768,15 @@ static int run_under_valgrind(void) {
     pid_t pid = fork();
     if (pid < 0) return 1;
     if (pid == 0) {
-        char *argv[] = {vg, "--quiet", "--leak-check=full", "--show-leak-kinds=definite,possible",
-                        "--errors-for-leak-kinds=definite,possible", "--error-exitcode=1",
-                        self, "workload", NULL};
+        char *argv[] = {vg,
+                        "--quiet",
+                        "--leak-check=full",
+                        "--show-leak-kinds=definite,possible",
+                        "--errors-for-leak-kinds=definite,possible",
+                        "--error-exitcode=1",
+                        self,
+                        "workload",
+                        NULL};
         execv(vg, argv);
         _exit(127);
     }

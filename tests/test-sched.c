@@ -143,7 +143,8 @@ static void test_pingpong_stays_on_one_worker(void **state) {
     (void)state;
     size_t start = gocc_tasks_live();
     TEST_NAME();
-    pp_state s = {.ping = chan_new(sizeof(int), 0), .pong = chan_new(sizeof(int), 0),
+    pp_state s = {.ping = chan_new(sizeof(int), 0),
+                  .pong = chan_new(sizeof(int), 0),
                   .rounds = SCALE(20000)};
     gocc_ctx_t *safety = safety_ctx();
     int64_t t0 = gocc_now();
@@ -474,8 +475,10 @@ static void test_stack_sizes_and_overflow(void **state) {
     if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3))
         fail_msg("a task overflowing its stack did not stop the process (exit %d)",
                  WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) printf("  overflow: the child died by signal %d\n", WTERMSIG(status));
-    else printf("  overflow: the child exited with %d\n", WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        printf("  overflow: the child died by signal %d\n", WTERMSIG(status));
+    else
+        printf("  overflow: the child exited with %d\n", WEXITSTATUS(status));
 }
 
 /* ---- fork from a task ---- */

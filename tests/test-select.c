@@ -79,10 +79,8 @@ static void test_select_try_nothing_ready(void **state) {
     assert_int_equal(gocc_select_try(nil, 2), GOCC_EAGAIN);
     /* receive from empty channels, send to unbuffered (no receiver) and full */
     gocc_case_t cs[5] = {
-        {.ch = empty0, .dir = GOCC_RECV, .elem = &y},
-        {.ch = empty1, .dir = GOCC_RECV, .elem = &y},
-        {.ch = empty0, .dir = GOCC_SEND, .elem = &x},
-        {.ch = full1, .dir = GOCC_SEND, .elem = &x},
+        {.ch = empty0, .dir = GOCC_RECV, .elem = &y}, {.ch = empty1, .dir = GOCC_RECV, .elem = &y},
+        {.ch = empty0, .dir = GOCC_SEND, .elem = &x}, {.ch = full1, .dir = GOCC_SEND, .elem = &x},
         {.ch = NULL, .dir = GOCC_RECV, .elem = &y},
     };
     for (int k = 0; k < 100; k++) assert_int_equal(gocc_select_try(cs, 5), GOCC_EAGAIN);
@@ -153,9 +151,12 @@ static int select_go_send(gocc_chan_t *a, gocc_chan_t *b, unsigned *counter) {
                              {.ch = b, .dir = GOCC_SEND, .elem = &vb}};
         int rc = gocc_select_try(cs, 2);
         if (rc == GOCC_EAGAIN) break;
-        if (rc == 0) a = NULL;
-        else if (rc == 1) b = NULL;
-        else return -1000 + rc;
+        if (rc == 0)
+            a = NULL;
+        else if (rc == 1)
+            b = NULL;
+        else
+            return -1000 + rc;
         i++;
         shift++;
     }
@@ -204,9 +205,12 @@ static void test_select_fairness(void **state) {
                              {.ch = c1, .dir = GOCC_RECV, .elem = &b},
                              {.ch = c2, .dir = GOCC_RECV, .elem = &b}};
         int idx = gocc_select(cs, 4, sc);
-        if (idx == 2 && b == 1) cnt1++;
-        else if (idx == 3 && b == 2) cnt2++;
-        else fail_msg("select returned %d with value %d", idx, b);
+        if (idx == 2 && b == 1)
+            cnt1++;
+        else if (idx == 3 && b == 2)
+            cnt2++;
+        else
+            fail_msg("select returned %d with value %d", idx, b);
     }
     assert_int_equal(cnt1 + cnt2, trials);
     /* Go allows 0.5 +- 4.9/(2*sqrt(trials)) (six nines); we allow more. */
@@ -310,7 +314,10 @@ static int prs_recv_fn(gocc_ctx_t *ctx, void *arg) {
     prs_arg_t *a = arg;
     for (int i = 0; i < a->n; i++) {
         gocc_sleep(0, NULL);
-        if (gocc_chan_recv(a->c, &a->l[i], a->ctx) != 0) { atomic_fetch_add(a->fails, 1); break; }
+        if (gocc_chan_recv(a->c, &a->l[i], a->ctx) != 0) {
+            atomic_fetch_add(a->fails, 1);
+            break;
+        }
     }
     atomic_fetch_add_explicit(a->done, 1, memory_order_release);
     return 0;
@@ -371,9 +378,12 @@ static int prp_partner_fn(gocc_ctx_t *ctx, void *arg) {
     prp_t *p = arg;
     int v = 7;
     /* Only once the test thread's select is parked. */
-    if (!blocked_reached(1, "select", SAFETY_NS)) p->rc = -999;
-    else if (p->dir == GOCC_RECV) p->rc = gocc_chan_recv(p->c, &p->got, p->ctx);
-    else p->rc = gocc_chan_send(p->c, &v, p->ctx);
+    if (!blocked_reached(1, "select", SAFETY_NS))
+        p->rc = -999;
+    else if (p->dir == GOCC_RECV)
+        p->rc = gocc_chan_recv(p->c, &p->got, p->ctx);
+    else
+        p->rc = gocc_chan_send(p->c, &v, p->ctx);
     atomic_store_explicit(&p->done, 1, memory_order_release);
     return 0;
 }
@@ -401,8 +411,10 @@ static void test_select_pseudo_random_parked(void **state) {
                 gocc_sleep(100 * GOCC_MICROSECOND, NULL);
             assert_true(atomic_load_explicit(&p.done, memory_order_acquire));
             assert_int_equal(p.rc, 0);
-            if (dir == GOCC_SEND) assert_int_equal(p.got, idx);
-            else assert_int_equal(idx == 0 ? v0 : v1, 7);
+            if (dir == GOCC_SEND)
+                assert_int_equal(p.got, idx);
+            else
+                assert_int_equal(idx == 0 ? v0 : v1, 7);
             cnt[idx]++;
         }
     }
@@ -435,12 +447,24 @@ static int self_fn(gocc_ctx_t *ctx, void *arg) {
         int out = a->p, in = -1;
         gocc_case_t cs[2];
         int si, ri;
-        if (a->p == 0 || i % 2 == 0) { si = 0; ri = 1; } else { si = 1; ri = 0; }
+        if (a->p == 0 || i % 2 == 0) {
+            si = 0;
+            ri = 1;
+        } else {
+            si = 1;
+            ri = 0;
+        }
         cs[si] = (gocc_case_t){.ch = a->c, .dir = GOCC_SEND, .elem = &out};
         cs[ri] = (gocc_case_t){.ch = a->c, .dir = GOCC_RECV, .elem = &in};
         int idx = gocc_select(cs, 2, a->ctx);
-        if (idx < 0) { atomic_fetch_add(a->fails, 1); break; }
-        if (idx == ri && a->unbuffered && in == a->p) { atomic_fetch_add(a->fails, 100); break; }
+        if (idx < 0) {
+            atomic_fetch_add(a->fails, 1);
+            break;
+        }
+        if (idx == ri && a->unbuffered && in == a->p) {
+            atomic_fetch_add(a->fails, 100);
+            break;
+        }
     }
     atomic_fetch_add_explicit(a->done, 1, memory_order_release);
     return 0;
@@ -913,7 +937,7 @@ static void test_select_duplicate_channel(void **state) {
     gocc_chan_t *c = chan_new(sizeof(int), 0), *d = chan_new(sizeof(int), 0),
                 *e = chan_new(sizeof(int), 0);
     dup_arg_t A = {c, d, e, sc, -1, -1, {0}}, B = {c, d, e, sc, -1, -1, {0}};
-    async_start_blocked(&A.a, dup_a_call, &A, "select"); /* A is queued first on c */
+    async_start_blocked(&A.a, dup_a_call, &A, "select");       /* A is queued first on c */
     async_start_blocked(&B.a, dup_b_call, &B, "chan receive"); /* then B */
     int seven = 7, eight = 8, nine = -1;
     assert_int_equal(gocc_chan_send(d, &seven, sc), 0); /* wake A; it dequeues itself from c */
@@ -956,8 +980,10 @@ static int s6_select(gocc_ctx_t *ctx, void *arg) {
     gocc_case_t cs[2] = {{.ch = s->c1, .dir = GOCC_RECV, .elem = &b1},
                          {.ch = s->c2, .dir = GOCC_RECV, .elem = &b2}};
     int idx = gocc_select(cs, 2, s->ctx);
-    if (idx != 1) atomic_fetch_add(s->fails, 100); /* "dummy" */
-    else if (gocc_chan_send(s->c3, &t, s->ctx) != 0) atomic_fetch_add(s->fails, 1);
+    if (idx != 1)
+        atomic_fetch_add(s->fails, 100); /* "dummy" */
+    else if (gocc_chan_send(s->c3, &t, s->ctx) != 0)
+        atomic_fetch_add(s->fails, 1);
     if (gocc_chan_recv(s->c1, &b1, s->ctx) != 0) atomic_fetch_add(s->fails, 1);
     return 0;
 }
@@ -976,8 +1002,8 @@ static void test_select_go_select6(void **state) {
     gocc_ctx_t *sc = safety_ctx();
     for (int round = 0; round < SCALE(200); round++) {
         atomic_int fails = 0;
-        s6_t s = {chan_new(sizeof(bool), 0), chan_new(sizeof(bool), 0),
-                  chan_new(sizeof(bool), 0), sc, &fails};
+        s6_t s = {chan_new(sizeof(bool), 0), chan_new(sizeof(bool), 0), chan_new(sizeof(bool), 0),
+                  sc, &fails};
         assert_int_equal(gocc_go(s6_recv_c1, NULL, &s), 0);
         assert_int_equal(gocc_go(s6_select, NULL, &s), 0);
         assert_int_equal(gocc_go(s6_send_c2, NULL, &s), 0);
@@ -1090,8 +1116,10 @@ static void test_select_nonblock_race(void **state) {
             int one = 1;
             assert_int_equal(gocc_chan_send(a.c1, &one, sc), 0);
             assert_int_equal(gocc_go(nbs_fn, NULL, &a), 0);
-            if (variant == 0) assert_int_equal(gocc_chan_send(a.c2, &one, sc), 0);
-            else assert_int_equal(gocc_chan_close(a.c2), 0);
+            if (variant == 0)
+                assert_int_equal(gocc_chan_send(a.c2, &one, sc), 0);
+            else
+                assert_int_equal(gocc_chan_close(a.c2), 0);
             gocc_case_t cs[1] = {{.ch = a.c1, .dir = GOCC_RECV, .elem = NULL}};
             int rc = gocc_select_try(cs, 1);
             assert_true(rc == 0 || rc == GOCC_EAGAIN);
@@ -1122,8 +1150,12 @@ static int ds_sender_fn(gocc_ctx_t *ctx, void *arg) {
     for (int i = 0; i < s->n; i++) {
         int v[4] = {i, i, i, i};
         gocc_case_t cs[4];
-        for (int k = 0; k < 4; k++) cs[k] = (gocc_case_t){.ch = s->c[k], .dir = GOCC_SEND, .elem = &v[k]};
-        if (gocc_select(cs, 4, s->ctx) < 0) { atomic_fetch_add(s->fails, 1); break; }
+        for (int k = 0; k < 4; k++)
+            cs[k] = (gocc_case_t){.ch = s->c[k], .dir = GOCC_SEND, .elem = &v[k]};
+        if (gocc_select(cs, 4, s->ctx) < 0) {
+            atomic_fetch_add(s->fails, 1);
+            break;
+        }
     }
     for (int k = 0; k < 4; k++) gocc_chan_close(s->c[k]);
     return 0;
@@ -1140,7 +1172,10 @@ static int ds_mux_fn(gocc_ctx_t *ctx, void *arg) {
     ds_mux_t *m = arg;
     int v, rc;
     while ((rc = gocc_chan_recv(m->in, &v, m->ctx)) == 0)
-        if (gocc_chan_send(m->out, &v, m->ctx) != 0) { atomic_fetch_add(m->fails, 1); break; }
+        if (gocc_chan_send(m->out, &v, m->ctx) != 0) {
+            atomic_fetch_add(m->fails, 1);
+            break;
+        }
     if (rc != 0 && rc != GOCC_ECLOSED) atomic_fetch_add(m->fails, 1);
     bool t = true;
     gocc_chan_send(m->done, &t, m->ctx);
@@ -1166,9 +1201,11 @@ static void test_select_doubleselect(void **state) {
     gocc_ctx_t *sc = safety_ctx();
     const int n = SCALE(20000);
     atomic_int fails = 0;
-    ds_sender_t s = {{chan_new(sizeof(int), 0), chan_new(sizeof(int), 0),
-                      chan_new(sizeof(int), 0), chan_new(sizeof(int), 0)},
-                     sc, n, &fails};
+    ds_sender_t s = {{chan_new(sizeof(int), 0), chan_new(sizeof(int), 0), chan_new(sizeof(int), 0),
+                      chan_new(sizeof(int), 0)},
+                     sc,
+                     n,
+                     &fails};
     gocc_chan_t *done = chan_new(sizeof(bool), 0);
     gocc_chan_t *cmux = chan_new(sizeof(int), 0);
     ds_mux_t m[4];
@@ -1216,7 +1253,10 @@ static int ss_plain_send(gocc_ctx_t *ctx, void *arg) {
     ss_arg_t *a = arg;
     int zero = 0;
     for (int i = 0; i < a->n; i++)
-        if (gocc_chan_send(a->c[a->k], &zero, a->ctx) != 0) { atomic_fetch_add(a->fails, 1); break; }
+        if (gocc_chan_send(a->c[a->k], &zero, a->ctx) != 0) {
+            atomic_fetch_add(a->fails, 1);
+            break;
+        }
     atomic_fetch_add_explicit(a->done, 1, memory_order_release);
     return 0;
 }
@@ -1225,7 +1265,10 @@ static int ss_plain_recv(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     ss_arg_t *a = arg;
     for (int i = 0; i < a->n; i++)
-        if (gocc_chan_recv(a->c[a->k], NULL, a->ctx) != 0) { atomic_fetch_add(a->fails, 1); break; }
+        if (gocc_chan_recv(a->c[a->k], NULL, a->ctx) != 0) {
+            atomic_fetch_add(a->fails, 1);
+            break;
+        }
     atomic_fetch_add_explicit(a->done, 1, memory_order_release);
     return 0;
 }
@@ -1245,7 +1288,10 @@ static int ss_select(gocc_ctx_t *ctx, void *arg, int dir) {
             cs[j] = (gocc_case_t){.ch = c1[k], .dir = dir, .elem = &vals[j]};
         }
         int idx = gocc_select(cs, 4, a->ctx);
-        if (idx < 0 || !cs[idx].ok) { atomic_fetch_add(a->fails, 1); break; }
+        if (idx < 0 || !cs[idx].ok) {
+            atomic_fetch_add(a->fails, 1);
+            break;
+        }
         int k = dir == GOCC_SEND ? order_send[idx] : idx;
         if (++cnt[k] == a->n) c1[k] = NULL;
     }
@@ -1387,8 +1433,10 @@ static void test_select_ctx_done_case(void **state) {
         while (!atomic_load_explicit(&g.done, memory_order_acquire) && gocc_now() < end)
             pause_ns(200 * GOCC_MICROSECOND);
         assert_true(atomic_load_explicit(&g.done, memory_order_acquire));
-        if (pass == 0) assert_int_equal(g.last_rc, 0); /* the done case, ok=false */
-        else assert_true(g.last_rc == 0 || g.last_rc == GOCC_ECANCELED);
+        if (pass == 0)
+            assert_int_equal(g.last_rc, 0); /* the done case, ok=false */
+        else
+            assert_true(g.last_rc == 0 || g.last_rc == GOCC_ECANCELED);
         assert_int_equal(g.sent, 5);
         gocc_chan_release(g.dst);
         gocc_ctx_release(ctx);

@@ -270,7 +270,8 @@ static void test_sem_doesnt_block_if_too_big(void **state) {
     for (int i = 0; i < 3; i++) {
         acq_start(&big, t.s, n + 1, never[i], NULL, false);
         int rc = ASYNC_RESULT(&big.a, PROMPT_NS);
-        if (rc != GOCC_EINVAL) fail_msg("ctx #%d: acquire(%d) of %d = %d, want GOCC_EINVAL", i, n + 1, n, rc);
+        if (rc != GOCC_EINVAL)
+            fail_msg("ctx #%d: acquire(%d) of %d = %d, want GOCC_EINVAL", i, n + 1, n, rc);
     }
     gocc_ctx_release(wc);
     assert_int_equal(acquire_for(t.s, n + 1, 20 * GOCC_MILLISECOND), GOCC_EDEADLINE);
@@ -425,7 +426,8 @@ static void test_sem_fifo_mixed_weights(void **state) {
         for (int i = served; i < NW; i++) {
             if (async_done(&q[i].a))
                 fail_msg("after %lld units: waiter %d (weight %lld) served out of order "
-                         "(only %d ahead of it fit)", (long long)k, i, (long long)w[i], served);
+                         "(only %d ahead of it fit)",
+                         (long long)k, i, (long long)w[i], served);
             async_blocked(&q[i].a, "semaphore acquire");
         }
     }

@@ -238,16 +238,16 @@ static void test_snapshot_compare_and_swap(void **state) {
 
 typedef struct stress {
     gocc_snapshot_t *s;
-    long writes;         /* per writer */
-    atomic_bool stop;    /* set once the writers are done */
+    long writes;      /* per writer */
+    atomic_bool stop; /* set once the writers are done */
     atomic_int writers_done;
     atomic_int readers_done;
     _Atomic uint64_t stores;   /* values made current */
     _Atomic uint64_t cas_fail; /* CAS attempts that lost */
     _Atomic uint64_t reads;
-    atomic_int bad;            /* a borrow saw a damaged value */
-    atomic_int went_back;      /* a writer's versions went backwards */
-    atomic_int errors;         /* a call failed */
+    atomic_int bad;       /* a borrow saw a damaged value */
+    atomic_int went_back; /* a writer's versions went backwards */
+    atomic_int errors;    /* a call failed */
 } stress_t;
 
 /* Writer 0 stores version 1, 2, ...; writer 1 does the same through
@@ -421,8 +421,8 @@ static void test_snapshot_saturated_count(void **state) {
     atomic_init(&t.state, 0);
     go(sat_task, &t);
     assert_true(wait_count(&t.state, 1, SAFETY_NS));
-    sleep_ns(SETTLE_NS); /* too short can only let a bug pass, not fail */
-    assert_int_equal(atomic_load(&t.state), 1); /* waiting its turn */
+    sleep_ns(SETTLE_NS);                          /* too short can only let a bug pass, not fail */
+    assert_int_equal(atomic_load(&t.state), 1);   /* waiting its turn */
     assert_int_equal(atomic_load(word) & 63, 63); /* no carry */
 
     atomic_fetch_sub(word, 1); /* one of them leaves */

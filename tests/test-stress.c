@@ -34,7 +34,7 @@ typedef struct mpmc {
     gocc_chan_t *never; /* a channel no one uses: a second, never-ready case */
     gocc_ctx_t *ctx;
     int P, C, M;
-    atomic_uchar *seen;  /* [P*M] */
+    atomic_uchar *seen; /* [P*M] */
     atomic_int producers_left;
     atomic_int consumers_done;
     atomic_int fails;
@@ -91,8 +91,10 @@ static int mpmc_consumer(gocc_ctx_t *ctx, void *arg) {
             gocc_case_t cs[2] = {{.ch = m->ch, .dir = GOCC_RECV, .elem = &v},
                                  {.ch = m->never, .dir = GOCC_RECV, .elem = &dummy}};
             rc = gocc_select(cs, 2, m->ctx);
-            if (rc == 0) rc = cs[0].ok ? 0 : GOCC_ECLOSED;
-            else if (rc > 0) rc = -1;
+            if (rc == 0)
+                rc = cs[0].ok ? 0 : GOCC_ECLOSED;
+            else if (rc > 0)
+                rc = -1;
         } else {
             rc = gocc_chan_recv(m->ch, &v, m->ctx);
         }
@@ -203,10 +205,10 @@ static void test_stress_mpmc(void **state) {
 typedef struct sclose {
     gocc_chan_t *ch[SC_K];
     gocc_ctx_t *ctx;
-    int M;                 /* select iterations per sending task */
-    atomic_uchar *sent;    /* [(SC_S+SC_X) * M * SC_K] */
+    int M;              /* select iterations per sending task */
+    atomic_uchar *sent; /* [(SC_S+SC_X) * M * SC_K] */
     atomic_uchar *recvd;
-    atomic_int ops;        /* successful operations so far */
+    atomic_int ops; /* successful operations so far */
     atomic_int senders_done;
     atomic_int closes_ok, closes_dup;
     atomic_int fails;
@@ -215,8 +217,8 @@ typedef struct sclose {
 
 typedef struct sclose_worker {
     sclose_t *s;
-    int id; /* sending id for senders and mixed tasks */
-    int kind; /* 0 sender, 1 receiver, 2 mixed, 3 closer */
+    int id;    /* sending id for senders and mixed tasks */
+    int kind;  /* 0 sender, 1 receiver, 2 mixed, 3 closer */
     int order; /* closers: 0 forwards, 1 backwards */
 } sclose_worker_t;
 
@@ -291,13 +293,15 @@ static int sclose_closer(gocc_ctx_t *ctx, void *arg) {
         /* Close while traffic flows: after enough operations, or once the
          * senders are gone (then nothing more would come). */
         while (atomic_load(&s->ops) < (j + 1) * step &&
-               atomic_load(&s->senders_done) < SC_S + SC_X &&
-               gocc_ctx_err(s->ctx) == 0)
+               atomic_load(&s->senders_done) < SC_S + SC_X && gocc_ctx_err(s->ctx) == 0)
             gocc_sleep(50 * GOCC_MICROSECOND, NULL);
         int rc = gocc_chan_close(s->ch[k]);
-        if (rc == 0) atomic_fetch_add(&s->closes_ok, 1);
-        else if (rc == GOCC_ECLOSED) atomic_fetch_add(&s->closes_dup, 1);
-        else atomic_fetch_add(&s->fails, 1);
+        if (rc == 0)
+            atomic_fetch_add(&s->closes_ok, 1);
+        else if (rc == GOCC_ECLOSED)
+            atomic_fetch_add(&s->closes_dup, 1);
+        else
+            atomic_fetch_add(&s->fails, 1);
     }
     atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
     return 0;
@@ -336,8 +340,8 @@ static void test_stress_select_close(void **state) {
         go(sclose_closer, &closers[0]);
         go(sclose_closer, &closers[1]);
         if (!wait_count(&s.done, nw + 2, SAFETY_NS + GOCC_SECOND))
-            fail_msg("round %d: tasks did not finish (done %d of %d)", round,
-                     atomic_load(&s.done), nw + 2);
+            fail_msg("round %d: tasks did not finish (done %d of %d)", round, atomic_load(&s.done),
+                     nw + 2);
         assert_int_equal(atomic_load(&s.fails), 0);
         assert_int_equal(atomic_load(&s.closes_ok), SC_K);
         assert_int_equal(atomic_load(&s.closes_dup), SC_K);
@@ -383,17 +387,20 @@ typedef struct cbs {
     gocc_chan_t *never2; /* receivers' extra case: send, nobody receives */
     gocc_ctx_t *ctx;
     int n;
-    int quota;            /* receivers stop after this many (racing: n) */
+    int quota; /* receivers stop after this many (racing: n) */
     atomic_int tickets;
     atomic_int received_live;
-    atomic_int *recvd;    /* [n] */
-    int *rc;              /* [n] per sender */
+    atomic_int *recvd; /* [n] */
+    int *rc;           /* [n] per sender */
     atomic_int started;
     atomic_int senders_done, receivers_done;
     atomic_int fails;
 } cbs_t;
 
-typedef struct cbs_worker { cbs_t *c; int id; } cbs_worker_t;
+typedef struct cbs_worker {
+    cbs_t *c;
+    int id;
+} cbs_worker_t;
 
 static int cbs_sender(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
@@ -406,11 +413,14 @@ static int cbs_sender(gocc_ctx_t *ctx, void *arg) {
     case 1: rc = gocc_chan_send(c->ch, &v, NULL); break;
     default: {
         int d = -1;
-        gocc_case_t cs[2] = {{.ch = c->ch, .dir = GOCC_SEND, .elem = &v},
-                             {.ch = w->id % 4 == 2 ? NULL : c->never, .dir = GOCC_RECV, .elem = &d}};
+        gocc_case_t cs[2] = {
+            {.ch = c->ch, .dir = GOCC_SEND, .elem = &v},
+            {.ch = w->id % 4 == 2 ? NULL : c->never, .dir = GOCC_RECV, .elem = &d}};
         rc = gocc_select(cs, 2, c->ctx);
-        if (rc == 0) rc = cs[0].ok ? 0 : GOCC_ECLOSED;
-        else if (rc > 0) rc = -1000;
+        if (rc == 0)
+            rc = cs[0].ok ? 0 : GOCC_ECLOSED;
+        else if (rc > 0)
+            rc = -1000;
     }
     }
     c->rc[w->id] = rc;
@@ -431,8 +441,10 @@ static int cbs_receiver(gocc_ctx_t *ctx, void *arg) {
             gocc_case_t cs[2] = {{.ch = c->never2, .dir = GOCC_SEND, .elem = &v},
                                  {.ch = c->ch, .dir = GOCC_RECV, .elem = &v}};
             rc = gocc_select(cs, 2, c->ctx);
-            if (rc == 1) rc = cs[1].ok ? 0 : GOCC_ECLOSED;
-            else if (rc >= 0) rc = -1000;
+            if (rc == 1)
+                rc = cs[1].ok ? 0 : GOCC_ECLOSED;
+            else if (rc >= 0)
+                rc = -1000;
         }
         if (rc == GOCC_ECLOSED) break;
         if (rc != 0 || v < 0 || v >= c->n) {
@@ -493,10 +505,10 @@ static void test_stress_close_blocked_senders(void **state) {
             /* Receivers have taken their quota; let the rest block. */
             if (!wait_count(&c.received_live, c.quota, SAFETY_NS))
                 fail_msg("round %d (cap %zu): receivers took %d of %d (tickets %d, fails %d, "
-                         "senders done %d, receivers done %d)", round, cap,
-                         atomic_load(&c.received_live), c.quota, atomic_load(&c.tickets),
-                         atomic_load(&c.fails), atomic_load(&c.senders_done),
-                         atomic_load(&c.receivers_done));
+                         "senders done %d, receivers done %d)",
+                         round, cap, atomic_load(&c.received_live), c.quota,
+                         atomic_load(&c.tickets), atomic_load(&c.fails),
+                         atomic_load(&c.senders_done), atomic_load(&c.receivers_done));
             assert_true(wait_count(&c.started, N, SAFETY_NS));
             gocc_sleep(2 * GOCC_MILLISECOND, NULL);
         }
@@ -520,14 +532,16 @@ static void test_stress_close_blocked_senders(void **state) {
             int r = atomic_load(&c.recvd[i]);
             if (c.rc[i] == 0) {
                 ok++;
-                if (r != 1) fail_msg("round %d (cap %zu%s): sender %d returned 0 but its value "
-                                     "was received %d times", round, cap,
-                                     racing ? ", racing" : "", i, r);
+                if (r != 1)
+                    fail_msg("round %d (cap %zu%s): sender %d returned 0 but its value "
+                             "was received %d times",
+                             round, cap, racing ? ", racing" : "", i, r);
             } else if (c.rc[i] == GOCC_ECLOSED) {
                 closed++;
-                if (r != 0) fail_msg("round %d (cap %zu%s): sender %d returned GOCC_ECLOSED but "
-                                     "its value was received %d times", round, cap,
-                                     racing ? ", racing" : "", i, r);
+                if (r != 0)
+                    fail_msg("round %d (cap %zu%s): sender %d returned GOCC_ECLOSED but "
+                             "its value was received %d times",
+                             round, cap, racing ? ", racing" : "", i, r);
             } else {
                 fail_msg("round %d: sender %d returned %d", round, i, c.rc[i]);
             }
@@ -572,8 +586,10 @@ static int mb_recv(gocc_ctx_t *ctx, void *arg) {
     atomic_fetch_add(&m->started, 1);
     int v = 5;
     int rc = gocc_chan_recv(m->ch, &v, m->ctx);
-    if (rc == GOCC_ECLOSED && v == 0) atomic_fetch_add_explicit(&m->closed, 1, memory_order_release);
-    else atomic_fetch_add_explicit(&m->other, 1, memory_order_release);
+    if (rc == GOCC_ECLOSED && v == 0)
+        atomic_fetch_add_explicit(&m->closed, 1, memory_order_release);
+    else
+        atomic_fetch_add_explicit(&m->other, 1, memory_order_release);
     return 0;
 }
 
@@ -670,9 +686,14 @@ static int cb_task(gocc_ctx_t *ctx, void *arg) {
             /* v and v2 are the same value: only one send can happen */
             rc = gocc_select(cs, 4, c->ctx);
             if (rc < 0) break;
-            if (!cs[rc].ok) { rc = -1000; break; }
-            if (rc <= 1) atomic_store(&c->sent[v], 1);
-            else cb_mark_recv(c, rc == 2 ? in1 : in2);
+            if (!cs[rc].ok) {
+                rc = -1000;
+                break;
+            }
+            if (rc <= 1)
+                atomic_store(&c->sent[v], 1);
+            else
+                cb_mark_recv(c, rc == 2 ? in1 : in2);
             rc = 0;
         } else if (w->kind == 3) { /* nil channel */
             rc = gocc_chan_recv(NULL, NULL, c->ctx);
@@ -737,8 +758,10 @@ static void test_stress_cancel_blocked(void **state) {
         if (atomic_load_explicit(&c.finished, memory_order_acquire) != 0) {
             for (int i = 0; i < ntasks; i++)
                 if (atomic_load(&w[i].rc) != 0)
-                    fprintf(stderr, "round %d: task %d (kind %d) returned %d (%s) at seq %d "
-                            "before the cancel\n", round, i, w[i].kind, atomic_load(&w[i].rc),
+                    fprintf(stderr,
+                            "round %d: task %d (kind %d) returned %d (%s) at seq %d "
+                            "before the cancel\n",
+                            round, i, w[i].kind, atomic_load(&w[i].rc),
                             gocc_strerror(atomic_load(&w[i].rc)), atomic_load(&w[i].seq));
             fail_msg("round %d: %d tasks returned before the context was cancelled", round,
                      atomic_load(&c.finished));
@@ -747,7 +770,8 @@ static void test_stress_cancel_blocked(void **state) {
         gocc_ctx_cancel(parent ? parent : c.ctx);
         if (!wait_count(&c.finished, ntasks, PROMPT_MANY_NS))
             fail_msg("round %d: %d of %d tasks returned within %lld ms of the cancel", round,
-                     atomic_load(&c.finished), ntasks, (long long)(PROMPT_MANY_NS / GOCC_MILLISECOND));
+                     atomic_load(&c.finished), ntasks,
+                     (long long)(PROMPT_MANY_NS / GOCC_MILLISECOND));
         int64_t el = gocc_now() - t0;
         assert_true(el < PROMPT_MANY_NS);
         assert_int_equal(atomic_load(&c.fails), 0);

@@ -29,10 +29,10 @@ static size_t spin_tasks(size_t want, int64_t timeout_ns) {
 
 /* A task blocked on a gate channel until it is closed. */
 typedef struct gate_state {
-    gocc_chan_t *gate;          /* closed to release every task */
-    _Atomic size_t entered;     /* tasks that started */
-    _Atomic size_t released;    /* tasks whose recv returned GOCC_ECLOSED */
-    _Atomic size_t bad;         /* tasks whose recv returned anything else */
+    gocc_chan_t *gate;       /* closed to release every task */
+    _Atomic size_t entered;  /* tasks that started */
+    _Atomic size_t released; /* tasks whose recv returned GOCC_ECLOSED */
+    _Atomic size_t bad;      /* tasks whose recv returned anything else */
 } gate_state;
 
 static int gate_task(gocc_ctx_t *ctx, void *arg) {
@@ -79,9 +79,9 @@ static void test_strerror(void **state) {
     assert_non_null(closed);
     assert_non_null(strstr(closed, "closed"));
     /* Every named code and every unknown code has a non-empty text. */
-    const int codes[] = {GOCC_OK,     GOCC_EAGAIN, GOCC_ENOMEM, GOCC_EINVAL, GOCC_ESHUTDOWN,
-                         -12345,      12345,       -1,          1,           INT_MIN,
-                         INT_MAX,     -EIO,        -ENOENT};
+    const int codes[] = {GOCC_OK, GOCC_EAGAIN, GOCC_ENOMEM, GOCC_EINVAL, GOCC_ESHUTDOWN,
+                         -12345,  12345,       -1,          1,           INT_MIN,
+                         INT_MAX, -EIO,        -ENOENT};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = gocc_strerror(codes[i]);
         if (s == NULL) fail_msg("gocc_strerror(%d) returned NULL", codes[i]);
@@ -146,7 +146,7 @@ typedef struct args_state {
     _Atomic(void *) value_seen;
     _Atomic int err_seen;
     _Atomic int ran;
-    pthread_t thread;           /* written by the task, read after the drop */
+    pthread_t thread; /* written by the task, read after the drop */
     const void *key;
 } args_state;
 
@@ -216,9 +216,9 @@ static void test_go_null_fn(void **state) {
 typedef struct exact_state {
     gocc_chan_t *gate;
     _Atomic size_t entered;
-    _Atomic size_t returning;   /* incremented as the last thing fn does */
+    _Atomic size_t returning; /* incremented as the last thing fn does */
     _Atomic size_t ticket;
-    int slot[64];               /* plain writes, read after the count drops */
+    int slot[64]; /* plain writes, read after the count drops */
 } exact_state;
 
 static int exact_task(gocc_ctx_t *ctx, void *arg) {
@@ -228,7 +228,7 @@ static int exact_task(gocc_ctx_t *ctx, void *arg) {
     atomic_fetch_add(&s->entered, 1);
     (void)gocc_chan_recv(s->gate, NULL, NULL);
     sleep_ns((int64_t)(i % 5) * GOCC_MILLISECOND); /* spread the returns */
-    s->slot[i] = (int)i + 1;                        /* plain, non-atomic */
+    s->slot[i] = (int)i + 1;                       /* plain, non-atomic */
     atomic_fetch_add_explicit(&s->returning, 1, memory_order_release);
     return 0;
 }
@@ -264,8 +264,8 @@ static void test_tasks_live_exact(void **state) {
         size_t finished = start + N - live;
         size_t returning = atomic_load_explicit(&s->returning, memory_order_acquire);
         if (returning < finished)
-            fail_msg("tasks_live dropped by %zu but only %zu tasks reached their return",
-                     finished, returning);
+            fail_msg("tasks_live dropped by %zu but only %zu tasks reached their return", finished,
+                     returning);
     } while (live > start && gocc_now() < end);
     assert_int_equal(live, start);
     for (int i = 0; i < N; i++) assert_int_equal(s->slot[i], i + 1);
@@ -300,8 +300,8 @@ static void test_tasks_live_quick_tasks(void **state) {
         size_t live = gocc_tasks_live();
         int done = atomic_load_explicit(&s.done, memory_order_acquire);
         if (live != start + 1 && !done)
-            fail_msg("iteration %d: task neither counted (live=%zu, start=%zu) nor done", i,
-                     live, start);
+            fail_msg("iteration %d: task neither counted (live=%zu, start=%zu) nor done", i, live,
+                     start);
         assert_int_equal(spin_tasks(start, 5 * GOCC_SECOND), start);
         /* Plain read right after the drop: TSan verifies the ordering. */
         assert_true(s.payload == 0x1234567812345678LL);
@@ -494,7 +494,7 @@ static void test_task_holds_ctx_ref(void **state) {
     gocc_ctx_release(leaf);
     gocc_ctx_release(vctx);
     assert_int_equal(gocc_chan_send(s.gate, NULL, NULL), 0); /* rendezvous */
-    wait_blocked_in(1, "chan receive", SAFETY_NS); /* on never, with leaf */
+    wait_blocked_in(1, "chan receive", SAFETY_NS);           /* on never, with leaf */
     assert_int_equal(atomic_load(&s.finished), 0);
     gocc_ctx_cancel_cause(parent, -4321);
     ASSERT_NO_TASKS(start);
@@ -585,7 +585,7 @@ static void test_runtime_config_basics(void **state) {
 typedef struct stack_state {
     gocc_chan_t *gate;
     _Atomic size_t entered;
-    _Atomic size_t small;       /* tasks whose thread stack is below the threshold */
+    _Atomic size_t small; /* tasks whose thread stack is below the threshold */
     _Atomic size_t sum;
     size_t threshold;
 } stack_state;
@@ -781,9 +781,7 @@ static int block_task(gocc_ctx_t *ctx, void *arg) {
     atomic_fetch_add(&s->entered, 1);
     int rc;
     switch (i % 3) {
-    case 0:
-        rc = gocc_chan_recv(s->never, NULL, ctx);
-        break;
+    case 0: rc = gocc_chan_recv(s->never, NULL, ctx); break;
     case 1:
         rc = gocc_select(NULL, 0, ctx); /* Go's select {} */
         break;
@@ -842,8 +840,8 @@ static void test_many_tasks_blocked_on_one_ctx(void **state) {
     int64_t woke = gocc_now() - t0;
     gocc_ctx_release(ctx);
 
-    print_message("  %zu tasks started in %.1f ms, all woken %.1f ms after one cancel\n",
-                  started, (double)(t_started - t_start) / 1e6, (double)woke / 1e6);
+    print_message("  %zu tasks started in %.1f ms, all woken %.1f ms after one cancel\n", started,
+                  (double)(t_started - t_start) / 1e6, (double)woke / 1e6);
     if (go_rc != 0)
         fail_msg("gocc_go failed with %d (%s) after %zu tasks", go_rc, gocc_strerror(go_rc),
                  started);

@@ -290,7 +290,8 @@ static void test_timer_reset(void **state) {
     for (size_t i = 0; i < 4; i++) {
         err = try_reset(tries[i]);
         if (err == NULL) break;
-        print_message("  reset with %lld ms: %s; retrying longer\n", (long long)(tries[i] / MS), err);
+        print_message("  reset with %lld ms: %s; retrying longer\n", (long long)(tries[i] / MS),
+                      err);
     }
     if (err != NULL) fail_msg("%s", err);
 
@@ -609,13 +610,9 @@ static void *conc_thread(void *arg) {
         gocc_timer_t *t = s->timers[x % 4];
         int64_t v;
         switch ((x >> 8) % 7) {
-        case 0:
-            gocc_timer_stop(t);
-            break;
+        case 0: gocc_timer_stop(t); break;
         case 1:
-        case 2:
-            gocc_timer_reset(t, (int64_t)((x >> 16) % 200) * GOCC_MICROSECOND);
-            break;
+        case 2: gocc_timer_reset(t, (int64_t)((x >> 16) % 200) * GOCC_MICROSECOND); break;
         case 3:
         case 4:
             if (gocc_chan_try_recv(gocc_timer_chan(t), &v) == 0) {

@@ -85,7 +85,9 @@ static void test_waitgroup(void **state) {
     gocc_waitgroup_t wg2;
     memset(&wg2, 0, sizeof wg2);
     const int n = 16;
-    tw_state s = {.wg1 = &g_wg1, .wg2 = &wg2, .exited = chan_new(sizeof(bool), (size_t)n),
+    tw_state s = {.wg1 = &g_wg1,
+                  .wg2 = &wg2,
+                  .exited = chan_new(sizeof(bool), (size_t)n),
                   .safety = safety_ctx()};
     /* Run the same test a few times to ensure barrier is in a proper state. */
     for (int round = 0; round != 8; round++) {
@@ -169,8 +171,8 @@ static void check_huge_add(int64_t before, int64_t delta) {
         int back = gocc_waitgroup_add(&wg, -delta);
         if (back != 0)
             fail_msg("add(%lld) after add(%lld) returned 0, but add(-%lld) = %d: the counter "
-                     "did not hold the delta", (long long)delta, (long long)before,
-                     (long long)delta, back);
+                     "did not hold the delta",
+                     (long long)delta, (long long)before, (long long)delta, back);
     }
     if (before > 0) assert_int_equal(gocc_waitgroup_add(&wg, -before), 0);
     ASSERT_ZERO(&wg);
@@ -497,13 +499,13 @@ static void test_waitgroup_null(void **state) {
 
 typedef struct once_state {
     gocc_once_t *once;
-    atomic_int runs;      /* calls of the once's function */
-    atomic_int calls;     /* once_do calls that returned */
-    atomic_int bad;       /* a caller that got the wrong result or saw no run */
-    int want;             /* the function's result */
-    gocc_chan_t *gate;    /* NULL, or the function waits until it is closed */
+    atomic_int runs;   /* calls of the once's function */
+    atomic_int calls;  /* once_do calls that returned */
+    atomic_int bad;    /* a caller that got the wrong result or saw no run */
+    int want;          /* the function's result */
+    gocc_chan_t *gate; /* NULL, or the function waits until it is closed */
     gocc_ctx_t *safety;
-    atomic_int entered;   /* the function has started */
+    atomic_int entered; /* the function has started */
 } once_state;
 
 static int once_fn(void *arg) {
@@ -631,7 +633,8 @@ static int mo_task(gocc_ctx_t *ctx, void *arg) {
     int off = atomic_fetch_add(&g_mo.offset, 5);
     for (int j = 0; j < NONCE; j++) {
         int k = (off + j) % NONCE;
-        if (gocc_once_do(&g_mo.once[k], mo_fn, &g_mo.idx[k]) != k + 1) atomic_fetch_add(&g_mo.bad, 1);
+        if (gocc_once_do(&g_mo.once[k], mo_fn, &g_mo.idx[k]) != k + 1)
+            atomic_fetch_add(&g_mo.bad, 1);
     }
     atomic_fetch_add(&g_mo.finished, 1);
     return 0;

@@ -35,7 +35,9 @@ static gocc_workpool_t *wp_new(size_t workers, size_t cap) {
 }
 
 static gocc_workpool_t *wp_new_opts(size_t min, size_t max, size_t cap, int64_t idle_ns) {
-    gocc_workpool_options_t o = {.min_workers = min, .max_workers = max, .queue_cap = cap,
+    gocc_workpool_options_t o = {.min_workers = min,
+                                 .max_workers = max,
+                                 .queue_cap = cap,
                                  .idle_timeout_ns = idle_ns};
     gocc_workpool_t *p = gocc_workpool_new_opts(&o, NULL);
     assert_non_null(p);
@@ -53,12 +55,12 @@ static bool wp_invariant(const gocc_workpool_stats_t *s) {
     return s->submitted == s->completed + s->failed + s->queued + s->running + s->dropped;
 }
 
-#define WP_PRINT(s)                                                                       \
-    print_error("stats: submitted %llu rejected %llu completed %llu failed %llu queued %zu " \
-                "running %zu workers %zu dropped %llu\n",                                  \
-                (unsigned long long)(s).submitted, (unsigned long long)(s).rejected,       \
-                (unsigned long long)(s).completed, (unsigned long long)(s).failed,         \
-                (s).queued, (s).running, (s).workers, (unsigned long long)(s).dropped)
+#define WP_PRINT(s)                                                                            \
+    print_error("stats: submitted %llu rejected %llu completed %llu failed %llu queued %zu "   \
+                "running %zu workers %zu dropped %llu\n",                                      \
+                (unsigned long long)(s).submitted, (unsigned long long)(s).rejected,           \
+                (unsigned long long)(s).completed, (unsigned long long)(s).failed, (s).queued, \
+                (s).running, (s).workers, (unsigned long long)(s).dropped)
 
 /* Assert the invariant and queued <= cap on a snapshot. */
 static void wp_check(const gocc_workpool_stats_t *s, size_t cap, int line) {
@@ -88,7 +90,7 @@ static size_t wp_wait_workers(gocc_workpool_t *p, size_t want, int64_t timeout_n
 typedef struct wp_gate {
     gocc_chan_t *tokens;
     gocc_ctx_t *safety;
-    int rc;           /* what each gated task returns */
+    int rc;            /* what each gated task returns */
     int64_t linger_ns; /* how long a task stays after it was let go */
     atomic_int entered;
     atomic_int by_gate;   /* let go by a token or the close */
@@ -280,7 +282,8 @@ static void test_wp_free_drains(void **state) {
     atomic_int flags[N];
     for (int i = 0; i < N; i++) atomic_init(&flags[i], 0);
     gocc_workpool_t *p = wp_new(1, N);
-    for (int i = 0; i < N; i++) assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
     gocc_workpool_free(p);
     for (int i = 0; i < N; i++) assert_int_equal(atomic_load(&flags[i]), 1);
     assert_int_equal(gocc_tasks_live(), start); /* at once: the workers have exited */
@@ -498,13 +501,16 @@ static void test_wp_queue_cap_zero_fresh_pool(void **state) {
     for (int i = 0; i < pools; i++) {
         gocc_workpool_t *p = wp_new(2, 0);
         int rc = gocc_workpool_try_submit(p, wp_flag, &ran);
-        if (rc == GOCC_EAGAIN) shed++;
-        else assert_int_equal(rc, 0);
+        if (rc == GOCC_EAGAIN)
+            shed++;
+        else
+            assert_int_equal(rc, 0);
         gocc_workpool_free(p);
     }
     if (shed != 0)
-        fail_msg("new(2 workers, queue_cap 0): the first try_submit was shed on %d of %d fresh pools",
-                 shed, pools);
+        fail_msg(
+            "new(2 workers, queue_cap 0): the first try_submit was shed on %d of %d fresh pools",
+            shed, pools);
     assert_int_equal(atomic_load(&ran), pools);
     ASSERT_NO_TASKS(start);
 }
@@ -527,7 +533,8 @@ static void test_wp_shutdown_graceful(void **state) {
     wp_submit_ok(p, wp_gated, &g);
     wp_submit_ok(p, wp_gated, &g);
     assert_int_equal(wait_int(&g.entered, 2, SAFETY_NS), 2);
-    for (int i = 0; i < Q; i++) assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
+    for (int i = 0; i < Q; i++)
+        assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
 
     /* A submitter blocked on the full queue is refused by the shutdown. */
     atomic_int refused;
@@ -589,7 +596,8 @@ static void test_wp_shutdown_forced_timeout(void **state) {
     wp_submit_ok(p, wp_gated, &g);
     wp_submit_ok(p, wp_gated, &g);
     assert_int_equal(wait_int(&g.entered, 2, SAFETY_NS), 2);
-    for (int i = 0; i < Q; i++) assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
+    for (int i = 0; i < Q; i++)
+        assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
 
     gocc_ctx_t *tc = safety_ctx_ns(50 * GOCC_MILLISECOND);
     assert_int_equal(wp_shutdown_bounded(p, tc), GOCC_EDEADLINE);
@@ -630,7 +638,8 @@ static void test_wp_shutdown_forced_now(void **state) {
     gocc_workpool_t *p = wp_new(3, Q);
     for (int i = 0; i < 3; i++) wp_submit_ok(p, wp_gated, &g);
     assert_int_equal(wait_int(&g.entered, 3, SAFETY_NS), 3);
-    for (int i = 0; i < Q; i++) assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
+    for (int i = 0; i < Q; i++)
+        assert_int_equal(gocc_workpool_try_submit(p, wp_flag, &flags[i]), 0);
     gocc_ctx_t *cc = gocc_ctx_with_cancel(NULL);
     assert_non_null(cc);
     gocc_ctx_cancel(cc);
@@ -859,8 +868,11 @@ static void test_wp_failed_on_error(void **state) {
     atomic_init(&r.calls, 0);
     atomic_init(&r.sum, 0);
     atomic_init(&r.bad, 0);
-    gocc_workpool_options_t o = {.min_workers = 1, .max_workers = 3, .queue_cap = 8,
-                                 .on_error = wp_on_error, .ud = &r};
+    gocc_workpool_options_t o = {.min_workers = 1,
+                                 .max_workers = 3,
+                                 .queue_cap = 8,
+                                 .on_error = wp_on_error,
+                                 .ud = &r};
     gocc_workpool_t *p = gocc_workpool_new_opts(&o, NULL);
     assert_non_null(p);
     const int n = 300;
@@ -905,11 +917,16 @@ typedef struct wp_rec {
 } wp_rec;
 
 static void wp_rec_classify(wp_rec *r, int rc) {
-    if (rc == 0) atomic_fetch_add(&r->accepted, 1);
-    else if (rc == GOCC_ESHUTDOWN) atomic_fetch_add(&r->refused, 1);
-    else if (rc == GOCC_ECANCELED) atomic_fetch_add(&r->cancelled, 1); /* forced */
-    else if (rc == GOCC_EAGAIN) atomic_fetch_add(&r->shed, 1);
-    else atomic_fetch_add(&r->bad, 1);
+    if (rc == 0)
+        atomic_fetch_add(&r->accepted, 1);
+    else if (rc == GOCC_ESHUTDOWN)
+        atomic_fetch_add(&r->refused, 1);
+    else if (rc == GOCC_ECANCELED)
+        atomic_fetch_add(&r->cancelled, 1); /* forced */
+    else if (rc == GOCC_EAGAIN)
+        atomic_fetch_add(&r->shed, 1);
+    else
+        atomic_fetch_add(&r->bad, 1);
 }
 
 /* Each task submits two more (one blocking, with the pool context, one
@@ -930,12 +947,15 @@ static void test_wp_submit_from_own_task(void **state) {
     (void)state;
     TEST_NAME();
     size_t start = gocc_tasks_live();
-    static const struct { size_t min, max, cap; int mode; } cfg[] = {
-        {2, 2, 4, 0},  /* graceful */
-        {2, 2, 0, 0},  /* hand-off only */
-        {1, 4, 3, 0},  /* adaptive */
-        {2, 2, 4, 1},  /* forced at once */
-        {3, 3, 2, 2},  /* forced by a deadline */
+    static const struct {
+        size_t min, max, cap;
+        int mode;
+    } cfg[] = {
+        {2, 2, 4, 0}, /* graceful */
+        {2, 2, 0, 0}, /* hand-off only */
+        {1, 4, 3, 0}, /* adaptive */
+        {2, 2, 4, 1}, /* forced at once */
+        {3, 3, 2, 2}, /* forced by a deadline */
     };
     for (size_t k = 0; k < sizeof cfg / sizeof cfg[0]; k++) {
         wp_rec r;
@@ -973,9 +993,12 @@ static void test_wp_submit_from_own_task(void **state) {
             sc = safety_ctx_ns(10 * GOCC_MILLISECOND);
         }
         int rc = wp_shutdown_bounded(r.p, sc);
-        if (cfg[k].mode == 1) assert_int_equal(rc, GOCC_ECANCELED);
-        else if (cfg[k].mode == 0) assert_int_equal(rc, 0);
-        else assert_true(rc == 0 || rc == GOCC_EDEADLINE);
+        if (cfg[k].mode == 1)
+            assert_int_equal(rc, GOCC_ECANCELED);
+        else if (cfg[k].mode == 0)
+            assert_int_equal(rc, 0);
+        else
+            assert_true(rc == 0 || rc == GOCC_EDEADLINE);
         s = wp_stats(r.p);
         WP_CHECK(s, cfg[k].cap);
         assert_int_equal(s.workers, 0);
@@ -1301,9 +1324,8 @@ static void *wp_check_loop(void *arg) {
     while (!atomic_load(&r->stop)) {
         gocc_workpool_stats_t s = wp_stats(r->p);
         bool ok = wp_invariant(&s) && s.queued <= r->cap && s.running <= r->max &&
-                  s.workers <= r->max && s.completed >= prev.completed &&
-                  s.failed >= prev.failed && s.dropped >= prev.dropped &&
-                  s.rejected >= prev.rejected;
+                  s.workers <= r->max && s.completed >= prev.completed && s.failed >= prev.failed &&
+                  s.dropped >= prev.dropped && s.rejected >= prev.rejected;
         if (!ok && atomic_fetch_add(&r->violations, 1) == 0) r->bad_snapshot = s;
         prev = s;
         atomic_fetch_add(&r->checks, 1);

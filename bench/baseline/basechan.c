@@ -26,10 +26,10 @@ struct basechan {
     pthread_cond_t not_empty; /* receivers wait here */
     pthread_cond_t not_full;  /* senders wait here */
     size_t elem_size;
-    size_t capacity;          /* as asked; 0 = rendezvous */
-    size_t slots;             /* ring size, max(capacity, 1) */
+    size_t capacity; /* as asked; 0 = rendezvous */
+    size_t slots;    /* ring size, max(capacity, 1) */
     size_t head, count;
-    uint64_t put, taken;      /* tickets, for capacity 0 */
+    uint64_t put, taken; /* tickets, for capacity 0 */
     int closed;
     unsigned char *buf;
 };
@@ -62,8 +62,7 @@ void basechan_free(basechan_t *ch) {
 
 int basechan_send(basechan_t *ch, const void *elem) {
     pthread_mutex_lock(&ch->mu);
-    while (!ch->closed && ch->count == ch->slots)
-        pthread_cond_wait(&ch->not_full, &ch->mu);
+    while (!ch->closed && ch->count == ch->slots) pthread_cond_wait(&ch->not_full, &ch->mu);
     if (ch->closed) {
         pthread_mutex_unlock(&ch->mu);
         return -EPIPE;
@@ -75,8 +74,7 @@ int basechan_send(basechan_t *ch, const void *elem) {
     pthread_cond_signal(&ch->not_empty);
     int rc = 0;
     if (ch->capacity == 0) {
-        while (!ch->closed && ch->taken < ticket)
-            pthread_cond_wait(&ch->not_full, &ch->mu);
+        while (!ch->closed && ch->taken < ticket) pthread_cond_wait(&ch->not_full, &ch->mu);
         if (ch->taken < ticket) rc = -EPIPE; /* close dropped the value */
     }
     pthread_mutex_unlock(&ch->mu);
@@ -85,15 +83,13 @@ int basechan_send(basechan_t *ch, const void *elem) {
 
 int basechan_recv(basechan_t *ch, void *out) {
     pthread_mutex_lock(&ch->mu);
-    while (!ch->closed && ch->count == 0)
-        pthread_cond_wait(&ch->not_empty, &ch->mu);
+    while (!ch->closed && ch->count == 0) pthread_cond_wait(&ch->not_empty, &ch->mu);
     if (ch->count == 0) {
         pthread_mutex_unlock(&ch->mu);
         if (out && ch->elem_size) memset(out, 0, ch->elem_size);
         return -EPIPE;
     }
-    if (out && ch->elem_size)
-        memcpy(out, ch->buf + ch->head * ch->elem_size, ch->elem_size);
+    if (out && ch->elem_size) memcpy(out, ch->buf + ch->head * ch->elem_size, ch->elem_size);
     ch->head = (ch->head + 1) % ch->slots;
     ch->count--;
     ch->taken++;

@@ -135,17 +135,17 @@ enum opcode {
 };
 
 static const char *const op_names[N_OPCODES] = {
-    "send",   "recv",    "try_send", "try_recv", "select", "select_try", "close",
-    "cancel", "ctx_new", "len",      "yield",    "nil",    "after_func", "fd_write",
-    "fd_read", "fd_wait", "fd_close", "fd_ref",
+    "send",       "recv",     "try_send", "try_recv", "select",   "select_try",
+    "close",      "cancel",   "ctx_new",  "len",      "yield",    "nil",
+    "after_func", "fd_write", "fd_read",  "fd_wait",  "fd_close", "fd_ref",
 };
 
-#define CTX_NONE   0xFF  /* op uses no context (NULL where the call cannot block) */
-#define TARGET_NIL 4     /* case targets: 0-3 channel, 4 nil, 5-7 done channel */
-#define VAL_MAGIC  0xC0u /* top byte of every tag */
-#define FILL       0xA5  /* what receive buffers hold before a call */
-#define CAUSE      77    /* the cause given by cancel ops that give one */
-#define RC_UNSENT  1     /* log: a select's send case that was not chosen */
+#define CTX_NONE 0xFF   /* op uses no context (NULL where the call cannot block) */
+#define TARGET_NIL 4    /* case targets: 0-3 channel, 4 nil, 5-7 done channel */
+#define VAL_MAGIC 0xC0u /* top byte of every tag */
+#define FILL 0xA5       /* what receive buffers hold before a call */
+#define CAUSE 77        /* the cause given by cancel ops that give one */
+#define RC_UNSENT 1     /* log: a select's send case that was not chosen */
 
 static const int64_t ctx_ms[4] = {1, 2, 5, 10};
 static const char value_keys[N_PRIV]; /* keys of the value contexts (by address) */
@@ -212,15 +212,15 @@ static struct {
     gocc_ctx_t *shared[N_SHARED];
     int shared_parent[N_SHARED]; /* -1 for slot 0 */
     mchan_t model[MAX_CHANS];
-    gocc_fd_t *fd[MAX_CHANS][2];         /* both ends of socketpair k */
-    atomic_int fd_closes_ok[MAX_CHANS][2]; /* closes of an end that returned 0 */
+    gocc_fd_t *fd[MAX_CHANS][2];                /* both ends of socketpair k */
+    atomic_int fd_closes_ok[MAX_CHANS][2];      /* closes of an end that returned 0 */
     _Atomic uint64_t fd_close_t0[MAX_CHANS][2]; /* ticket before its first close began */
-    struct fdq {                          /* sequential model: records in flight */
+    struct fdq {                                /* sequential model: records in flight */
         val_t v[MAX_OPS];
         size_t head, len;
-    } fdq[MAX_CHANS][2];                  /* [k][e]: written on end e */
-    bool fd_closed[MAX_CHANS][2];         /* sequential model */
-    bool fd_reset[MAX_CHANS][2];          /* sequential model: a read may see ECONNRESET */
+    } fdq[MAX_CHANS][2];          /* [k][e]: written on end e */
+    bool fd_closed[MAX_CHANS][2]; /* sequential model */
+    bool fd_reset[MAX_CHANS][2];  /* sequential model: a read may see ECONNRESET */
     _Atomic uint64_t ticket;
     _Atomic uint64_t progress; /* ops completed, for the quiet-run cutoff */
     atomic_uint finished;      /* tasks returned */

@@ -323,8 +323,8 @@ static void tracker_init(tracker_t *t, enum kind k, uint32_t producers, uint32_t
 static bool tracker_valid(tracker_t *t, const msg_t *m) {
     if (m->producer >= t->producers || m->seq >= t->per ||
         m->check != msg_check(m->producer, m->seq)) {
-        fail(t->kind, "corrupt message (producer %" PRIu32 ", seq %" PRIu32 ", check %08" PRIx32
-                      ")",
+        fail(t->kind,
+             "corrupt message (producer %" PRIu32 ", seq %" PRIu32 ", check %08" PRIx32 ")",
              m->producer, m->seq, m->check);
         return false;
     }
@@ -384,7 +384,7 @@ typedef struct pipe_arg {
 struct pipe_round {
     tracker_t tr;
     int nstages;
-    gocc_chan_t *ch[PIPE_MAX_STAGES + 1]; /* ch[s] feeds stage s; ch[nstages] the sinks */
+    gocc_chan_t *ch[PIPE_MAX_STAGES + 1];     /* ch[s] feeds stage s; ch[nstages] the sinks */
     _Atomic int writers[PIPE_MAX_STAGES + 1]; /* the last writer of ch[i] closes it */
     pipe_arg args[PIPE_MAX_TASKS];
     gocc_waitgroup_t wg;
@@ -921,8 +921,9 @@ static void round_workpool(void) {
         fail(K_WPOOL, "after shutdown: queued %zu running %zu workers %zu", st.queued, st.running,
              st.workers);
     if (st.completed + st.failed + st.dropped != st.submitted)
-        fail(K_WPOOL, "completed %" PRIu64 " + failed %" PRIu64 " + dropped %" PRIu64
-                      " != submitted %" PRIu64,
+        fail(K_WPOOL,
+             "completed %" PRIu64 " + failed %" PRIu64 " + dropped %" PRIu64
+             " != submitted %" PRIu64,
              st.completed, st.failed, st.dropped, st.submitted);
     if (st.completed + st.failed != exe)
         fail(K_WPOOL, "%" PRIu64 " jobs ran, stats say %" PRIu64, exe, st.completed + st.failed);
@@ -1232,12 +1233,8 @@ static int cs_task(gocc_ctx_t *ctx, void *arg) {
     int rc, v = 7;
     atomic_fetch_add(&r->entered, 1);
     switch (a->op) {
-    case 0:
-        rc = gocc_chan_recv(r->never, NULL, ctx);
-        break;
-    case 1:
-        rc = gocc_chan_send(r->full, &v, ctx);
-        break;
+    case 0: rc = gocc_chan_recv(r->never, NULL, ctx); break;
+    case 1: rc = gocc_chan_send(r->full, &v, ctx); break;
     case 2: {
         gocc_case_t c[3] = {{.ch = r->never, .dir = GOCC_RECV},
                             {.ch = NULL, .dir = GOCC_RECV},
@@ -1245,16 +1242,12 @@ static int cs_task(gocc_ctx_t *ctx, void *arg) {
         rc = gocc_select(c, 3, ctx);
         break;
     }
-    case 3:
-        rc = gocc_sleep(3600 * GOCC_SECOND, ctx);
-        break;
+    case 3: rc = gocc_sleep(3600 * GOCC_SECOND, ctx); break;
     case 4:
         rc = gocc_sem_acquire(r->sem, 1, ctx);
         if (rc == 0) gocc_sem_release(r->sem, 1);
         break;
-    case 5:
-        rc = gocc_waitgroup_wait(&r->hold, ctx);
-        break;
+    case 5: rc = gocc_waitgroup_wait(&r->hold, ctx); break;
     case 6: {
         gocc_group_t *g = gocc_group_new(ctx);
         if (g == NULL) fatal(K_CANCEL, "gocc_group_new");
@@ -1281,8 +1274,10 @@ static int cs_canceller(gocc_ctx_t *ctx, void *arg) {
     cs_round *r = arg;
     for (int i = 0; i < r->nnodes / 3; i++) {
         gocc_ctx_t *c = r->node[rnd((uint32_t)r->nnodes)];
-        if (rnd(2)) gocc_ctx_cancel(c);
-        else gocc_ctx_cancel_cause(c, -(2000 + (int)rnd(100)));
+        if (rnd(2))
+            gocc_ctx_cancel(c);
+        else
+            gocc_ctx_cancel_cause(c, -(2000 + (int)rnd(100)));
     }
     gocc_waitgroup_done(&r->wg);
     return 0;
@@ -1303,9 +1298,12 @@ static void round_cancel(void) {
             for (int f = 0; f < fanout && r->nnodes < CS_MAX_NODES; f++) {
                 gocc_ctx_t *parent = r->node[p], *c;
                 uint32_t k = rnd(10);
-                if (k < 6) c = gocc_ctx_with_cancel(parent);
-                else if (k < 8) c = gocc_ctx_with_timeout(parent, (1 + rnd(20)) * GOCC_MILLISECOND);
-                else c = gocc_ctx_with_value(parent, &key, r);
+                if (k < 6)
+                    c = gocc_ctx_with_cancel(parent);
+                else if (k < 8)
+                    c = gocc_ctx_with_timeout(parent, (1 + rnd(20)) * GOCC_MILLISECOND);
+                else
+                    c = gocc_ctx_with_value(parent, &key, r);
                 r->node[r->nnodes++] = xctx(K_CANCEL, c);
             }
         level_start = level_end;
@@ -1439,8 +1437,10 @@ static void round_pubsub(void) {
     for (uint32_t s = 0; s < n; s++) {
         msg_t m = msg_make(0, s);
         int got = gocc_pubsub_publish(r->ps, &m);
-        if (got < 0) fail(K_PUBSUB, "publish: %s", gocc_strerror(got));
-        else delivered += (uint64_t)got;
+        if (got < 0)
+            fail(K_PUBSUB, "publish: %s", gocc_strerror(got));
+        else
+            delivered += (uint64_t)got;
         if (unsub && s == n / 2) {
             drops[0] = gocc_pubsub_dropped(r->ps, r->sub[0]);
             if (gocc_pubsub_unsubscribe(r->ps, r->sub[0]) != 0) fail(K_PUBSUB, "unsubscribe");
@@ -1650,7 +1650,7 @@ typedef struct fe_round fe_round;
 typedef struct fe_pair {
     fe_round *r;
     uint32_t id;
-    gocc_fd_t *a, *b;             /* a: the writer's and reader's end; b: the echo's */
+    gocc_fd_t *a, *b;                    /* a: the writer's and reader's end; b: the echo's */
     _Atomic uint64_t wrote, echoed, got; /* bytes: written to a, echoed by b, read from a */
 } fe_pair;
 
@@ -1751,8 +1751,9 @@ static int fe_reader(gocc_ctx_t *ctx, void *arg) {
             msg_t m;
             memcpy(&m, &buf.m[i], sizeof m);
             if (m.producer != p->id || m.seq != next)
-                fail(K_FDECHO, "pair %" PRIu32 ": message (%" PRIu32 ", %" PRIu32
-                               ") where (%" PRIu32 ", %" PRIu32 ") was next",
+                fail(K_FDECHO,
+                     "pair %" PRIu32 ": message (%" PRIu32 ", %" PRIu32 ") where (%" PRIu32
+                     ", %" PRIu32 ") was next",
                      p->id, m.producer, m.seq, p->id, next);
             tracker_seen(&r->tr, &m);
             next = m.seq + 1;
@@ -1794,8 +1795,9 @@ static void round_fdecho(void) {
         fe_pair *p = &r->p[i];
         uint64_t w = atomic_load(&p->wrote), e = atomic_load(&p->echoed), g = atomic_load(&p->got);
         if (w != bytes || e != bytes || g != bytes)
-            fail(K_FDECHO, "pair %" PRIu32 ": %" PRIu64 " bytes written, %" PRIu64
-                           " echoed, %" PRIu64 " read back; %" PRIu64 " expected",
+            fail(K_FDECHO,
+                 "pair %" PRIu32 ": %" PRIu64 " bytes written, %" PRIu64 " echoed, %" PRIu64
+                 " read back; %" PRIu64 " expected",
                  i, w, e, g, bytes);
         atomic_fetch_add(&g_fe_bytes, g);
         if (gocc_fd_close(p->a) != 0 || gocc_fd_close(p->b) != 0) fail(K_FDECHO, "close");
@@ -1812,8 +1814,7 @@ static void round_fdecho(void) {
 
 static void (*const rounds[K_COUNT])(void) = {
     round_pipeline, round_merge,  round_select, round_group,     round_workpool, round_objpool,
-    round_timer,    round_cancel, round_pubsub, round_ratelimit, round_snapshot,
-    round_fdecho,
+    round_timer,    round_cancel, round_pubsub, round_ratelimit, round_snapshot, round_fdecho,
 };
 
 static _Atomic int g_drivers_left;
@@ -2035,8 +2036,7 @@ int main(int argc, char **argv) {
     }
     int nkinds = 0;
     for (int k = 0; k < K_COUNT; k++) nkinds += enabled[k];
-    if (duration <= 0 || every <= 0 || per_kind < 1 || per_kind > 16 || nkinds == 0)
-        usage(argv[0]);
+    if (duration <= 0 || every <= 0 || per_kind < 1 || per_kind > 16 || nkinds == 0) usage(argv[0]);
     atomic_store(&g_seed, seed | 1);
     gocc_task_set_name("soak main");
     if (many > 0 && !many_blocked(many)) return 1;
