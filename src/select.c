@@ -84,8 +84,135 @@ static void record_park(gocc__waiter *w, int reason, const gocc_case_t *cases, s
     gocc__obs_park(w, reason, obj, detail, len, deadline, has_ctx);
 }
 
-int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block, int64_t deadline,
-                 int reason) {
+/* One select's working set: the cases (the context's done channel is case
+ * n), the poll order, the channels in lock order (each once) and a sudog
+ * per case. On the caller's stack up to SELECT_STACK_CASES cases, else in
+ * one allocation (heap). */
+typedef struct sel {
+    size_t n, total, nlocks;
+    scase *sc;
+    size_t *order;
+    gocc_chan_t **locks;
+    gocc__sudog *sg;
+    void *heap;
+    scase sc_stack[SELECT_STACK_CASES + 1];
+    size_t order_stack[SELECT_STACK_CASES + 1];
+    gocc_chan_t *locks_stack[SELECT_STACK_CASES + 1];
+    gocc__sudog sg_stack[SELECT_STACK_CASES + 1];
+} sel;
+
+/* Set up @p s for cases[0..n) and @p done (may be NULL): storage, send
+ * values checked, a uniform random poll order (Fisher-Yates), the lock
+ * order (address order, duplicates dropped). 0, GOCC_EINVAL (a send of a
+ * value-carrying channel without a value) or GOCC_ENOMEM; on failure
+ * nothing is held. */
+static int sel_prepare(sel *s, const gocc_case_t *cases, size_t n, gocc_chan_t *done) {
+    s->n = n;
+    s->total = n + (done != NULL);
+    s->sc = s->sc_stack;
+    s->order = s->order_stack;
+    s->locks = s->locks_stack;
+    s->sg = s->sg_stack;
+    s->heap = NULL;
+    if (s->total > GOCC_ARRAY_SIZE(s->sc_stack)) {
+        size_t each = sizeof *s->sc + sizeof *s->order + sizeof *s->locks + sizeof *s->sg;
+        s->heap = gocc__malloc(s->total * each);
+        if (s->heap == NULL) return GOCC_ENOMEM;
+        s->sg = s->heap; /* strictest alignment first */
+        s->sc = (scase *)(s->sg + s->total);
+        s->order = (size_t *)(s->sc + s->total);
+        s->locks = (gocc_chan_t **)(s->order + s->total);
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->sc[i] = (scase){cases[i].ch, cases[i].dir, cases[i].elem};
+        if (cases[i].dir == GOCC_SEND && cases[i].ch != NULL && cases[i].elem == NULL &&
+            cases[i].ch->elem_size != 0) {
+            gocc__free(s->heap);
+            return GOCC_EINVAL;
+        }
+    }
+    if (done != NULL) s->sc[n] = (scase){done, GOCC_RECV, NULL};
+    size_t nlocks = 0;
+    for (size_t i = 0; i < s->total; i++) {
+        if (s->sc[i].ch != NULL) s->locks[nlocks++] = s->sc[i].ch;
+        size_t j = s->total > 1 ? gocc__rand() % (i + 1) : 0;
+        s->order[i] = s->order[j];
+        s->order[j] = i;
+    }
+    sort_chans(s->locks, nlocks);
+    size_t u = 0; /* drop duplicates: each channel is locked once */
+    for (size_t i = 0; i < nlocks; i++)
+        if (u == 0 || s->locks[u - 1] != s->locks[i]) s->locks[u++] = s->locks[i];
+    s->nlocks = u;
+    return 0;
+}
+
+/* Step 1: with every channel locked, try the cases in poll order. The
+ * index of the one that proceeded (*ok its result), every lock dropped and
+ * its waker's wake done; or -1 with the locks still held. */
+static int sel_poll(sel *s, bool *ok) {
+    lock_all(s->locks, s->nlocks);
+    for (size_t k = 0; k < s->total; k++) {
+        size_t i = s->order[k];
+        if (s->sc[i].ch == NULL) continue;
+        gocc__waiter *wake = NULL;
+        if (!gocc__chan_poll_locked(s->sc[i].ch, s->sc[i].dir, s->sc[i].elem, ok, &wake)) continue;
+        unlock_all(s->locks, s->nlocks);
+        if (wake != NULL) gocc__wake(wake);
+        return (int)i;
+    }
+    return -1;
+}
+
+/* Step 2, locks held: queue a sudog on every channel (in poll order, so
+ * that among several cases on one channel the parked choice is random
+ * too), record the wait, unlock, arm the timeout (@p timed: a reserved
+ * timer) and park. Returns the winner once woken: a sudog, or
+ * GOCC__WINNER_TIMEOUT. */
+static gocc__sudog *sel_park(sel *s, gocc__waiter *w, int reason, const gocc_case_t *cases,
+                             gocc_ctx_t *ctx, bool has_ctx, int64_t deadline, bool timed) {
+    gocc__waiter_arm(w);
+    for (size_t k = 0; k < s->total; k++) {
+        size_t i = s->order[k];
+        scase *c = &s->sc[i];
+        s->sg[i] = (gocc__sudog){.w = w, .ch = c->ch, .elem = c->elem, .case_index = (int)i};
+        if (c->ch == NULL) continue;
+        gocc__waitq_push(c->dir == GOCC_SEND ? &c->ch->sendq : &c->ch->recvq, &s->sg[i]);
+    }
+    record_park(w, reason, cases, s->n, ctx, has_ctx, deadline);
+    unlock_all(s->locks, s->nlocks);
+
+    gocc__timer_entry timeout;
+    if (timed) {
+        gocc__timer_init(&timeout, timeout_fire, w);
+        gocc__timer_add(&timeout, deadline, 0);
+    }
+    gocc__park(w);
+    gocc__obs_unpark(w);
+    if (timed) gocc__timer_del_sync(&timeout); /* its callback is done with w */
+    return w->winner;
+}
+
+/* Step 3: unlink the losing sudogs still queued (the winner was unlinked
+ * by its claimer; wakers unlink the stale ones they meet). */
+static void sel_dequeue_losers(sel *s, const gocc__sudog *win) {
+    bool others = false;
+    for (size_t i = 0; i < s->total && !others; i++)
+        others = s->sc[i].ch != NULL && &s->sg[i] != win;
+    if (!others) return;
+    lock_all(s->locks, s->nlocks);
+    for (size_t i = 0; i < s->total; i++) {
+        scase *c = &s->sc[i];
+        if (s->sg[i].queued)
+            gocc__waitq_remove(c->dir == GOCC_SEND ? &c->ch->sendq : &c->ch->recvq, &s->sg[i]);
+    }
+    unlock_all(s->locks, s->nlocks);
+}
+
+/* Not inlined into gocc_select_try: its one-case fast path would pay for
+ * this function's frame. */
+GOCC_NOINLINE int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block,
+                               int64_t deadline, int reason) {
     if (n > 0 && cases == NULL) return GOCC_EINVAL;
     if (n > (size_t)INT32_MAX - 1) return GOCC_EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -100,125 +227,35 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block, int6
         if (err != 0) return err;
         if ((w = gocc__self_try()) == NULL) return GOCC_ENOMEM;
     }
-    size_t total = n + (done != NULL);
-
-    /* Storage: scases, poll order, lock order, sudogs. */
-    scase sc_stack[SELECT_STACK_CASES + 1];
-    size_t order_stack[SELECT_STACK_CASES + 1];
-    gocc_chan_t *locks_stack[SELECT_STACK_CASES + 1];
-    gocc__sudog sg_stack[SELECT_STACK_CASES + 1];
-    scase *sc = sc_stack;
-    size_t *order = order_stack;
-    gocc_chan_t **locks = locks_stack;
-    gocc__sudog *sg = sg_stack;
-    void *heap = NULL;
-    if (total > GOCC_ARRAY_SIZE(sc_stack)) {
-        size_t each = sizeof *sc + sizeof *order + sizeof *locks + sizeof *sg;
-        heap = gocc__malloc(total * each);
-        if (heap == NULL) return GOCC_ENOMEM;
-        sg = heap; /* strictest alignment first */
-        sc = (scase *)(sg + total);
-        order = (size_t *)(sc + total);
-        locks = (gocc_chan_t **)(order + total);
-    }
-
-    size_t nlocks = 0;
-    for (size_t i = 0; i < n; i++) {
-        sc[i] = (scase){cases[i].ch, cases[i].dir, cases[i].elem};
-        if (cases[i].dir == GOCC_SEND && cases[i].ch != NULL && cases[i].elem == NULL &&
-            cases[i].ch->elem_size != 0) {
-            gocc__free(heap);
-            return GOCC_EINVAL;
-        }
-    }
-    if (done != NULL) sc[n] = (scase){done, GOCC_RECV, NULL};
-    for (size_t i = 0; i < total; i++) {
-        if (sc[i].ch != NULL) locks[nlocks++] = sc[i].ch;
-        /* Poll order: a uniform random permutation (Fisher-Yates). */
-        size_t j = total > 1 ? gocc__rand() % (i + 1) : 0;
-        order[i] = order[j];
-        order[j] = i;
-    }
-    sort_chans(locks, nlocks);
-    size_t u = 0; /* drop duplicates: each channel is locked once */
-    for (size_t i = 0; i < nlocks; i++)
-        if (u == 0 || locks[u - 1] != locks[i]) locks[u++] = locks[i];
-    nlocks = u;
-
-    if (nlocks == 0 && deadline < 0) {
+    sel s;
+    int rc = sel_prepare(&s, cases, n, done);
+    if (rc != 0) return rc;
+    if (s.nlocks == 0 && deadline < 0) {
         /* Nothing can ever proceed: no channel, no context, no timeout. */
-        gocc__free(heap);
+        gocc__free(s.heap);
         return block ? GOCC_EINVAL : GOCC_EAGAIN;
     }
-    int reserved = 0;
-    if (block && deadline >= 0) {
-        int rc = gocc__timer_reserve();
-        if (rc != 0) {
-            gocc__free(heap);
-            return rc;
-        }
-        reserved = 1;
+    bool timed = block && deadline >= 0;
+    if (timed && (rc = gocc__timer_reserve()) != 0) {
+        gocc__free(s.heap);
+        return rc;
     }
 
-    /* 1. Poll. */
-    lock_all(locks, nlocks);
-    for (size_t k = 0; k < total; k++) {
-        size_t i = order[k];
-        if (sc[i].ch == NULL) continue;
-        gocc__waiter *wake = NULL;
-        bool ok = false;
-        if (!gocc__chan_poll_locked(sc[i].ch, sc[i].dir, sc[i].elem, &ok, &wake)) continue;
-        unlock_all(locks, nlocks);
-        if (wake != NULL) gocc__wake(wake);
-        if (reserved) gocc__timer_unreserve();
-        gocc__free(heap);
-        if (i == n) return gocc_ctx_err(ctx); /* done channel closed */
+    bool ok = false;
+    int i = sel_poll(&s, &ok);
+    if (i >= 0 || !block) {
+        if (i < 0) unlock_all(s.locks, s.nlocks);
+        if (timed) gocc__timer_unreserve();
+        gocc__free(s.heap);
+        if (i < 0) return GOCC_EAGAIN;
+        if ((size_t)i == n) return gocc_ctx_err(ctx); /* done channel closed */
         cases[i].ok = ok;
-        return (int)i;
-    }
-    if (!block) {
-        unlock_all(locks, nlocks);
-        gocc__free(heap);
-        return GOCC_EAGAIN;
+        return i;
     }
 
-    /* 2. Queue a sudog on every channel and park. In poll order, so that
-     * among several cases on one channel the parked choice is random too. */
-    gocc__waiter_arm(w);
-    for (size_t k = 0; k < total; k++) {
-        size_t i = order[k];
-        sg[i] = (gocc__sudog){.w = w, .ch = sc[i].ch, .elem = sc[i].elem, .case_index = (int)i};
-        if (sc[i].ch == NULL) continue;
-        gocc__waitq_push(sc[i].dir == GOCC_SEND ? &sc[i].ch->sendq : &sc[i].ch->recvq, &sg[i]);
-    }
-    record_park(w, reason, cases, n, ctx, done != NULL, deadline);
-    unlock_all(locks, nlocks);
-
-    gocc__timer_entry timeout;
-    if (reserved) {
-        gocc__timer_init(&timeout, timeout_fire, w);
-        gocc__timer_add(&timeout, deadline, 0);
-    }
-    gocc__park(w);
-    gocc__obs_unpark(w);
-    if (reserved) {
-        gocc__timer_del_sync(&timeout); /* its callback is done with w */
-        gocc__timer_unreserve();
-    }
-
-    /* 3. Dequeue the losers. The winner was unlinked by its claimer. */
-    gocc__sudog *win = w->winner;
-    bool others = false;
-    for (size_t i = 0; i < total && !others; i++) others = sc[i].ch != NULL && &sg[i] != win;
-    if (others) {
-        lock_all(locks, nlocks);
-        for (size_t i = 0; i < total; i++) {
-            if (sg[i].queued)
-                gocc__waitq_remove(sc[i].dir == GOCC_SEND ? &sc[i].ch->sendq : &sc[i].ch->recvq,
-                                   &sg[i]);
-        }
-        unlock_all(locks, nlocks);
-    }
+    gocc__sudog *win = sel_park(&s, w, reason, cases, ctx, done != NULL, deadline, timed);
+    if (timed) gocc__timer_unreserve();
+    sel_dequeue_losers(&s, win);
 
     int result; /* read win before its storage may be freed */
     if (win == GOCC__WINNER_TIMEOUT) {
@@ -229,7 +266,7 @@ int gocc__select(gocc_case_t *cases, size_t n, gocc_ctx_t *ctx, bool block, int6
         result = win->case_index;
         cases[result].ok = win->ok;
     }
-    gocc__free(heap);
+    gocc__free(s.heap);
     return result;
 }
 
