@@ -34,6 +34,9 @@
  *    called) so a bug fails instead of hanging; ctx_done_release() is the
  *    owner's cancel + release.
  *  - chan_new() / go(): gocc_chan_new / gocc_go that assert success.
+ *  - run_child(fn, &outcome): fn in a forked child, its exit status and
+ *    stderr captured (misuse and lock-check tests); test_glob matches the
+ *    text with '*' as a wildcard.
  *  - Bounded polling: wait_count (atomic_int, true when reached),
  *    wait_int (atomic_int) and wait_size (_Atomic size_t), which return the
  *    last value seen; test_wait_tasks and tasks_down_to for
@@ -79,6 +82,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gocc.h>
@@ -534,6 +538,61 @@ static inline int async_result_(async_call *a, int64_t timeout_ns, const char *w
     return a->rc;
 }
 #define ASYNC_RESULT(a, timeout_ns) async_result_((a), (timeout_ns), #a, __LINE__)
+
+/* ---- a child that must stop with a message ---- */
+
+/* How a child of run_child ended: its wait status and its stderr. */
+typedef struct outcome {
+    int status;
+    char err[8192];
+} outcome;
+
+/* Run fn() in a forked child with its stderr captured; a child that hangs
+ * is killed after 30 s (SIGALRM, not SIGABRT). */
+static inline void run_child(void (*fn)(void), outcome *o) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        if (dup2(p[1], STDERR_FILENO) < 0) _exit(98);
+        close(p[1]);
+        alarm(30);
+        fn();
+        _exit(0); /* nothing noticed */
+    }
+    close(p[1]);
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(p[0], o->err + n, sizeof o->err - 1 - n);
+        if (k > 0)
+            n += (size_t)k;
+        else if (k < 0 && errno == EINTR)
+            continue;
+        else
+            break;
+        if (n == sizeof o->err - 1) break;
+    }
+    o->err[n] = '\0';
+    close(p[0]);
+    while (waitpid(pid, &o->status, 0) < 0) assert_int_equal(errno, EINTR);
+}
+
+/* Does @p text (up to its end) match @p pat, where '*' is any run of
+ * characters? */
+static inline bool test_glob(const char *pat, const char *text) {
+    if (*pat == '\0') return *text == '\0';
+    if (*pat == '*') {
+        for (const char *t = text;; t++) {
+            if (test_glob(pat + 1, t)) return true;
+            if (*t == '\0') return false;
+        }
+    }
+    return *text == *pat && test_glob(pat + 1, text + 1);
+}
 
 /* ---- misc ---- */
 

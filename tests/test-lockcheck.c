@@ -28,55 +28,6 @@
 
 /* ---- running a child ---- */
 
-typedef struct outcome {
-    int status;
-    char err[4096];
-} outcome;
-
-static void run_child(void (*fn)(void), outcome *o) {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        if (dup2(p[1], STDERR_FILENO) < 0) _exit(98);
-        close(p[1]);
-        alarm(30); /* a child that hangs is killed (SIGALRM, not SIGABRT) */
-        fn();
-        _exit(0); /* no check fired */
-    }
-    close(p[1]);
-    size_t n = 0;
-    for (;;) {
-        ssize_t k = read(p[0], o->err + n, sizeof o->err - 1 - n);
-        if (k > 0)
-            n += (size_t)k;
-        else if (k < 0 && errno == EINTR)
-            continue;
-        else
-            break;
-        if (n == sizeof o->err - 1) break;
-    }
-    o->err[n] = '\0';
-    close(p[0]);
-    while (waitpid(pid, &o->status, 0) < 0) assert_int_equal(errno, EINTR);
-}
-
-/* Does @p text (up to its end) match @p pat, where '*' is any run of
- * characters? */
-static bool glob(const char *pat, const char *text) {
-    if (*pat == '\0') return *text == '\0';
-    if (*pat == '*') {
-        for (const char *t = text;; t++) {
-            if (glob(pat + 1, t)) return true;
-            if (*t == '\0') return false;
-        }
-    }
-    return *text == *pat && glob(pat + 1, text + 1);
-}
 
 /* The child died by SIGABRT and wrote exactly one line, matching @p want
  * (printf-style, then '*' as a wildcard for addresses and paths). */
@@ -92,7 +43,7 @@ __attribute__((format(printf, 2, 3))) static void expect_abort(void (*fn)(void),
     strcat(line, "\n");
     if (!WIFSIGNALED(o.status) || WTERMSIG(o.status) != SIGABRT)
         fail_msg("child did not abort (status 0x%x); stderr:\n%s", o.status, o.err);
-    if (strchr(o.err, '\n') != o.err + strlen(o.err) - 1 || !glob(line, o.err))
+    if (strchr(o.err, '\n') != o.err + strlen(o.err) - 1 || !test_glob(line, o.err))
         fail_msg("child's stderr:\n%s\nwanted one line:\n%s", o.err, line);
 }
 

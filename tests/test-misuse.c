@@ -21,55 +21,6 @@
 
 /* ---- running a child ---- */
 
-typedef struct outcome {
-    int status;
-    char err[8192];
-} outcome;
-
-static void run_child(void (*fn)(void), outcome *o) {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        if (dup2(p[1], STDERR_FILENO) < 0) _exit(98);
-        close(p[1]);
-        alarm(30); /* a child that hangs is killed (SIGALRM, not SIGABRT) */
-        fn();
-        _exit(0); /* nothing noticed the misuse */
-    }
-    close(p[1]);
-    size_t n = 0;
-    for (;;) {
-        ssize_t k = read(p[0], o->err + n, sizeof o->err - 1 - n);
-        if (k > 0)
-            n += (size_t)k;
-        else if (k < 0 && errno == EINTR)
-            continue;
-        else
-            break;
-        if (n == sizeof o->err - 1) break;
-    }
-    o->err[n] = '\0';
-    close(p[0]);
-    while (waitpid(pid, &o->status, 0) < 0) assert_int_equal(errno, EINTR);
-}
-
-/* Does @p text (up to its end) match @p pat, where '*' is any run of
- * characters? */
-static bool glob(const char *pat, const char *text) {
-    if (*pat == '\0') return *text == '\0';
-    if (*pat == '*') {
-        for (const char *t = text;; t++) {
-            if (glob(pat + 1, t)) return true;
-            if (*t == '\0') return false;
-        }
-    }
-    return *text == *pat && glob(pat + 1, text + 1);
-}
 
 #if defined(GOCC_ASAN) || defined(GOCC_TSAN)
 /* What a sanitizer writes first about the same misuse (ASan, TSan: they
@@ -95,12 +46,12 @@ static void expect_abort(void (*fn)(void), const char *want) {
     char *at = strstr(o.err, "libgocc: ");
     if (at == NULL || strchr(at, '\n') == NULL) fail_msg("child's stderr:\n%s", o.err);
     strchr(at, '\n')[1] = '\0';
-    if (!glob(line, at)) fail_msg("child's stderr:\n%s\nwanted:\n%s", o.err, line);
+    if (!test_glob(line, at)) fail_msg("child's stderr:\n%s\nwanted:\n%s", o.err, line);
 #else
     if (!WIFSIGNALED(o.status) || WTERMSIG(o.status) != SIGABRT)
         fail_msg("child did not abort (status 0x%x), wanted: %s; stderr:\n%s", o.status, want,
                  o.err);
-    if (strchr(o.err, '\n') != o.err + strlen(o.err) - 1 || !glob(line, o.err))
+    if (strchr(o.err, '\n') != o.err + strlen(o.err) - 1 || !test_glob(line, o.err))
         fail_msg("child's stderr:\n%s\nwanted one line:\n%s", o.err, line);
 #endif
 }
@@ -265,7 +216,8 @@ static void test_misuse_lock_failed(void **state) {
 #if defined(GOCC_ASAN) || defined(GOCC_TSAN)
     if (sanitizer_saw_it(o.err) && !(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0)) return;
 #endif
-    if (!WIFSIGNALED(o.status) || WTERMSIG(o.status) != SIGABRT || !glob(LOCK_FAILED "\n", o.err))
+    if (!WIFSIGNALED(o.status) || WTERMSIG(o.status) != SIGABRT ||
+        !test_glob(LOCK_FAILED "\n", o.err))
         fail_msg("status 0x%x, stderr:\n%s", o.status, o.err);
 }
 
@@ -399,9 +351,9 @@ static void test_misuse_leakcheck_line(void **state) {
     assert_non_null(ch);
     go(block_forever, ch);
     char *d = capture(leakcheck_fd);
-    if (!glob("libgocc: * tasks still running after 0.020s (expected at most *)\n"
-              "libgocc dump: *",
-              d))
+    if (!test_glob("libgocc: * tasks still running after 0.020s (expected at most *)\n"
+                   "libgocc dump: *",
+                   d))
         fail_msg("report:\n%s", d);
     free(d);
     gocc_chan_close(ch);
