@@ -56,16 +56,6 @@ static long nofile_limit; /* the soft limit after main raised it */
 
 static int scaled(int n) { return bench_smoke() ? (n / 100 > 1 ? n / 100 : 1) : n; }
 
-/* Resident pages (the second field of /proc/self/statm), or -1. */
-static long resident_pages(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) return -1;
-    long size = 0, resident = -1;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident;
-}
-
 static void nodelay(gocc_fd_t *f) {
     int one = 1;
     (void)setsockopt(gocc_fd_num(f), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -301,7 +291,7 @@ static void run_idle_body(const void *self, uint64_t n) {
                 nofile_limit);
     }
     conns &= ~1;
-    if (base < 0) base = resident_pages();
+    if (base < 0) base = bench_resident_pages();
     if (base < 0 || page <= 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
     for (uint64_t round = 0; round < n; round++) {
         bench_timer_stop();
@@ -328,7 +318,7 @@ static void run_idle_body(const void *self, uint64_t n) {
         }
         while (atomic_load_explicit(&r.blocked, memory_order_acquire) < conns) bench_nap_ns(100000);
         bench_nap_ns(bench_smoke() ? 1000000 : 20000000); /* the last ones park */
-        long resident = resident_pages();
+        long resident = bench_resident_pages();
         if (resident < 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
         bench_metric("perconn", "B/conn", (double)(resident - base) * (double)page / conns,
                      BENCH_LOWER_IS_BETTER);

@@ -158,16 +158,6 @@ typedef struct mem_run {
     const char *name;
 } mem_run;
 
-/* Resident pages (the second field of /proc/self/statm), or -1. */
-static long resident_pages(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) return -1;
-    long size = 0, resident = -1;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident;
-}
-
 static int mem_blocked(gocc_ctx_t *ctx, void *arg) {
     (void)ctx;
     mem_run *r = arg;
@@ -183,7 +173,7 @@ static void run_mem_blocked(const void *self, uint64_t n) {
     static long base = -1; /* resident pages before this process's first round */
     long tasks = bench_smoke() ? (mem_tasks / 100 > 1 ? mem_tasks / 100 : 1) : mem_tasks;
     long page = sysconf(_SC_PAGESIZE);
-    if (base < 0) base = resident_pages();
+    if (base < 0) base = bench_resident_pages();
     if (base < 0 || page <= 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
     for (uint64_t round = 0; round < n; round++) {
         mem_run r = {.gate = gocc_chan_new(0, 0), .wg = GOCC_WAITGROUP_INIT, .name = name};
@@ -197,7 +187,7 @@ static void run_mem_blocked(const void *self, uint64_t n) {
         while (atomic_load_explicit(&r.blocked, memory_order_acquire) < tasks)
             bench_sleep_ns(100000);
         bench_sleep_ns(bench_smoke() ? 1000000 : 10000000); /* the last ones park */
-        long resident = resident_pages();
+        long resident = bench_resident_pages();
         if (resident < 0) bench_die("reading /proc/self/statm", name, GOCC_EINVAL);
         bench_metric("pertask", "B/task", (double)(resident - base) * (double)page / (double)tasks,
                      BENCH_LOWER_IS_BETTER);

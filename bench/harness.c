@@ -162,6 +162,15 @@ long bench_rss_reset(void) {
 
 long bench_rss_peak(void) { return status_kib("VmHWM"); }
 
+long bench_resident_pages(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return -1;
+    long size = 0, resident = -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident;
+}
+
 /* ---- the method ---- */
 
 /* One call of run(n): returns its wall time in seconds, and the measured

@@ -110,4 +110,7 @@ int64_t bench_quantile(const int64_t *sorted, size_t n, double q);
 long bench_rss_reset(void);
 long bench_rss_peak(void);
 
+/* Resident pages now (the second field of /proc/self/statm), or -1. */
+long bench_resident_pages(void);
+
 #endif
