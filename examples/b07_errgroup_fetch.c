@@ -112,6 +112,7 @@ static struct server {
     struct sockaddr_in addr;    /* 127.0.0.1:<ephemeral port> */
     gocc_waitgroup_t wg;        /* the accepting task and every handler */
     atomic_int accepted, ended; /* connections accepted, handlers that ran to their end */
+    atomic_int slow_seen;       /* /slow requests that reached the server */
     atomic_int hung_up;         /* /slow handlers whose client left first */
 } srv = {.wg = GOCC_WAITGROUP_INIT};
 
@@ -146,6 +147,7 @@ static int serve_conn(gocc_ctx_t *ctx, void *arg) {
         if (!ends_with(url, "/missing")) {
             /* Answer after the delay, unless the client hangs up first:
              * the read sees its end of file. /slow: 10 s. */
+            if (ends_with(url, "/slow")) atomic_fetch_add(&srv.slow_seen, 1);
             int64_t delay = ends_with(url, "/slow")
                                 ? 10 * GOCC_SECOND
                                 : (int64_t)(2 + strlen(url) % 7) * GOCC_MILLISECOND;
@@ -376,10 +378,14 @@ static void b07_one_fails(void) {
     check(errors_is(&out.err, ERR_NOT_FOUND), "errors.Is(err, ErrNotFound)");
     check(atomic_load(&out.cancelled) == 2, "both slow fetches were cancelled by the group");
     check(took < 5 * GOCC_SECOND, "fetchAll did not wait for the 10 s fetches");
-    /* The client closed each slow connection when its read was cancelled. */
+    /* The client closed each slow connection when its read was cancelled,
+     * and the server's handler saw it hang up. (A slow fetch that the
+     * cancel caught before it sent its request never reached the server:
+     * on a slow machine the /missing answer can come that early.) */
     int64_t end = gocc_now() + 2 * GOCC_SECOND;
     while (atomic_load(&srv.hung_up) < 2 && gocc_now() < end) gocc_sleep(GOCC_MILLISECOND, NULL);
-    check(atomic_load(&srv.hung_up) == 2, "the server saw both slow clients hang up");
+    check(atomic_load(&srv.hung_up) == atomic_load(&srv.slow_seen),
+          "the server saw every slow client that reached it hang up");
     printf("B07 fetchAll: /missing among %d URLs: err = \"%s\", errors.Is(err, ErrNotFound) = "
            "%s, results = %s; %d slow fetches cancelled, returned after %.1f ms\n",
            n, out.err.msg, errors_is(&out.err, ERR_NOT_FOUND) ? "true" : "false",
@@ -420,8 +426,9 @@ int main(void) {
     server_stop();
     check(atomic_load(&srv.accepted) == atomic_load(&srv.ended),
           "every connection the server accepted was handled to its end");
-    printf("B07 server: %d connections accepted, %d handled, %d slow clients hung up\n",
-           atomic_load(&srv.accepted), atomic_load(&srv.ended), atomic_load(&srv.hung_up));
+    printf("B07 server: %d connections accepted, %d handled, %d of %d slow clients hung up\n",
+           atomic_load(&srv.accepted), atomic_load(&srv.ended), atomic_load(&srv.hung_up),
+           atomic_load(&srv.slow_seen));
     check(example_tasks_exit_within(5 * GOCC_SECOND), "gocc_tasks_live() == 0 at the end");
     printf("B07 %s: %zu tasks live at the end\n", example_failures ? "FAILED" : "ok",
            gocc_tasks_live());
