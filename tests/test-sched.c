@@ -89,8 +89,11 @@ static void test_many_blocked_tasks(void **state) {
            MANY, (double)(t1 - t0) / 1e6, threads,
            rss0 > 0 && rss1 > 0 ? (double)(rss1 - rss0) / MANY : -1.0, (double)(t3 - t2) / 1e6);
     /* Workers, plus spare ones the stuck check may have added: far fewer
-     * than the tasks. */
-    if (threads > procs() + 16)
+     * than the tasks. On a loaded machine a worker descheduled for the
+     * threshold (10 ms) mid-task counts as stuck and gets a spare; a CI run
+     * under ASan saw 22 threads with procs 2, so the bound leaves room for
+     * that and still fails for a thread per task. */
+    if (threads > procs() + 64)
         fail_msg("%zu OS threads run %d tasks (procs %zu)", threads, MANY, procs());
 #ifndef GOCC_TEST_SANITIZED
     /* A parked task costs its touched stack page(s) and its record. */
