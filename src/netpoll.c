@@ -127,7 +127,9 @@ static _Atomic int poll_token;
 /* P.used, for looks without P.mu. */
 static _Atomic uint32_t nused;
 /* The backend's descriptors as the token holder reads them (without P.mu):
- * set under P.mu while nobody can hold the role on a closed backend. */
+ * set under P.mu while nobody can hold the role on a closed backend.
+ * poll_epfd >= 0 also means "the backend is open" to a claimer; with
+ * poll(2), which has no instance, it holds the wake pipe's read end. */
 static _Atomic int poll_epfd = -1, poll_wake_r = -1;
 
 static uint64_t key_of(uint32_t i) { return (uint64_t)P.slots[i].gen << 32 | i; }
