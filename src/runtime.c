@@ -402,8 +402,11 @@ int gocc_runtime_shutdown(void) {
     bool busy = rt.nthreads > 0; /* running a task, or runtime work (pool workers) */
     gocc__unlock(&rt.mu);
 
+    /* The scheduler also keeps its workers while descriptors are
+     * registered (they poll): that is the poller's hold, not busy threads. */
+    bool sched_busy = sched_rc != 0 && !gocc__netpoll_in_use();
     unsigned held = (gocc_tasks_live() > 0 ? GOCC__HELD_TASKS : 0) |
-                    (busy || sched_rc != 0 ? GOCC__HELD_THREADS : 0);
+                    (busy || sched_busy ? GOCC__HELD_THREADS : 0);
     if (gocc__timer_shutdown() != 0) held |= GOCC__HELD_TIMERS;
     if (gocc__watch_shutdown() != 0) held |= GOCC__HELD_WATCH;
     if (gocc__netpoll_shutdown() != 0) held |= GOCC__HELD_NETPOLL;
