@@ -51,6 +51,9 @@ declare -A testargs=(
 total_pass=0
 total_fail=0
 summary=()
+# What failed, printed again after the summary: CI keeps only the tail of
+# the output, and a failure's name must be in it.
+failures=()
 
 # The count after "<label>:" in meson test's closing summary, 0 if absent.
 count() {
@@ -86,6 +89,9 @@ for b in "${builds[@]}"; do
             status="tests failed"
             # meson test died without a summary: still a failure.
             [ "$fail" -eq 0 ] && fail=1
+            while IFS= read -r l; do failures+=("$b: $l"); done < <(
+                grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)|\[  FAILED  \] test_|FAILED:|^SUMMARY: |WARNING: ThreadSanitizer' "$log" |
+                    sed 's/^ *//' | awk '!seen[$0]++' | head -n 20)
         fi
     else
         fail=1
@@ -106,10 +112,17 @@ gocc_want_fuzz_deps
 if tests/fuzz/run.sh --check; then
     echo "=== build-ci/fuzz: tests/fuzz/run.sh $fuzz_secs ==="
     start=$(date +%s)
-    if GOCC_FUZZ_BUILD=build-ci/fuzz tests/fuzz/run.sh "$fuzz_secs"; then
+    mkdir -p build-ci
+    set +e
+    GOCC_FUZZ_BUILD=build-ci/fuzz tests/fuzz/run.sh "$fuzz_secs" 2>&1 | tee build-ci/fuzz.log
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -eq 0 ]; then
         status=ok pass=1 fail=0
     else
         status="fuzz failed" pass=0 fail=1
+        while IFS= read -r l; do failures+=("fuzz: $l"); done < <(
+            grep -E '^==[0-9]+==ERROR|^SUMMARY: |FAILED|crash-|Test unit written' build-ci/fuzz.log | awk '!seen[$0]++' | head -n 10)
     fi
     secs=$(( $(date +%s) - start ))
     line=$(printf '%-14s %-15s %3d passed, %3d failed  (%d s)' build-ci/fuzz "$status" "$pass" "$fail" "$secs")
@@ -127,10 +140,17 @@ summary+=("$line")
 if command -v spin >/dev/null 2>&1 && command -v "${CC:-cc}" >/dev/null 2>&1; then
     echo "=== docs/model: docs/model/check.sh ==="
     start=$(date +%s)
-    if docs/model/check.sh; then
+    mkdir -p build-ci
+    set +e
+    docs/model/check.sh 2>&1 | tee build-ci/model.log
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -eq 0 ]; then
         status=ok pass=1 fail=0
     else
         status="model failed" pass=0 fail=1
+        while IFS= read -r l; do failures+=("model: $l"); done < <(
+            grep -vE '^[a-z0-9-]+ +ok ' build-ci/model.log | tail -n 10)
     fi
     secs=$(( $(date +%s) - start ))
     line=$(printf '%-14s %-15s %3d passed, %3d failed  (%d s)' docs/model "$status" "$pass" "$fail" "$secs")
@@ -167,5 +187,9 @@ summary+=("$line")
 echo
 echo "=== summary (tests over all builds) ==="
 for line in "${summary[@]}"; do echo "$line"; done
+if [ "${#failures[@]}" -gt 0 ]; then
+    echo "=== what failed (first lines of each build's failures) ==="
+    for line in "${failures[@]}"; do echo "$line"; done
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

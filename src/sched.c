@@ -513,7 +513,10 @@ static void run_task(worker *wk, gocc__task *t) {
     wk->cur = t;
     wk->after = AFTER_NONE;
     atomic_store_explicit(&wk->in_task, true, memory_order_relaxed);
-    atomic_store_explicit(&t->on, wk, memory_order_relaxed);
+    /* Release: the dump follows t->on into a worker another thread
+     * allocated (the worker's thread starts after that, so its stores carry
+     * the allocation). */
+    atomic_store_explicit(&t->on, wk, memory_order_release);
     atomic_store_explicit(&t->run_no, wk->ticks, memory_order_relaxed);
     atomic_store_explicit(&t->state, GOCC__TASK_RUNNING, memory_order_relaxed);
     gocc__set_self(&t->w);
@@ -742,7 +745,7 @@ int gocc__sched_task_state(const gocc__waiter *w, int64_t *since) {
     if (since != NULL) {
         /* The monitor's first sighting of this run, if it saw it. */
         *since = 0;
-        worker *wk = atomic_load_explicit(&t->on, memory_order_relaxed);
+        worker *wk = atomic_load_explicit(&t->on, memory_order_acquire);
         if (st == GOCC__TASK_RUNNING && wk != NULL &&
             atomic_load_explicit(&wk->last_run, memory_order_relaxed) >> 1 ==
                 atomic_load_explicit(&t->run_no, memory_order_relaxed))
