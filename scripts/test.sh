@@ -9,9 +9,8 @@
 #   build-ci/uc    the portable swapcontext task switch instead of the
 #                  assembly one (core suite only)
 #   build-ci/poll  the poll(2) I/O backend instead of epoll (-Dnetpoll=poll;
-#                  the descriptor tests, fd. Not fuzz-replay: its model
-#                  has a closed end's peer see the close at once, as with
-#                  epoll; poll(2) holds a watched file until its round ends)
+#                  the descriptor tests, fd, and fuzz-replay, whose model
+#                  has a closed end's peer see the close at once)
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
 # fuzzers. Then docs/model: spin over the select protocol's Promela model
@@ -45,7 +44,7 @@ declare -A opts=(
 # on descriptors (meson test names).
 declare -A testargs=(
     [uc]="--suite core"
-    [poll]="fd"
+    [poll]="fd fuzz-replay"
 )
 
 total_pass=0

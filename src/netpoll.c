@@ -53,8 +53,10 @@
  * pollfd set from the table every round (asking fd.c for each handle's
  * interest), and a call that starts waiting kicks it through the wake
  * pipe. Simple and O(registered descriptors) per round. poll(2) holds the
- * files it watches until it returns, so unregistering kicks the poller: a
- * descriptor closed right after is released when that round ends.
+ * files it watches until it returns, so unregistering a descriptor that
+ * the current round watches kicks the poller and waits (yielding) for the
+ * round to end: when gocc_fd_close returns, the file is let go, and its
+ * peer sees the close, as with epoll.
  *
  * fork: the child has no worker that polls, and its epoll instance and
  * wake descriptor would be the parent's: the child closes its copies,
@@ -195,10 +197,14 @@ static int backend_add(const slot *s, uint64_t key) {
     return epoll_ctl(P.epfd, EPOLL_CTL_ADD, s->fd, &ev) == 0 ? 0 : -errno;
 }
 
-static void backend_del_locked(int fd) {
+/* Returns the poller's round to wait out: none, epoll lets go at once. */
+static uint64_t backend_del_locked(int fd) {
     struct epoll_event ev = {0}; /* kernels before 2.6.9 want one */
     if (P.epfd >= 0) (void)epoll_ctl(P.epfd, EPOLL_CTL_DEL, fd, &ev);
+    return 0;
 }
+
+static void backend_del_wait(uint64_t round) { (void)round; }
 
 static int events_of(uint32_t e) {
     int r = 0;
@@ -224,6 +230,11 @@ static void backend_free_locked(void) {}
 static struct pollfd *pset; /* the token holder's set (and its keys) */
 static uint64_t *pkeys;
 static size_t pcap;
+static size_t pset_n; /* entries in the set (P.mu) */
+/* Odd while the token holder is inside poll(2) with pset: set under P.mu
+ * with the set, made even again as soon as poll(2) returns. An unregister
+ * that finds its descriptor in the set waits for it to change. */
+static _Atomic uint64_t pround;
 
 static int backend_open_locked(void) {
     int p[2];
@@ -241,6 +252,12 @@ static void backend_close_locked(void) {
     if (P.wake_r >= 0) close(P.wake_r);
     if (P.wake_w >= 0) close(P.wake_w);
     P.wake_r = P.wake_w = -1;
+    /* Nobody holds the role (shutdown), or the holder is not in this
+     * process (a fork child): no round is under way. */
+    pset_n = 0;
+    atomic_store_explicit(&pround,
+                          (atomic_load_explicit(&pround, memory_order_relaxed) + 1) & ~(uint64_t)1,
+                          memory_order_relaxed);
 }
 
 /* Watched from the next round on (the waiter kicks). A handle's
@@ -253,12 +270,27 @@ static int backend_add(const slot *s, uint64_t key) {
     return 0;
 }
 
-/* poll(2) holds the files it watches until it returns: wake the poller,
- * so that a descriptor closed next is released (its peer sees the close)
- * as soon as this round ends, not at the next readiness. */
-static void backend_del_locked(int fd) {
-    (void)fd;
-    if (atomic_load_explicit(&poll_token, memory_order_acquire)) wake_poller_locked();
+/* poll(2) holds the files it watches until it returns: wake the poller
+ * and return the round to wait out (0: none), so that a descriptor closed
+ * next is released (its peer sees the close) when close returns, as with
+ * epoll, not at the next readiness. */
+static uint64_t backend_del_locked(int fd) {
+    gocc__assert_held(&P.mu);
+    uint64_t r = atomic_load_explicit(&pround, memory_order_relaxed);
+    if (!(r & 1)) return 0;
+    for (size_t i = 1; i < pset_n; i++) {
+        if (pset[i].fd == fd) {
+            wake_poller_locked();
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Outside P.mu: the holder is woken and returns from poll(2) at once
+ * (it takes no lock before it says so). */
+static void backend_del_wait(uint64_t r) {
+    while (r != 0 && atomic_load_explicit(&pround, memory_order_acquire) == r) sched_yield();
 }
 
 static short poll_bits(int events) {
@@ -313,6 +345,11 @@ static int backend_wait(pevent *out, int max, int timeout_ms) {
     bool room = set_reserve((size_t)P.used + 1);
     size_t n = room ? set_build_locked() : 0;
     int wake_r = P.wake_r;
+    uint64_t r = atomic_load_explicit(&pround, memory_order_relaxed) + 1;
+    if (room) {
+        pset_n = n;
+        atomic_store_explicit(&pround, r, memory_order_relaxed); /* odd: in a round */
+    }
     gocc__unlock(&P.mu);
     if (!room) { /* no memory for the set: look again soon */
         struct pollfd w = {.fd = wake_r, .events = POLLIN};
@@ -320,7 +357,9 @@ static int backend_wait(pevent *out, int max, int timeout_ms) {
         out[0] = (pevent){WAKE_KEY, GOCC_FD_READ};
         return 1;
     }
-    if (poll(pset, (nfds_t)n, timeout_ms) <= 0) return 0;
+    int got = poll(pset, (nfds_t)n, timeout_ms);
+    atomic_store_explicit(&pround, r + 1, memory_order_release); /* the files are let go */
+    if (got <= 0) return 0;
     int k = 0;
     for (size_t i = 0; i < n && k < max; i++)
         if (pset[i].revents != 0) out[k++] = (pevent){pkeys[i], events_of(pset[i].revents)};
@@ -333,6 +372,7 @@ static void backend_free_locked(void) {
     pset = NULL;
     pkeys = NULL;
     pcap = 0;
+    pset_n = 0;
 }
 
 #endif
@@ -507,11 +547,13 @@ int gocc__netpoll_register(int fd, gocc_fd_t *f, uint64_t *key) {
 void gocc__netpoll_unregister(int fd, uint64_t key) {
     gocc__lock(&P.mu);
     slot *s = slot_of_locked(key);
+    uint64_t round = 0;
     if (s != NULL && s->fd == fd) {
-        backend_del_locked(fd);
+        round = backend_del_locked(fd);
         slot_free_locked(s);
     }
     gocc__unlock(&P.mu);
+    backend_del_wait(round);
 }
 
 void gocc__netpoll_kick(void) {
