@@ -49,7 +49,9 @@ void __lsan_unregister_root_region(const void *p, size_t size);
 /* Frame on a suspended stack, from the saved sp up: MXCSR (4 bytes) and
  * the x87 control word (2), padded to 8; r15 r14 r13 r12 rbx rbp; the
  * return address. A new stack's return address is the trampoline, which
- * calls entry(r12) with a 16-byte aligned stack. */
+ * calls entry(r12) with a 16-byte aligned stack. The control words are
+ * loaded only when they differ from the outgoing side's (ldmxcsr and
+ * fldcw are slow, and nearly every switch has them equal). */
 __asm__(".text\n"
         ".globl gocc__ctx_switch\n"
         ".hidden gocc__ctx_switch\n"
@@ -65,11 +67,15 @@ __asm__(".text\n"
         "    subq $8, %rsp\n"
         "    stmxcsr (%rsp)\n"
         "    fnstcw 4(%rsp)\n"
+        "    movq (%rsp), %rcx\n"
         "    movq %rsp, (%rdi)\n"
         "    movq (%rsi), %rsp\n"
+        "    xorq (%rsp), %rcx\n"
+        "    shlq $16, %rcx\n" /* the padding's 2 bytes out: 0 iff both equal */
+        "    jz 1f\n"
         "    ldmxcsr (%rsp)\n"
         "    fldcw 4(%rsp)\n"
-        "    addq $8, %rsp\n"
+        "1:  addq $8, %rsp\n"
         "    popq %r15\n"
         "    popq %r14\n"
         "    popq %r13\n"
@@ -137,8 +143,8 @@ __asm__(".text\n"
         "    stp d10, d11, [sp, #112]\n"
         "    stp d12, d13, [sp, #128]\n"
         "    stp d14, d15, [sp, #144]\n"
-        "    mrs x9, fpcr\n"
-        "    str x9, [sp, #160]\n"
+        "    mrs x10, fpcr\n"
+        "    str x10, [sp, #160]\n"
         "    mov x9, sp\n"
         "    str x9, [x0]\n"
         "    ldr x9, [x1]\n"
@@ -154,8 +160,10 @@ __asm__(".text\n"
         "    ldp d12, d13, [sp, #128]\n"
         "    ldp d14, d15, [sp, #144]\n"
         "    ldr x9, [sp, #160]\n"
+        "    cmp x9, x10\n" /* msr fpcr is slow: only when it differs */
+        "    b.eq 1f\n"
         "    msr fpcr, x9\n"
-        "    add sp, sp, #176\n"
+        "1:  add sp, sp, #176\n"
         "    ret\n"
         ".size gocc__ctx_switch,.-gocc__ctx_switch\n"
         ".globl gocc__ctx_trampoline\n"

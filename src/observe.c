@@ -208,6 +208,11 @@ void gocc__os_thread_name(const char *name) {
 }
 
 static void set_name_fields(gocc__waiter *w, const char *name) {
+    /* Unchanged (a worker pool's worker names each job the same; most
+     * tasks have no name): nothing to write. name_local is NUL-padded, so
+     * a prefix match up to its NUL is a whole match. */
+    const char *n = name != NULL ? name : "";
+    if (strncmp(w->name_local, n, sizeof w->name_local - 1) == 0) return;
     memset(w->name_local, 0, sizeof w->name_local);
     if (name != NULL) copy_trunc(w->name_local, sizeof w->name_local, name);
     publish_name(w);

@@ -596,6 +596,21 @@ static gocc__task *record_new(size_t stack_size, int *err) {
  * global one, or new. */
 static gocc__task *record_get(size_t size, int *err) {
     worker *wk = my_worker();
+    if (wk != NULL && wk->cache == NULL &&
+        size == atomic_load_explicit(&S.stack_size, memory_order_relaxed)) {
+        /* Refill half the worker's cache in one go (records made on one
+         * worker often end on another: one lock per batch, not per task). */
+        gocc__lock(&S.cache_mu);
+        while (S.cache != NULL && wk->ncache < LOCAL_CACHE / 2) {
+            gocc__task *t = S.cache;
+            S.cache = t->next;
+            S.ncache--;
+            t->next = wk->cache;
+            wk->cache = t;
+            wk->ncache++;
+        }
+        gocc__unlock(&S.cache_mu);
+    }
     if (wk != NULL && wk->cache != NULL) {
         gocc__task *t = wk->cache;
         wk->cache = t->next;
@@ -603,7 +618,7 @@ static gocc__task *record_get(size_t size, int *err) {
         if (t->stack.size == size) return t;
         record_free(t); /* made before stack_size changed */
     }
-    if (size == atomic_load_explicit(&S.stack_size, memory_order_relaxed)) {
+    if (wk == NULL && size == atomic_load_explicit(&S.stack_size, memory_order_relaxed)) {
         for (;;) {
             gocc__lock(&S.cache_mu);
             gocc__task *t = S.cache;
@@ -627,19 +642,33 @@ static void record_put(worker *wk, gocc__task *t) {
         record_free(t);
         return;
     }
-    if (wk != NULL && wk->ncache < LOCAL_CACHE) {
+    if (wk != NULL) {
         t->next = wk->cache;
         wk->cache = t;
-        wk->ncache++;
-        return;
+        if (++wk->ncache <= LOCAL_CACHE) return;
+        /* Full: hand half of it to the runtime's cache in one go. */
+        t = NULL;
+        for (size_t n = 0; n < LOCAL_CACHE / 2; n++) {
+            gocc__task *x = wk->cache;
+            wk->cache = x->next;
+            wk->ncache--;
+            x->next = t;
+            t = x;
+        }
+    } else {
+        t->next = NULL;
     }
     /* Beyond GLOBAL_CACHE too: unmapping a stack here, right after a burst
      * of tasks ends, costs a TLB shootdown on every CPU per stack; the
      * monitor trims the excess a batch at a time instead (cache_trim). */
     gocc__lock(&S.cache_mu);
-    t->next = S.cache;
-    S.cache = t;
-    S.ncache++;
+    while (t != NULL) {
+        gocc__task *next = t->next;
+        t->next = S.cache;
+        S.cache = t;
+        S.ncache++;
+        t = next;
+    }
     gocc__unlock(&S.cache_mu);
 }
 
