@@ -201,6 +201,11 @@ static struct {
     gocc__mutex cache_mu;
     gocc__task *cache;
     size_t ncache;
+    /* The least ncache was since the monitor's last trim window began, and
+     * what that window left to free (cache_mu): only records that sat
+     * unused for a whole window are given back. */
+    size_t cache_low, trim_left;
+    int64_t trim_window_end; /* the monitor's own */
     /* the monitor */
     gocc__mutex mon_mu;
     pthread_t mon_thread;
@@ -609,6 +614,7 @@ static gocc__task *record_get(size_t size, int *err) {
             wk->cache = t;
             wk->ncache++;
         }
+        if (S.ncache < S.cache_low) S.cache_low = S.ncache;
         gocc__unlock(&S.cache_mu);
     }
     if (wk != NULL && wk->cache != NULL) {
@@ -625,6 +631,7 @@ static gocc__task *record_get(size_t size, int *err) {
             if (t != NULL) {
                 S.cache = t->next;
                 S.ncache--;
+                if (S.ncache < S.cache_low) S.cache_low = S.ncache;
             }
             gocc__unlock(&S.cache_mu);
             if (t == NULL) break;
@@ -672,17 +679,30 @@ static void record_put(worker *wk, gocc__task *t) {
     gocc__unlock(&S.cache_mu);
 }
 
-/* The monitor: free up to TRIM_BATCH records beyond GLOBAL_CACHE. */
-static void cache_trim(void) {
+/* The monitor, each look: free up to TRIM_BATCH records beyond
+ * GLOBAL_CACHE, out of those the last window never used. A program that
+ * starts bursts of tasks again and again keeps its stacks (mapping and
+ * unmapping them each burst costs page faults and TLB shootdowns); one
+ * whose burst is over gets them back within about two windows (and
+ * TRIM_BATCH a look: 100,000 stacks in a few seconds). */
+#define TRIM_WINDOW (500 * GOCC_MILLISECOND)
+static void cache_trim(int64_t now) {
     gocc__task *freed = NULL;
     gocc__lock(&S.cache_mu);
-    for (int i = 0; i < TRIM_BATCH && S.ncache > GLOBAL_CACHE; i++) {
+    if (now >= S.trim_window_end) {
+        S.trim_left = S.cache_low > GLOBAL_CACHE ? S.cache_low - GLOBAL_CACHE : 0;
+        S.cache_low = S.ncache;
+        S.trim_window_end = now + TRIM_WINDOW;
+    }
+    for (int i = 0; i < TRIM_BATCH && S.trim_left > 0 && S.ncache > GLOBAL_CACHE; i++) {
         gocc__task *t = S.cache;
         S.cache = t->next;
         S.ncache--;
+        S.trim_left--;
         t->next = freed;
         freed = t;
     }
+    if (S.ncache < S.cache_low) S.cache_low = S.ncache;
     gocc__unlock(&S.cache_mu);
     while (freed != NULL) {
         gocc__task *next = freed->next;
@@ -1352,7 +1372,7 @@ static void *monitor_main(void *unused) {
         /* Every worker busy (or none yet): look at the descriptors here,
          * without waiting; what it readies goes to the global queue. */
         if (gocc__netpoll_claim()) gocc__netpoll_poll(false, NULL, NULL);
-        cache_trim(); /* give back, a batch a look, what a burst left */
+        cache_trim(now); /* give back, a batch a look, what a burst left */
         delay = busy ? GOCC_MILLISECOND : 10 * GOCC_MILLISECOND;
     }
     return NULL;
@@ -1476,7 +1496,7 @@ int gocc__sched_shutdown(void) {
     gocc__lock(&S.cache_mu);
     gocc__task *c = S.cache;
     S.cache = NULL;
-    S.ncache = 0;
+    S.ncache = S.cache_low = S.trim_left = 0;
     gocc__unlock(&S.cache_mu);
     while (c != NULL) {
         gocc__task *next = c->next;
@@ -1535,7 +1555,7 @@ void gocc__sched_fork_child(void) {
      * waiters (observe.c) no longer lists them, so none may be freed or
      * reused here. */
     S.cache = NULL;
-    S.ncache = 0;
+    S.ncache = S.cache_low = S.trim_left = 0;
     if (me != NULL) {
         me->cache = NULL;
         me->ncache = 0;
