@@ -38,6 +38,7 @@ static size_t procs(void) {
     return cfg.procs;
 }
 
+#ifndef GOCC_TEST_TSAN
 /* The address space in KiB (stacks are mapped whole, touched or not). */
 static long vsize_kib(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -47,6 +48,7 @@ static long vsize_kib(void) {
     fclose(f);
     return n == 1 ? size * (sysconf(_SC_PAGESIZE) / 1024) : -1;
 }
+#endif
 
 static long rss_kib(void) {
     FILE *f = fopen("/proc/self/statm", "r");
