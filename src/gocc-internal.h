@@ -936,8 +936,12 @@ int gocc__watch_shutdown(void);
 int gocc__netpoll_shutdown(void);
 
 /* Count/uncount a task (every part of the library that starts one).
- * gocc__tasks_inc returns the new task's id (1, 2, ...; for the dump). */
+ * gocc__tasks_inc returns the new task's id (1, 2, ...; for the dump).
+ * gocc__tasks_renew: a counted task ends and the next one starts on the
+ * same thread at once (a worker pool's next job): a new id, the count
+ * unchanged (it never dips between them). */
 uint64_t gocc__tasks_inc(void);
+uint64_t gocc__tasks_renew(void);
 void gocc__tasks_dec(void);
 
 /* ---- observability (observe.c) ---- */

@@ -106,6 +106,10 @@ uint64_t gocc__tasks_inc(void) {
     uint64_t old = atomic_fetch_add_explicit(&tasks_word, TASK_ONE | 1, memory_order_relaxed);
     return (old >> 32) + 1;
 }
+uint64_t gocc__tasks_renew(void) {
+    uint64_t old = atomic_fetch_add_explicit(&tasks_word, TASK_ONE, memory_order_relaxed);
+    return (old >> 32) + 1;
+}
 void gocc__tasks_dec(void) { atomic_fetch_sub_explicit(&tasks_word, 1, memory_order_release); }
 size_t gocc_tasks_live(void) {
     return (size_t)(atomic_load_explicit(&tasks_word, memory_order_acquire) & 0xffffffffu);

@@ -196,9 +196,11 @@ static void worker_exit_locked(gocc_workpool_t *p, gocc__wakeq *down) {
 
 /* Run job @p j as a task (counted in gocc_tasks_live while it runs, named
  * @p name unless it names itself), account for it, and return the next
- * job at hand (fn NULL: none). */
-static job run_job(gocc_workpool_t *p, gocc__waiter *w, job j, const char *name) {
-    uint64_t id = gocc__tasks_inc(); /* a task while it runs a job */
+ * job at hand (fn NULL: none). @p counted: the job before it handed its
+ * count on (back to back, the count stays up: one atomic, not two, and no
+ * dip to zero while the pool still has work in hand). */
+static job run_job(gocc_workpool_t *p, gocc__waiter *w, job j, const char *name, bool counted) {
+    uint64_t id = counted ? gocc__tasks_renew() : gocc__tasks_inc();
     if (w != NULL) w->current_pool = p;
     int rc = gocc__task_run(w, id, j.fn, p->ctx, j.arg, name);
     if (w != NULL) w->current_pool = NULL;
@@ -212,7 +214,7 @@ static job run_job(gocc_workpool_t *p, gocc__waiter *w, job j, const char *name)
         p->failed++;
     job next = next_job_locked(p, &wake);
     gocc__unlock(&p->mu);
-    gocc__tasks_dec();
+    if (next.fn == NULL) gocc__tasks_dec();
     gocc__wakeq_wake_all(&wake);
     return next;
 }
@@ -290,7 +292,8 @@ static int worker_main(gocc_ctx_t *unused, void *arg) {
     bool starting = j.fn == NULL; /* made at creation: counted as idle */
     bool leave = false;
     while (!leave) {
-        while (j.fn != NULL) j = run_job(p, w, j, name);
+        for (bool counted = false; j.fn != NULL; counted = true)
+            j = run_job(p, w, j, name, counted);
         gocc__wakeq wake = GOCC__WAKEQ_INIT;
         gocc__lock(&p->mu);
         j = find_job_locked(p, &starting, &wake);
