@@ -684,18 +684,30 @@ static void test_fork_while_busy(void **state) {
 static void test_fork_under_load(void **state) {
     (void)state;
     TEST_NAME();
+#ifdef GOCC_TEST_ASAN
+    /* GCC 12's libasan does not take its allocator's locks around fork: a
+     * child forked while a churn thread is inside malloc can inherit that
+     * lock held and hang in its first malloc (gdb: SizeClassAllocator64::
+     * GetFromAllocator; no libgocc lock). about 1 child in 70 here on a loaded
+     * machine. The optimised, TSan and swapcontext builds run this test. */
+    skip();
+#endif
     size_t base = gocc_tasks_live();
     churn c = {0};
     test_thread th[2];
     for (int i = 0; i < 2; i++) test_thread_start(&th[i], churn_thread, &c);
-    for (int round = 0; round < SCALE(24); round++) {
+    int failed_round = -1, status = 0;
+    for (int round = 0; round < SCALE(24) && failed_round < 0; round++) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) child_exit(child_work(0));
-        assert_int_equal(wait_child(pid, 30 * GOCC_SECOND), 0);
+        if ((status = wait_child(pid, 30 * GOCC_SECOND)) != 0) failed_round = round;
     }
+    /* The churn stops before any verdict: a failure here must not leave
+     * its threads running into the next test. */
     atomic_store(&c.stop, 1);
     for (int i = 0; i < 2; i++) test_thread_join(&th[i]);
+    if (failed_round >= 0) fail_msg("round %d: the child's status is %d", failed_round, status);
     assert_int_equal(atomic_load(&c.bad), 0);
     ASSERT_NO_TASKS(base);
 }
