@@ -6,21 +6,24 @@
 #
 # Every positive configuration must verify with no error: no assertion
 # violated, no invalid end state (deadlock or lost wake-up), and, where
-# marked "cycles", no cycle (so every run ends; "fair": none that treats
-# every thread fairly). Every negative configuration
-# (a deliberately broken variant of the protocol) must produce a
-# counterexample. Also checks that every statement of the model is reached
-# by some positive configuration (a model that cannot reach a step proves
-# nothing about it). Prints one line per configuration and a summary; exit
-# status 0 only when everything behaved as expected, 1 otherwise, 2 when
-# spin or a C compiler is missing.
+# marked "cycles", no cycle (so every run ends; "fair": no cycle in which
+# every thread that can move does). Every negative configuration (a
+# deliberately broken variant of the protocol, or a "limit": the code as it
+# is, where the model shows a weakness) must produce a counterexample. Also
+# checks that every statement of the models is reached by some positive
+# configuration (a model that cannot reach a step proves nothing about it).
+# Prints one line per configuration and a summary; exit status 0 only when
+# everything behaved as expected, 1 otherwise, 2 when spin or a C compiler
+# is missing.
 #
-#   check.sh          the default set: about a minute on 2 cores, about
-#                     1.2 GiB of memory with two jobs
+#   check.sh          the default set: about a minute on 2 cores (about
+#                     2 min 10 s of CPU), about 1.2 GiB of memory with two
+#                     jobs
 #   check.sh --full   adds the cycle check of the 3-thread scenarios and
 #                     variants (capacity 2, no partial-order reduction, more
-#                     spurious wake-ups): about 4 minutes, up to 3.2 GiB
-#                     with two jobs (1.8 GiB with -j 1)
+#                     spurious wake-ups, sched.pml's fair cycle checks):
+#                     about 4 minutes, up to 3.2 GiB with two jobs (1.8 GiB
+#                     with -j 1)
 #   -v                print each negative configuration's counterexample
 #   -k                keep the work directory (pan sources, trails, logs)
 #   -j N              run N configurations at once (default 2)
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
         -v) verbose=1 ;;
         -k) keep=1 ;;
         -j) shift; jobs_max=${1:-2} ;;
-        -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "check.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
