@@ -129,7 +129,6 @@ if [ "$full" -eq 1 ]; then
         "sched1-fixed-fair|pass|fair|0 21|-DSCENARIO=1 -DFIXED|sched.pml"
         "sched2-fixed-fair|pass|fair|0 21|-DSCENARIO=2 -DFIXED|sched.pml"
         "sched3-fixed-fair|pass|fair|0 21|-DSCENARIO=3 -DFIXED|sched.pml"
-        "sched3-fixed-fair|pass|fair|0 21|-DSCENARIO=3 -DFIXED|sched.pml"
         "sched2-fixed-nopor|pass|nopor|0 21|-DSCENARIO=2 -DFIXED|sched.pml"
     )
 fi
