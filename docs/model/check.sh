@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # docs/model/check.sh - model-check libgocc's waiting protocols with spin:
-# channels and select (docs/model/select.pml), and how a coroutine task
-# parks, is woken or timed out, and handed to a worker (docs/model/park.pml).
+# channels and select (docs/model/select.pml), how a coroutine task parks,
+# is woken or timed out, and handed to a worker (docs/model/park.pml), and
+# how workers go idle and are woken (docs/model/sched.pml).
 #
 # Every positive configuration must verify with no error: no assertion
 # violated, no invalid end state (deadlock or lost wake-up), and, where
-# marked "cycles", no cycle (so every run ends). Every negative configuration
-# (a deliberately broken variant of the protocol) must produce a
-# counterexample. Also checks that every statement of the model is reached
-# by some positive configuration (a model that cannot reach a step proves
-# nothing about it). Prints one line per configuration and a summary; exit
-# status 0 only when everything behaved as expected, 1 otherwise, 2 when
-# spin or a C compiler is missing.
+# marked "cycles", no cycle (so every run ends; "fair": no cycle in which
+# every thread that can move does). Every negative configuration (a
+# deliberately broken variant of the protocol, or a "limit": the code as it
+# is, where the model shows a weakness) must produce a counterexample. Also
+# checks that every statement of the models is reached by some positive
+# configuration (a model that cannot reach a step proves nothing about it).
+# Prints one line per configuration and a summary; exit status 0 only when
+# everything behaved as expected, 1 otherwise, 2 when spin or a C compiler
+# is missing.
 #
-#   check.sh          the default set: about a minute on 2 cores, about
-#                     1.2 GiB of memory with two jobs
+#   check.sh          the default set: about a minute on 2 cores (about
+#                     2 min 10 s of CPU), about 1.2 GiB of memory with two
+#                     jobs
 #   check.sh --full   adds the cycle check of the 3-thread scenarios and
 #                     variants (capacity 2, no partial-order reduction, more
-#                     spurious wake-ups): about 4 minutes, up to 3.2 GiB
-#                     with two jobs (1.8 GiB with -j 1)
+#                     spurious wake-ups, sched.pml's fair cycle checks):
+#                     about 4 minutes, up to 3.2 GiB with two jobs (1.8 GiB
+#                     with -j 1)
 #   -v                print each negative configuration's counterexample
 #   -k                keep the work directory (pan sources, trails, logs)
 #   -j N              run N configurations at once (default 2)
@@ -39,7 +44,7 @@ while [ $# -gt 0 ]; do
         -v) verbose=1 ;;
         -k) keep=1 ;;
         -j) shift; jobs_max=${1:-2} ;;
-        -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "check.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -58,7 +63,7 @@ if [ "$keep" -eq 1 ]; then
 else
     trap 'rm -rf "$work"' EXIT
 fi
-cp "$here/select.pml" "$here/park.pml" "$work/"
+cp "$here/select.pml" "$here/park.pml" "$here/sched.pml" "$work/"
 cd "$work"
 
 # name | expect (pass/fail) | mode | cc -O level, pan hash bits | spin -D flags
@@ -66,7 +71,8 @@ cd "$work"
 # Modes: safety = assertions and invalid end states (-DSAFETY); nopor = the
 # same without partial-order reduction (a cross-check of the reduction);
 # cycles = pan -l with no progress label in the model, so any cycle at all
-# is reported.
+# is reported; fair = the same under weak fairness (pan -l -f: a cycle in
+# which some thread could always move and never does is not reported).
 # The big ones first, so that two jobs share the time well.
 configs=(
     "s3-3thr-ctx      |pass|safety|2 24|-DSCENARIO=3"
@@ -95,6 +101,20 @@ configs=(
     "neg-no-del-sync  |fail|safety|0 20|-DSCENARIO=2 -DNEG_NO_DEL_SYNC|park.pml"
     "neg-no-ready     |fail|safety|0 20|-DSCENARIO=1 -DNEG_NO_READY|park.pml"
     "limit-strict-false|fail|safety|0 20|-DSCENARIO=2 -DSTRICT_FALSE|park.pml"
+    "sched1-monitor   |pass|safety|0 21|-DSCENARIO=1 -DMONITOR|sched.pml"
+    "sched2-monitor   |pass|safety|0 21|-DSCENARIO=2 -DMONITOR|sched.pml"
+    "sched3           |pass|safety|0 20|-DSCENARIO=3|sched.pml"
+    "sched1-fixed     |pass|safety|0 20|-DSCENARIO=1 -DFIXED|sched.pml"
+    "sched2-fixed     |pass|safety|0 20|-DSCENARIO=2 -DFIXED|sched.pml"
+    "sched3-fixed     |pass|safety|0 20|-DSCENARIO=3 -DFIXED|sched.pml"
+    "limit-giveback   |fail|safety|0 20|-DSCENARIO=1 -DFIX_IDLE_TAKE -DFIX_UNIDLE_SPIN|sched.pml"
+    "limit-idle-take  |fail|safety|0 20|-DSCENARIO=1 -DFIX_GIVEBACK -DFIX_UNIDLE_SPIN|sched.pml"
+    "limit-unidle-spin|fail|fair|0 20|-DSCENARIO=1 -DFIX_GIVEBACK -DFIX_IDLE_TAKE|sched.pml"
+    "neg-no-recheck   |fail|safety|0 20|-DSCENARIO=2 -DFIXED -DNEG_NO_RECHECK|sched.pml"
+    "neg-no-reset-spin|fail|safety|0 20|-DSCENARIO=1 -DFIXED -DNEG_NO_RESET_SPIN|sched.pml"
+    "neg-wakep-no-cas |fail|safety|0 20|-DSCENARIO=1 -DFIXED -DNEG_WAKEP_NO_CAS|sched.pml"
+    "neg-unidle-drop  |fail|safety|0 20|-DSCENARIO=2 -DFIXED -DNEG_UNIDLE_DROP_WAKE|sched.pml"
+    "neg-no-break     |fail|safety|0 20|-DSCENARIO=3 -DFIXED -DNEG_NO_BREAK|sched.pml"
 )
 if [ "$full" -eq 1 ]; then
     configs=(
@@ -105,6 +125,11 @@ if [ "$full" -eq 1 ]; then
         "s1-cap2          |pass|safety|0 20|-DSCENARIO=1 -DCAP1=2"
         "s2-cap2          |pass|safety|0 20|-DSCENARIO=2 -DCAP1=2"
         "s2-spurious2     |pass|safety|0 20|-DSCENARIO=2 -DSPURIOUS=2"
+        "sched3-monitor   |pass|safety|0 21|-DSCENARIO=3 -DMONITOR|sched.pml"
+        "sched1-fixed-fair|pass|fair|0 21|-DSCENARIO=1 -DFIXED|sched.pml"
+        "sched2-fixed-fair|pass|fair|0 21|-DSCENARIO=2 -DFIXED|sched.pml"
+        "sched3-fixed-fair|pass|fair|0 21|-DSCENARIO=3 -DFIXED|sched.pml"
+        "sched2-fixed-nopor|pass|nopor|0 21|-DSCENARIO=2 -DFIXED|sched.pml"
     )
 fi
 
@@ -121,6 +146,7 @@ run_config() {
     local ccflags="-O$opt -DCOLLAPSE -DMEMLIM=2048 -w" panflags="-m20000 -w$hashbits"
     case $mode in
         cycles) ccflags="$ccflags -DNP -DMEMLIM=4096"; panflags="$panflags -l" ;;
+        fair) ccflags="$ccflags -DNP -DMEMLIM=4096"; panflags="$panflags -l -f" ;;
         nopor) ccflags="$ccflags -DSAFETY -DNOREDUCE" ;;
         *) ccflags="$ccflags -DSAFETY" ;;
     esac
@@ -180,11 +206,12 @@ run_config() {
     fi
     if [ -f "$dir/$model.trail" ]; then
         # The counterexample as a story: the model's printf lines (thread or
-        # task Tn, worker Wn, the timer thread TM) and spin's verdict.
+        # task Tn, worker Wn, the timer thread TM, producer P0, monitor M0,
+        # descriptor D0) and spin's verdict.
         # Printed for a negative configuration with -v, for a failing
         # positive one always.
         (cd "$dir" && spin -o3 -t $defs "$model" 2>&1 |
-            grep -E '^[[:space:]]+(T[0-9]|W[0-9]|TM): |^spin: (text of failed|.*Error|trail ends)' |
+            grep -E '^[[:space:]]+(T[0-9]|W[0-9]|TM|P0|M0|D0): |<<<<<START OF CYCLE|^spin: (text of failed|.*Error|trail ends)' |
             sed 's/^[[:space:]]*/    /' >story.txt) || true
         if grep -q "^pan:1: invalid end state" "$dir/pan.out"; then
             echo "    (and then no thread can move: an invalid end state)" >>"$dir/story.txt"
@@ -193,7 +220,7 @@ run_config() {
     return 0
 }
 
-echo "=== model check of docs/model/select.pml and park.pml ($(spin -V | head -n 1)), ${#configs[@]} configurations, $jobs_max at a time"
+echo "=== model check of docs/model/select.pml, park.pml and sched.pml ($(spin -V | head -n 1)), ${#configs[@]} configurations, $jobs_max at a time"
 names=()
 for c in "${configs[@]}"; do
     IFS='|' read -r name expect mode opt defs model <<<"$c"
@@ -262,7 +289,7 @@ elif [ -n "$uncovered" ]; then
     printf '%-18s %-5s  model lines no positive run reaches: %s\n' coverage FAIL "$uncovered"
     bad=$((bad + 1))
 else
-    printf '%-18s %-5s  every statement of both models is reached by a positive run\n' coverage ok
+    printf '%-18s %-5s  every statement of the models is reached by a positive run\n' coverage ok
     ok=$((ok + 1))
 fi
 echo "model check: $ok as expected, $bad not"
