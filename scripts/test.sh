@@ -13,8 +13,9 @@
 #                  has a closed end's peer see the close at once)
 # All with -Dwerror=true. Then build-ci/fuzz: a bounded libFuzzer run
 # (tests/fuzz/run.sh, 60 s), one test, skipped where clang cannot build
-# fuzzers. Then docs/model: spin over the select protocol's Promela model
-# (docs/model/check.sh), one test, skipped without spin. Then the mutation
+# fuzzers. Then docs/model: spin over the Promela models of select, the
+# coroutine park and idle workers (docs/model/check.sh), one test, skipped
+# without spin. Then the mutation
 # check (tests/mutations/run.sh): the lesson examples must fail under each
 # deliberate library break, one test. Installs missing
 # build tools with apt-get when run
@@ -133,7 +134,7 @@ fi
 echo "=== $line"
 summary+=("$line")
 
-# ---- model: spin over the Promela model of the select/park protocol
+# ---- model: spin over the Promela models of select, park and idle workers
 # (docs/model/check.sh, about a minute), counted as one test; skipped, and
 # said so, without spin or a C compiler.
 if command -v spin >/dev/null 2>&1 && command -v "${CC:-cc}" >/dev/null 2>&1; then

@@ -34,7 +34,14 @@
  * looks at every queue once more; a producer publishes its task, fences,
  * then reads nspinning and nactive (wakep). One of the two sees the other:
  * either the worker finds the task, or the producer sees a free slot and
- * wakes an idle worker (or a spinner that will find it).
+ * wakes an idle worker (or a spinner that will find it). Three more rules
+ * close what the spin model (docs/model/sched.pml) found the pairing
+ * alone leaves open: a wakep that found nobody to wake gives its spinning
+ * count back and looks again (a producer that saw that count left its
+ * work to it); the last spinner that takes work under S.mu after it
+ * stopped spinning still wakes the next, as stop_spinning does; and a
+ * worker that saw work in its re-check becomes a spinner, so it may steal
+ * it (Go's becomeSpinning after checkRunqsNoP).
  *
  * Blocking outside libgocc: each worker bumps its run counter every time it returns
  * to its loop. The monitor thread looks every 1-10 ms; a worker running the
@@ -418,40 +425,54 @@ static int start_locked(void);
 /* There is new work no running worker may see soon: make sure some worker
  * looks (Go's wakep). Cheap when a worker already spins or none is free. */
 static void wakep(void) {
-    if (atomic_load_explicit(&S.nspinning, memory_order_relaxed) != 0) return;
-    if (atomic_load_explicit(&S.nactive, memory_order_relaxed) >= S.procs) return;
-    int zero = 0;
-    if (!atomic_compare_exchange_strong_explicit(&S.nspinning, &zero, 1, memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return;
-    gocc__lock(&S.mu);
-    worker *wk = NULL;
-    bool in_poll = false;
-    if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs) {
-        /* An idle worker on its futex rather than the one in the poller's
-         * wait: that one keeps watching the descriptors. */
-        worker **pp = &S.idle;
-        while (*pp != NULL && (*pp)->in_poll && (*pp)->idle_next != NULL) pp = &(*pp)->idle_next;
-        wk = *pp;
-        if (wk != NULL) {
-            *pp = wk->idle_next;
-            wk->idle = false;
-            wk->spinning = true; /* read by the worker after the wake */
-            in_poll = wk->in_poll;
-            atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
+    for (;;) {
+        if (atomic_load_explicit(&S.nspinning, memory_order_relaxed) != 0) return;
+        if (atomic_load_explicit(&S.nactive, memory_order_relaxed) >= S.procs) return;
+        int zero = 0;
+        if (!atomic_compare_exchange_strong_explicit(&S.nspinning, &zero, 1, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            return;
+        gocc__lock(&S.mu);
+        worker *wk = NULL;
+        bool in_poll = false;
+        if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs) {
+            /* An idle worker on its futex rather than the one in the
+             * poller's wait: that one keeps watching the descriptors. */
+            worker **pp = &S.idle;
+            while (*pp != NULL && (*pp)->in_poll && (*pp)->idle_next != NULL)
+                pp = &(*pp)->idle_next;
+            wk = *pp;
+            if (wk != NULL) {
+                *pp = wk->idle_next;
+                wk->idle = false;
+                wk->spinning = true; /* read by the worker after the wake */
+                in_poll = wk->in_poll;
+                atomic_fetch_sub_explicit(&S.nidle, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
+            }
         }
+        gocc__unlock(&S.mu);
+        if (wk != NULL) {
+            gocc__wake(&wk->idle_w);
+            if (in_poll) gocc__netpoll_break();
+            return;
+        }
+        /* No idle worker to wake: make one if procs allows (it starts
+         * spinning). If that fails the monitor tries again each look. */
+        if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs) {
+            if (start_worker() != 0)
+                atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_release);
+            return;
+        }
+        /* Every worker was active: give the count back, then look again. A
+         * producer that read our count meanwhile left its work to a
+         * spinner that is not coming, and a worker going idle may have
+         * made its last look before that work was there. */
+        atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_release);
+        SC_FENCE();
+        if (atomic_load_explicit(&S.nactive, memory_order_relaxed) >= S.procs || !work_anywhere())
+            return;
     }
-    gocc__unlock(&S.mu);
-    if (wk != NULL) {
-        gocc__wake(&wk->idle_w);
-        if (in_poll) gocc__netpoll_break();
-        return;
-    }
-    /* No idle worker to wake: make one if procs allows (it starts spinning). */
-    if (atomic_load_explicit(&S.nactive, memory_order_relaxed) < S.procs && start_worker() == 0)
-        return;
-    atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_release);
 }
 
 /* A spinning worker found work: stop counting as spinning, and if it was
@@ -996,14 +1017,20 @@ static void idle_remove_locked(worker *wk) {
 }
 
 /* An idle worker saw work after publishing itself idle: take itself off
- * the list. If a waker took it first, consume that wake (the waker made it
- * active and spinning, or shutdown told it to quit: then false). */
+ * the list, active and spinning. If a waker took it first, consume that
+ * wake (the waker made it active and spinning, or shutdown told it to
+ * quit: then false). */
 static bool unidle(worker *wk) {
     gocc__lock(&S.mu);
     if (wk->idle) {
         idle_remove_locked(wk);
         atomic_fetch_add_explicit(&S.nactive, 1, memory_order_relaxed);
         gocc__unlock(&S.mu);
+        /* It saw work: it spins, so that it may steal it (the half-active
+         * limit would otherwise send it idle again while another holds
+         * the spinning count). */
+        wk->spinning = true;
+        atomic_fetch_add_explicit(&S.nspinning, 1, memory_order_acq_rel);
         return true;
     }
     gocc__unlock(&S.mu);
@@ -1129,13 +1156,15 @@ static gocc__task *find_runnable(worker *wk) {
 
         /* Nothing: stop spinning (before publishing ourselves idle: a waker
          * then owns wk->spinning), and go idle. */
+        bool was_last = false;
         if (wk->spinning) {
             wk->spinning = false;
-            atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_acq_rel);
+            was_last = atomic_fetch_sub_explicit(&S.nspinning, 1, memory_order_acq_rel) == 1;
         }
         gocc__lock(&S.mu);
         if (!over_procs() && (t = gq_get_locked()) != NULL) {
             gocc__unlock(&S.mu);
+            if (was_last) wakep(); /* what stop_spinning would have done */
             goto found;
         }
         gocc__waiter_arm(&wk->idle_w);

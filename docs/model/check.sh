@@ -8,8 +8,9 @@
 # violated, no invalid end state (deadlock or lost wake-up), and, where
 # marked "cycles", no cycle (so every run ends; "fair": no cycle in which
 # every thread that can move does). Every negative configuration (a
-# deliberately broken variant of the protocol, or a "limit": the code as it
-# is, where the model shows a weakness) must produce a counterexample. Also
+# deliberately broken variant of the protocol, or a "limit": a property
+# the primitive does not have, shown on purpose) must produce a
+# counterexample. Also
 # checks that every statement of the models is reached by some positive
 # configuration (a model that cannot reach a step proves nothing about it).
 # Prints one line per configuration and a summary; exit status 0 only when
@@ -103,18 +104,17 @@ configs=(
     "limit-strict-false|fail|safety|0 20|-DSCENARIO=2 -DSTRICT_FALSE|park.pml"
     "sched1-monitor   |pass|safety|0 21|-DSCENARIO=1 -DMONITOR|sched.pml"
     "sched2-monitor   |pass|safety|0 21|-DSCENARIO=2 -DMONITOR|sched.pml"
+    "sched1           |pass|safety|0 20|-DSCENARIO=1|sched.pml"
+    "sched2           |pass|safety|0 20|-DSCENARIO=2|sched.pml"
     "sched3           |pass|safety|0 20|-DSCENARIO=3|sched.pml"
-    "sched1-fixed     |pass|safety|0 20|-DSCENARIO=1 -DFIXED|sched.pml"
-    "sched2-fixed     |pass|safety|0 20|-DSCENARIO=2 -DFIXED|sched.pml"
-    "sched3-fixed     |pass|safety|0 20|-DSCENARIO=3 -DFIXED|sched.pml"
-    "limit-giveback   |fail|safety|0 20|-DSCENARIO=1 -DFIX_IDLE_TAKE -DFIX_UNIDLE_SPIN|sched.pml"
-    "limit-idle-take  |fail|safety|0 20|-DSCENARIO=1 -DFIX_GIVEBACK -DFIX_UNIDLE_SPIN|sched.pml"
-    "limit-unidle-spin|fail|fair|0 20|-DSCENARIO=1 -DFIX_GIVEBACK -DFIX_IDLE_TAKE|sched.pml"
-    "neg-no-recheck   |fail|safety|0 20|-DSCENARIO=2 -DFIXED -DNEG_NO_RECHECK|sched.pml"
-    "neg-no-reset-spin|fail|safety|0 20|-DSCENARIO=1 -DFIXED -DNEG_NO_RESET_SPIN|sched.pml"
-    "neg-wakep-no-cas |fail|safety|0 20|-DSCENARIO=1 -DFIXED -DNEG_WAKEP_NO_CAS|sched.pml"
-    "neg-unidle-drop  |fail|safety|0 20|-DSCENARIO=2 -DFIXED -DNEG_UNIDLE_DROP_WAKE|sched.pml"
-    "neg-no-break     |fail|safety|0 20|-DSCENARIO=3 -DFIXED -DNEG_NO_BREAK|sched.pml"
+    "neg-giveback     |fail|safety|0 20|-DSCENARIO=1 -DNEG_GIVEBACK_NO_LOOK|sched.pml"
+    "neg-idle-take    |fail|safety|0 20|-DSCENARIO=1 -DNEG_IDLE_TAKE_NO_WAKEP|sched.pml"
+    "neg-unidle-spin  |fail|fair|0 20|-DSCENARIO=1 -DNEG_UNIDLE_NOT_SPINNING|sched.pml"
+    "neg-no-recheck   |fail|safety|0 20|-DSCENARIO=2 -DNEG_NO_RECHECK|sched.pml"
+    "neg-no-reset-spin|fail|safety|0 20|-DSCENARIO=1 -DNEG_NO_RESET_SPIN|sched.pml"
+    "neg-wakep-no-cas |fail|safety|0 20|-DSCENARIO=1 -DNEG_WAKEP_NO_CAS|sched.pml"
+    "neg-unidle-drop  |fail|safety|0 20|-DSCENARIO=2 -DNEG_UNIDLE_DROP_WAKE|sched.pml"
+    "neg-no-break     |fail|safety|0 20|-DSCENARIO=3 -DNEG_NO_BREAK|sched.pml"
 )
 if [ "$full" -eq 1 ]; then
     configs=(
@@ -126,10 +126,10 @@ if [ "$full" -eq 1 ]; then
         "s2-cap2          |pass|safety|0 20|-DSCENARIO=2 -DCAP1=2"
         "s2-spurious2     |pass|safety|0 20|-DSCENARIO=2 -DSPURIOUS=2"
         "sched3-monitor   |pass|safety|0 21|-DSCENARIO=3 -DMONITOR|sched.pml"
-        "sched1-fixed-fair|pass|fair|0 21|-DSCENARIO=1 -DFIXED|sched.pml"
-        "sched2-fixed-fair|pass|fair|0 21|-DSCENARIO=2 -DFIXED|sched.pml"
-        "sched3-fixed-fair|pass|fair|0 21|-DSCENARIO=3 -DFIXED|sched.pml"
-        "sched2-fixed-nopor|pass|nopor|0 21|-DSCENARIO=2 -DFIXED|sched.pml"
+        "sched1-fair      |pass|fair|0 21|-DSCENARIO=1|sched.pml"
+        "sched2-fair      |pass|fair|0 21|-DSCENARIO=2|sched.pml"
+        "sched3-fair      |pass|fair|0 21|-DSCENARIO=3|sched.pml"
+        "sched2-nopor     |pass|nopor|0 21|-DSCENARIO=2|sched.pml"
     )
 fi
 

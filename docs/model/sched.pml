@@ -81,30 +81,31 @@
  * In "fair" mode (pan -l -f), no run goes on forever in which every thread
  * that can move does: when the work is done, the workers all sleep.
  *
- * What the checks found in sched.c (see docs/model/README.md): with the
- * monitor's rescue the protocol verifies (-DMONITOR), but without it work
- * can be stranded until the monitor's next look, in two ways; and a worker
- * that saw work in its re-check may not steal it. The changes that close
- * them (not in sched.c; each is one -D here, -DFIXED turns on all three):
- *   -DFIX_GIVEBACK     wakep that found no idle worker gives its count back,
- *                      then looks again (SC_FENCE, nactive < procs and
- *                      work_anywhere -> wakep again): a producer that read
- *                      that count left its work to it;
- *   -DFIX_IDLE_TAKE    find_runnable: the last spinner that takes work from
- *                      the global queue under S.mu, after it stopped
- *                      spinning, calls wakep (as stop_spinning would have);
- *   -DFIX_UNIDLE_SPIN  unidle (the worker took itself off the list) makes
- *                      it a spinner, so it may steal what it saw (Go's
- *                      becomeSpinning after checkRunqsNoP). Without it a
- *                      worker loops idle -> re-check -> unidle -> idle
- *                      while another holds nspinning; in sched.c as it is
- *                      that loop ends when the holder moves on, but with
- *                      FIX_GIVEBACK's second look the holder can be a
- *                      wakep that gives back and looks again in step with
- *                      it, for ever (a non-progress cycle in fair mode).
+ * What the checks found (see docs/model/README.md): the fence pairing
+ * alone (sched.c before three rules it now has) verified only with the
+ * monitor's rescue (-DMONITOR); without it work could be stranded until
+ * the monitor's next look, in two ways, and a worker that saw work in its
+ * re-check could not steal it. sched.c now has the three rules; each
+ * has a broken variant below that removes it:
+ *   -DNEG_GIVEBACK_NO_LOOK  wakep that found no idle worker gives its count
+ *                           back and returns (does not SC_FENCE and look
+ *                           again: nactive < procs and work_anywhere ->
+ *                           wakep again); a producer that read that count
+ *                           left its work to it;
+ *   -DNEG_IDLE_TAKE_NO_WAKEP find_runnable: the last spinner that takes
+ *                           work from the global queue under S.mu, after
+ *                           it stopped spinning, does not call wakep (as
+ *                           stop_spinning would have);
+ *   -DNEG_UNIDLE_NOT_SPINNING unidle (the worker took itself off the list)
+ *                           does not make it a spinner (Go's
+ *                           becomeSpinning after checkRunqsNoP): it loops
+ *                           idle -> re-check -> unidle -> idle while
+ *                           another holds nspinning, with the give-back's
+ *                           second look in step with it for ever (a
+ *                           non-progress cycle in fair mode).
  *
- * Broken variants (check.sh requires spin to find an error in each; they
- * are checked with -DFIXED and no monitor, so each failure is their own):
+ * More broken variants (check.sh requires spin to find an error in each;
+ * all are checked without the monitor, so each failure is their own):
  *   -DNEG_NO_RECHECK        go idle without the re-check after publishing
  *                           idle (and the fence);
  *   -DNEG_NO_RESET_SPIN     a spinner that found work stops spinning
@@ -133,11 +134,6 @@
 
 #ifndef SCENARIO
 #define SCENARIO 1
-#endif
-#ifdef FIXED                /* the changes proposed for sched.c */
-#define FIX_GIVEBACK
-#define FIX_IDLE_TAKE
-#define FIX_UNIDLE_SPIN
 #endif
 
 #define NW    2         /* workers W0, W1 */
@@ -390,8 +386,8 @@ inline wakep() {
                         check_counts()
                     };
                     v = 0;
-#ifdef FIX_GIVEBACK
-                    /* (not in sched.c) SC_FENCE, then look once more, as
+#ifndef NEG_GIVEBACK_NO_LOOK
+                    /* SC_FENCE, then look once more, as
                      * a spinner that stops does: a producer that read our
                      * count left its work to us. */
                     if
@@ -594,8 +590,8 @@ proctype Worker(byte me) {
                 };
                 if
                 :: t != NONE ->
-#ifdef FIX_IDLE_TAKE
-                    /* (not in sched.c) the last spinner took work under
+#ifndef NEG_IDLE_TAKE_NO_WAKEP
+                    /* the last spinner took work under
                      * the lock: wake another for what may be left, as
                      * stop_spinning does */
                     if
@@ -641,8 +637,8 @@ proctype Worker(byte me) {
                     if
                     :: ok ->
                         ok = 0;
-#ifdef FIX_UNIDLE_SPIN
-                        /* (not in sched.c) it saw work: it spins, so that
+#ifndef NEG_UNIDLE_NOT_SPINNING
+                        /* it saw work: it spins, so that
                          * it may steal it (Go's becomeSpinning after
                          * checkRunqsNoP) */
                         d_step {
