@@ -77,9 +77,18 @@ static bool no_leak(size_t baseline, int64_t within) {
 /* The child's data race: two tasks, released together, increment a plain
  * long. Run only in the ThreadSanitizer build, where it is reported. */
 static volatile long racy_counter;
+static _Atomic int racers; /* relaxed only: it must not order the two */
 
 static int racy_task(gocc_ctx_t *ctx, void *arg) {
-    gocc_chan_recv(arg, NULL, ctx);                  /* the gate: both start together */
+    gocc_chan_recv(arg, NULL, ctx); /* the gate: both start together */
+    /* ... and wait (up to 2 s) until both are here: on a loaded machine one
+     * could otherwise finish before the other starts, and ThreadSanitizer
+     * reports a race only while it still has the first one's accesses. A
+     * relaxed atomic carries no happens-before, so the race stays a race. */
+    atomic_fetch_add_explicit(&racers, 1, memory_order_relaxed);
+    for (int64_t end = gocc_now() + 2 * GOCC_SECOND;
+         atomic_load_explicit(&racers, memory_order_relaxed) < 2 && gocc_now() < end;) {
+    }
     for (int i = 0; i < 100000; i++) racy_counter++; /* BUG: a data race */
     return 0;
 }

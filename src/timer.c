@@ -361,8 +361,14 @@ static struct gocc_timer *timer_make(void) {
     return t;
 }
 
+static bool timer_stop_locked(struct gocc_timer *t);
+
 static void timer_destroy(struct gocc_timer *t) {
-    gocc__timer_del_sync(&t->e);
+    /* Stop, then free: a value sent but not received is discarded too, so
+     * a channel retained elsewhere yields nothing stale afterwards. */
+    gocc__lock(&t->mu);
+    (void)timer_stop_locked(t);
+    gocc__unlock(&t->mu);
     gocc__timer_unreserve();
     gocc_chan_release(t->ch);
     gocc__mutex_destroy(&t->mu);
