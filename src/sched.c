@@ -621,46 +621,47 @@ static gocc__task *record_new(size_t stack_size, int *err) {
 /* A record whose stack is exactly @p size: from this worker's cache, the
  * global one, or new. */
 static gocc__task *record_get(size_t size, int *err) {
+    /* Only default-size stacks are cached (a task with its own size maps
+     * one and gives it back). */
+    if (size != atomic_load_explicit(&S.stack_size, memory_order_relaxed))
+        return record_new(size, err);
     worker *wk = my_worker();
-    if (wk != NULL && wk->cache == NULL &&
-        size == atomic_load_explicit(&S.stack_size, memory_order_relaxed)) {
-        /* Refill half the worker's cache in one go (records made on one
-         * worker often end on another: one lock per batch, not per task). */
-        gocc__lock(&S.cache_mu);
-        while (S.cache != NULL && wk->ncache < LOCAL_CACHE / 2) {
-            gocc__task *t = S.cache;
-            S.cache = t->next;
-            S.ncache--;
-            t->next = wk->cache;
-            wk->cache = t;
-            wk->ncache++;
-        }
-        if (S.ncache < S.cache_low) S.cache_low = S.ncache;
-        gocc__unlock(&S.cache_mu);
-    }
-    if (wk != NULL && wk->cache != NULL) {
-        gocc__task *t = wk->cache;
-        wk->cache = t->next;
-        wk->ncache--;
-        if (t->stack.size == size) return t;
-        record_free(t); /* made before stack_size changed */
-    }
-    if (wk == NULL && size == atomic_load_explicit(&S.stack_size, memory_order_relaxed)) {
-        for (;;) {
+    for (;;) {
+        gocc__task *t;
+        if (wk != NULL) {
+            if (wk->cache == NULL) {
+                /* Refill half the worker's cache in one go (records made
+                 * on one worker often end on another: one lock per batch,
+                 * not per task). */
+                gocc__lock(&S.cache_mu);
+                while (S.cache != NULL && wk->ncache < LOCAL_CACHE / 2) {
+                    t = S.cache;
+                    S.cache = t->next;
+                    S.ncache--;
+                    t->next = wk->cache;
+                    wk->cache = t;
+                    wk->ncache++;
+                }
+                if (S.ncache < S.cache_low) S.cache_low = S.ncache;
+                gocc__unlock(&S.cache_mu);
+            }
+            if ((t = wk->cache) != NULL) {
+                wk->cache = t->next;
+                wk->ncache--;
+            }
+        } else { /* a plain thread: one from the runtime's cache */
             gocc__lock(&S.cache_mu);
-            gocc__task *t = S.cache;
-            if (t != NULL) {
+            if ((t = S.cache) != NULL) {
                 S.cache = t->next;
                 S.ncache--;
                 if (S.ncache < S.cache_low) S.cache_low = S.ncache;
             }
             gocc__unlock(&S.cache_mu);
-            if (t == NULL) break;
-            if (t->stack.size == size) return t;
-            record_free(t); /* made before stack_size changed */
         }
+        if (t == NULL) return record_new(size, err);
+        if (t->stack.size == size) return t;
+        record_free(t); /* made before stack_size changed */
     }
-    return record_new(size, err);
 }
 
 static void record_put(worker *wk, gocc__task *t) {

@@ -717,6 +717,16 @@ static void test_many_timers(void **state) {
     ASSERT_NO_TASKS(start);
 }
 
+/* Retain a timer's or ticker's channel and wait (bounded) until a fire
+ * sits in it unreceived. */
+static gocc_chan_t *retain_fired(gocc_chan_t *tch) {
+    gocc_chan_t *ch = gocc_chan_retain(tch);
+    for (int64_t end = gocc_now() + SAFETY_NS; gocc_chan_len(ch) == 0 && gocc_now() < end;)
+        sleep_ns(MS);
+    assert_int_equal(gocc_chan_len(ch), 1);
+    return ch;
+}
+
 /* The channel outlives the timer while retained; freeing stops the timer,
  * and like stop it discards a value sent but not received. */
 static void test_timer_free_and_retained_chan(void **state) {
@@ -733,19 +743,13 @@ static void test_timer_free_and_retained_chan(void **state) {
     /* Fired and unreceived when it is freed: discarded, as by stop. */
     t = gocc_timer_new(MS);
     assert_non_null(t);
-    ch = gocc_chan_retain(gocc_timer_chan(t));
-    for (int64_t end = gocc_now() + SAFETY_NS; gocc_chan_len(ch) == 0 && gocc_now() < end;)
-        sleep_ns(MS);
-    assert_int_equal(gocc_chan_len(ch), 1);
+    ch = retain_fired(gocc_timer_chan(t));
     gocc_timer_free(t);
     assert_int_equal(gocc_chan_try_recv(ch, NULL), GOCC_EAGAIN);
     gocc_chan_release(ch);
     gocc_ticker_t *tk = gocc_ticker_new(MS);
     assert_non_null(tk);
-    ch = gocc_chan_retain(gocc_ticker_chan(tk));
-    for (int64_t end = gocc_now() + SAFETY_NS; gocc_chan_len(ch) == 0 && gocc_now() < end;)
-        sleep_ns(MS);
-    assert_int_equal(gocc_chan_len(ch), 1);
+    ch = retain_fired(gocc_ticker_chan(tk));
     gocc_ticker_free(tk);
     assert_int_equal(gocc_chan_try_recv(ch, NULL), GOCC_EAGAIN);
     gocc_chan_release(ch);
